@@ -1,0 +1,29 @@
+// IndexSnapshot: one loaded version of one speaker, immutable once made.
+//
+// The registry hands snapshots out as std::shared_ptr<const IndexSnapshot>. A call keeps its
+// snapshot for its whole life, so a version swapped out while calls run is freed by the last of
+// them, never under one.
+//
+// Thread-safe: immutable.
+#ifndef TIMBRE_SERVER_CORE_INDEX_SNAPSHOT_H_
+#define TIMBRE_SERVER_CORE_INDEX_SNAPSHOT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "server/core/faiss_index.h"
+
+namespace timbre {
+
+struct IndexSnapshot {
+  std::string speaker;
+  std::string version;  // see VersionSource::version
+  std::string path;     // index file it was loaded from
+  absl::Time loaded_at;
+  std::unique_ptr<const FaissIndex> index;
+};
+
+}  // namespace timbre
+
+#endif  // TIMBRE_SERVER_CORE_INDEX_SNAPSHOT_H_

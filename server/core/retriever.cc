@@ -1,0 +1,148 @@
+#include "server/core/retriever.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/core/blend.h"
+
+namespace timbre {
+
+absl::StatusOr<std::unique_ptr<Retriever>> Retriever::Create(Options options) {
+  if (options.registry == nullptr || options.scheduler == nullptr) {
+    return absl::InvalidArgumentError("Retriever needs a registry and a scheduler");
+  }
+  if (options.max_frames_per_call < 1 || options.max_k < 1) {
+    return absl::InvalidArgumentError("Retriever limits must be >= 1");
+  }
+  return std::unique_ptr<Retriever>(new Retriever(options));
+}
+
+absl::StatusOr<std::shared_ptr<const IndexSnapshot>> Retriever::Check(const RetrievalCall& call,
+                                                                      bool blend) const {
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> snapshot =
+      options_.registry->Acquire(call.speaker);
+  if (!snapshot.ok()) return snapshot.status();
+  const FaissIndex& index = *(*snapshot)->index;
+  const std::string who = absl::StrCat("speaker '", call.speaker, "': ");
+  if (call.frames.rows < 1) return absl::InvalidArgumentError(who + "the batch has no frames");
+  if (call.frames.rows > options_.max_frames_per_call) {
+    return absl::InvalidArgumentError(absl::StrCat(who, "the batch has ", call.frames.rows,
+                                                   " frames; the server's limit is ",
+                                                   options_.max_frames_per_call));
+  }
+  if (call.frames.dim != index.dim()) {
+    return absl::InvalidArgumentError(absl::StrCat(who, "frames have dim ", call.frames.dim,
+                                                   ", index has dim ", index.dim()));
+  }
+  if (call.params.k < 1 || call.params.k > options_.max_k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, "k is ", call.params.k, "; it must be in [1, ", options_.max_k, "]"));
+  }
+  if (call.params.nprobe < 0 || (index.nlist() > 0 && call.params.nprobe > index.nlist())) {
+    return absl::InvalidArgumentError(absl::StrCat(who, "nprobe is ", call.params.nprobe,
+                                                   "; the index has ", index.nlist(), " lists"));
+  }
+  if (blend && !(call.index_rate >= 0.0f && call.index_rate <= 1.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, "index_rate is ", call.index_rate, "; it must be in [0, 1]"));
+  }
+  return snapshot;
+}
+
+namespace {
+
+// A checked call on its way through the scheduler.
+struct PendingCall {
+  RetrievalCall call;
+  std::shared_ptr<const IndexSnapshot> snapshot;
+  std::vector<float> scores;  // [rows, k]
+  std::vector<int64_t> ids;   // [rows, k]
+};
+
+// Queues the search of `pending`; `finish` runs on the worker once the search is done.
+void SubmitSearch(SearchScheduler& scheduler, std::shared_ptr<PendingCall> pending,
+                  absl::AnyInvocable<void(absl::Status, PendingCall&, const SearchTiming&)> finish) {
+  const size_t results = static_cast<size_t>(pending->call.frames.rows) * pending->call.params.k;
+  pending->scores.resize(results);
+  pending->ids.resize(results);
+  SearchTask task;
+  task.snapshot = pending->snapshot;
+  task.params = pending->call.params;
+  task.queries = pending->call.frames.values.data();
+  task.rows = pending->call.frames.rows;
+  task.scores = pending->scores.data();
+  task.ids = pending->ids.data();
+  task.done = [pending, finish = std::move(finish)](absl::Status status,
+                                                    const SearchTiming& timing) mutable {
+    finish(std::move(status), *pending, timing);
+  };
+  scheduler.Submit(std::move(task));
+}
+
+}  // namespace
+
+void Retriever::Search(RetrievalCall call,
+                       absl::AnyInvocable<void(absl::StatusOr<SearchResult>)> done) const {
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> snapshot = Check(call, /*blend=*/false);
+  if (!snapshot.ok()) {
+    done(snapshot.status());
+    return;
+  }
+  auto pending = std::make_shared<PendingCall>();
+  pending->call = std::move(call);
+  pending->snapshot = *std::move(snapshot);
+  SubmitSearch(*options_.scheduler, std::move(pending),
+               [done = std::move(done)](absl::Status status, PendingCall& pending,
+                                        const SearchTiming& timing) mutable {
+                 if (!status.ok()) {
+                   done(std::move(status));
+                   return;
+                 }
+                 SearchResult result;
+                 result.rows = pending.call.frames.rows;
+                 result.k = pending.call.params.k;
+                 result.scores = std::move(pending.scores);
+                 result.ids = std::move(pending.ids);
+                 result.snapshot = std::move(pending.snapshot);
+                 result.timing = timing;
+                 done(std::move(result));
+               });
+}
+
+void Retriever::Blend(RetrievalCall call,
+                      absl::AnyInvocable<void(absl::StatusOr<BlendResult>)> done) const {
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> snapshot = Check(call, /*blend=*/true);
+  if (!snapshot.ok()) {
+    done(snapshot.status());
+    return;
+  }
+  auto pending = std::make_shared<PendingCall>();
+  pending->call = std::move(call);
+  pending->snapshot = *std::move(snapshot);
+  SubmitSearch(*options_.scheduler, std::move(pending),
+               [done = std::move(done)](absl::Status status, PendingCall& pending,
+                                        const SearchTiming& timing) mutable {
+                 if (!status.ok()) {
+                   done(std::move(status));
+                   return;
+                 }
+                 const absl::Time start = absl::Now();
+                 const FaissIndex& index = *pending.snapshot->index;
+                 FrameMatrix& frames = pending.call.frames;
+                 // Blend in place: the output has the input's shape.
+                 BlendFrames(frames.values.data(), frames.rows, frames.dim, pending.scores.data(),
+                             pending.ids.data(), pending.call.params.k, index.metric(),
+                             pending.call.index_rate,
+                             [&index](int64_t id) { return index.StoredVector(id); },
+                             frames.values.data());
+                 BlendResult result;
+                 result.frames = std::move(frames);
+                 result.version = pending.snapshot->version;
+                 result.timing = timing;
+                 result.blend = absl::Now() - start;
+                 done(std::move(result));
+               });
+}
+
+}  // namespace timbre

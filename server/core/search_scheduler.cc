@@ -1,0 +1,118 @@
+#include "server/core/search_scheduler.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/time/clock.h"
+
+namespace timbre {
+namespace {
+
+bool SameSearch(const SearchTask& a, const SearchTask& b) {
+  return a.snapshot == b.snapshot && a.params.k == b.params.k &&
+         a.params.nprobe == b.params.nprobe;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SearchScheduler>> SearchScheduler::Create(Options options) {
+  if (options.workers < 0) return absl::InvalidArgumentError("workers must be >= 0");
+  if (options.max_batch_rows < 1) return absl::InvalidArgumentError("max_batch_rows must be >= 1");
+  if (options.workers == 0) {
+    options.workers = std::max(1u, std::thread::hardware_concurrency());
+  }
+  std::unique_ptr<SearchScheduler> scheduler(new SearchScheduler(options));
+  for (int i = 0; i < options.workers; ++i) {
+    scheduler->threads_.emplace_back([s = scheduler.get()] { s->WorkerLoop(); });
+  }
+  return scheduler;
+}
+
+SearchScheduler::~SearchScheduler() {
+  {
+    absl::MutexLock lock(&mutex_);
+    stopping_ = true;
+  }
+  for (std::thread& thread : threads_) thread.join();
+}
+
+void SearchScheduler::Submit(SearchTask task) {
+  absl::MutexLock lock(&mutex_);
+  queue_.push_back(Queued{std::move(task), absl::Now()});
+}
+
+void SearchScheduler::WorkerLoop() {
+  for (;;) {
+    std::vector<Queued> batch;
+    int threads = 1;
+    {
+      absl::MutexLock lock(&mutex_);
+      mutex_.Await(absl::Condition(
+          +[](SearchScheduler* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mutex_) {
+            return s->stopping_ || !s->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) return;  // stopping, and every task is done
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+      int64_t rows = batch[0].task.rows;
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        if (SameSearch(it->task, batch[0].task) &&
+            rows + it->task.rows <= options_.max_batch_rows) {
+          rows += it->task.rows;
+          batch.push_back(std::move(*it));
+          it = queue_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      ++busy_;
+      if (options_.split_when_idle && queue_.empty() && busy_ == 1) threads = workers();
+    }
+    RunBatch(batch, threads);
+    absl::MutexLock lock(&mutex_);
+    --busy_;
+  }
+}
+
+void SearchScheduler::RunBatch(std::vector<Queued>& batch, int threads) {
+  const SearchTask& first = batch[0].task;
+  const FaissIndex& index = *first.snapshot->index;
+  const int dim = index.dim();
+  const int k = first.params.k;
+  const absl::Time start = absl::Now();
+  absl::Status status;
+  int64_t rows = 0;
+  if (batch.size() == 1) {
+    rows = first.rows;
+    status = index.Search(first.queries, rows, first.params, threads, first.scores, first.ids);
+  } else {
+    for (const Queued& queued : batch) rows += queued.task.rows;
+    std::vector<float> queries(static_cast<size_t>(rows) * dim);
+    std::vector<float> scores(static_cast<size_t>(rows) * k);
+    std::vector<int64_t> ids(static_cast<size_t>(rows) * k);
+    int64_t offset = 0;
+    for (const Queued& queued : batch) {
+      std::memcpy(queries.data() + offset * dim, queued.task.queries,
+                  sizeof(float) * queued.task.rows * dim);
+      offset += queued.task.rows;
+    }
+    status = index.Search(queries.data(), rows, first.params, threads, scores.data(), ids.data());
+    offset = 0;
+    for (Queued& queued : batch) {
+      const size_t n = static_cast<size_t>(queued.task.rows) * k;
+      std::memcpy(queued.task.scores, scores.data() + offset * k, sizeof(float) * n);
+      std::memcpy(queued.task.ids, ids.data() + offset * k, sizeof(int64_t) * n);
+      offset += queued.task.rows;
+    }
+  }
+  SearchTiming timing;
+  timing.search = absl::Now() - start;
+  timing.batch_rows = rows;
+  for (Queued& queued : batch) {
+    timing.queued = start - queued.submitted;
+    queued.task.done(status, timing);
+  }
+}
+
+}  // namespace timbre

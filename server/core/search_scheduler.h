@@ -1,0 +1,98 @@
+// SearchScheduler: runs nearest-neighbour searches on a fixed set of worker threads, merging
+// concurrent calls to the same index into one search (dynamic batching, as Triton does).
+//
+// Batching adds no wait: a worker that becomes free takes the oldest queued task together with
+// every queued task for the same snapshot and search parameters, up to max_batch_rows, and
+// searches them as one batch. At light load the queue is empty, a task is searched at once, and
+// if the other workers are idle too the search's coarse step is split across all of them. Under
+// load tasks queue while the workers search, and the next free worker takes them together:
+// larger batches use the cores better (one sgemm instead of several), which is where throughput
+// comes from.
+//
+// Threads: `workers` searching threads, each single-threaded except for the split coarse step at
+// light load, so searches never use more threads than workers (set workers = cores).
+//
+// Thread-safe. Submit never blocks; completion callbacks run on a worker thread.
+#ifndef TIMBRE_SERVER_CORE_SEARCH_SCHEDULER_H_
+#define TIMBRE_SERVER_CORE_SEARCH_SCHEDULER_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/core/index_snapshot.h"
+#include "server/core/search_types.h"
+
+namespace timbre {
+
+// How one task's search went.
+struct SearchTiming {
+  absl::Duration queued;  // from Submit to the start of its batch's search
+  absl::Duration search;  // the batch's search
+  int64_t batch_rows = 0; // rows searched together in that batch
+};
+
+// One call's search. The scheduler fills `scores` and `ids` ([rows, params.k] each) and then
+// runs `done` exactly once, on a worker thread.
+struct SearchTask {
+  std::shared_ptr<const IndexSnapshot> snapshot;  // required
+  SearchParams params;
+  const float* queries = nullptr;  // [rows, dim]; must stay valid until done runs
+  int64_t rows = 0;
+  float* scores = nullptr;         // [rows, k]; must stay valid until done runs
+  int64_t* ids = nullptr;          // [rows, k]; must stay valid until done runs
+  absl::AnyInvocable<void(absl::Status, const SearchTiming&)> done;
+};
+
+class SearchScheduler {
+ public:
+  struct Options {
+    // Searching threads. Default 0: one per core (std::thread::hardware_concurrency()).
+    int workers = 0;
+    // Most query rows merged into one batch. A single larger task is searched alone.
+    // Default 512.
+    int64_t max_batch_rows = 512;
+    // Split a search's coarse step across idle workers when nothing else is queued. Default on.
+    bool split_when_idle = true;
+  };
+
+  // Errors: INVALID_ARGUMENT for negative workers or max_batch_rows < 1.
+  static absl::StatusOr<std::unique_ptr<SearchScheduler>> Create(Options options);
+
+  // Finishes every queued task, then joins the workers.
+  ~SearchScheduler();
+
+  // Queues `task`. REQUIRES: task.snapshot, queries, scores, ids and done are set; rows >= 1.
+  void Submit(SearchTask task);
+
+  int workers() const { return static_cast<int>(threads_.size()); }
+
+ private:
+  struct Queued {
+    SearchTask task;
+    absl::Time submitted;
+  };
+
+  explicit SearchScheduler(Options options) : options_(options) {}
+  void WorkerLoop();
+  void RunBatch(std::vector<Queued>& batch, int threads);
+
+  const Options options_;
+  absl::Mutex mutex_;
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mutex_);
+  int busy_ ABSL_GUARDED_BY(mutex_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace timbre
+
+#endif  // TIMBRE_SERVER_CORE_SEARCH_SCHEDULER_H_

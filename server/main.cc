@@ -1,0 +1,71 @@
+// timbre-server: maps flags to TimbreServer::Options and runs until SIGINT or SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/time/time.h"
+#include "server/service/timbre_server.h"
+#include "spdlog/spdlog.h"
+
+ABSL_FLAG(std::string, repo, "", "Speaker repository directory (required)");
+ABSL_FLAG(bool, demo_if_empty, false,
+          "Create a demo speaker from generated frames when the repository has none");
+ABSL_FLAG(std::string, host, "0.0.0.0", "gRPC listening address");
+ABSL_FLAG(int, port, 50051, "gRPC port; 0 picks a free one");
+ABSL_FLAG(std::string, metrics_host, "0.0.0.0", "Prometheus endpoint address");
+ABSL_FLAG(int, metrics_port, 9464, "Prometheus /metrics port; 0 picks a free one, -1 disables");
+ABSL_FLAG(int, search_threads, 0, "Search worker threads; 0 = one per core");
+ABSL_FLAG(int64_t, max_batch_frames, 512, "Most frames merged into one search batch");
+ABSL_FLAG(int64_t, max_frames_per_call, 4096, "Most frames accepted in one call");
+ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
+          "How often the repository is rescanned for new versions; 0 disables");
+ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message accepted or sent");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+          "How long calls in flight may take to finish on SIGTERM");
+ABSL_FLAG(std::string, log_level, "info", "spdlog level: trace, debug, info, warn, error");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("Serves RVC speaker indexes over gRPC.\n  timbre-server --repo=DIR");
+  absl::ParseCommandLine(argc, argv);
+  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+
+  // Signals are taken by one thread with sigwait; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  timbre::TimbreServer::Options options;
+  options.repo = absl::GetFlag(FLAGS_repo);
+  options.demo_if_empty = absl::GetFlag(FLAGS_demo_if_empty);
+  options.host = absl::GetFlag(FLAGS_host);
+  options.port = absl::GetFlag(FLAGS_port);
+  options.metrics_host = absl::GetFlag(FLAGS_metrics_host);
+  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.search_threads = absl::GetFlag(FLAGS_search_threads);
+  options.max_batch_frames = absl::GetFlag(FLAGS_max_batch_frames);
+  options.max_frames_per_call = absl::GetFlag(FLAGS_max_frames_per_call);
+  options.poll_interval = absl::GetFlag(FLAGS_poll_interval);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  auto server = timbre::TimbreServer::Start(options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "timbre-server: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  std::thread waiter([&signals, &server] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    spdlog::info("signal {}: shutting down", signal);
+    (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  });
+  (*server)->Wait();
+  waiter.join();
+  server->reset();
+  spdlog::info("timbre-server stopped");
+  return 0;
+}

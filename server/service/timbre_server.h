@@ -1,0 +1,71 @@
+// TimbreServer: assembles the core and the gRPC service into a running server.
+//
+// Start() opens the speaker repository (creating a demo speaker in an empty one if asked),
+// loads every speaker, starts the search workers, the gRPC server (timbre.v1.Timbre, the standard
+// grpc.health.v1 service and server reflection) and the Prometheus endpoint.
+//
+// Thread-safe.
+#ifndef TIMBRE_SERVER_SERVICE_TIMBRE_SERVER_H_
+#define TIMBRE_SERVER_SERVICE_TIMBRE_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace timbre {
+
+class TimbreServer {
+ public:
+  struct Options {
+    // Speaker repository directory. Required.
+    std::string repo;
+    // Create a demo speaker from generated frames when the repository has no speaker.
+    // Default off.
+    bool demo_if_empty = false;
+    // gRPC listening address. Default "0.0.0.0". Port 0 picks a free port (see port()).
+    std::string host = "0.0.0.0";
+    int port = 50051;
+    // Prometheus endpoint (/metrics). Port 0 picks a free port; -1 disables it. Default 9464.
+    std::string metrics_host = "0.0.0.0";
+    int metrics_port = 9464;
+    // Search worker threads; 0 = one per core. Default 0.
+    int search_threads = 0;
+    // Most frames merged into one search batch. Default 512.
+    int64_t max_batch_frames = 512;
+    // Most frames in one call; larger calls get INVALID_ARGUMENT. Default 4096.
+    int64_t max_frames_per_call = 4096;
+    // How often the repository is rescanned for new versions; zero disables. Default 2 s.
+    absl::Duration poll_interval = absl::Seconds(2);
+    // Largest gRPC message accepted or sent, in bytes. Default 64 MiB (4096 v2 frames in float32
+    // are 12.6 MB).
+    int max_message_bytes = 64 << 20;
+  };
+
+  // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository;
+  // UNAVAILABLE if a port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<TimbreServer>> Start(Options options);
+
+  // Stops accepting calls, lets calls in flight finish for up to `grace`, then cancels the rest.
+  ~TimbreServer();
+
+  // The bound gRPC and metrics ports (useful with port 0); metrics_port() is -1 when disabled.
+  int port() const;
+  int metrics_port() const;
+
+  // Blocks until Shutdown() is called.
+  void Wait();
+  // Stops the server; calls in flight get up to `grace` to finish.
+  void Shutdown(absl::Duration grace = absl::Seconds(5));
+
+  struct Parts;
+
+ private:
+  explicit TimbreServer(std::unique_ptr<Parts> parts);
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace timbre
+
+#endif  // TIMBRE_SERVER_SERVICE_TIMBRE_SERVER_H_

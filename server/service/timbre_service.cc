@@ -1,0 +1,113 @@
+#include "server/service/timbre_service.h"
+
+#include <memory>
+
+#include "server/service/blend_stream_reactor.h"
+#include "server/service/call_recorder.h"
+#include "server/service/grpc_status.h"
+#include "server/service/proto_convert.h"
+
+namespace timbre {
+
+grpc::ServerUnaryReactor* TimbreService::Blend(grpc::CallbackServerContext* context,
+                                               const timbre::v1::BlendRequest* request,
+                                               timbre::v1::BlendResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto recorder = std::make_shared<CallRecorder>(metrics_, "Blend");
+  absl::StatusOr<RetrievalCall> call =
+      ToRetrievalCall(request->speaker(), request->frames(), request->options());
+  if (!call.ok()) {
+    reactor->Finish(recorder->Record(ToGrpcStatus(call.status()), 0));
+    return reactor;
+  }
+  const DType dtype = *FromProto(request->frames().dtype());
+  const int64_t frames = call->frames.rows;
+  retriever_->Blend(*std::move(call), [this, reactor, response, recorder, dtype,
+                                       frames](absl::StatusOr<BlendResult> result) {
+    if (!result.ok()) {
+      reactor->Finish(recorder->Record(ToGrpcStatus(result.status()), frames));
+      return;
+    }
+    ToProto(result->frames, dtype, response->mutable_frames());
+    response->set_version(result->version);
+    ToProto(result->timing, result->blend, response->mutable_timing());
+    recorder->RecordStages(result->timing, result->blend);
+    reactor->Finish(recorder->Record(grpc::Status::OK, frames));
+  });
+  return reactor;
+}
+
+grpc::ServerBidiReactor<timbre::v1::BlendStreamRequest, timbre::v1::BlendStreamResponse>*
+TimbreService::BlendStream(grpc::CallbackServerContext* context) {
+  return new BlendStreamReactor(retriever_, metrics_);
+}
+
+grpc::ServerUnaryReactor* TimbreService::Search(grpc::CallbackServerContext* context,
+                                                const timbre::v1::SearchRequest* request,
+                                                timbre::v1::SearchResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto recorder = std::make_shared<CallRecorder>(metrics_, "Search");
+  absl::StatusOr<RetrievalCall> call =
+      ToRetrievalCall(request->speaker(), request->frames(), request->options());
+  if (!call.ok()) {
+    reactor->Finish(recorder->Record(ToGrpcStatus(call.status()), 0));
+    return reactor;
+  }
+  const DType dtype = *FromProto(request->frames().dtype());
+  const bool include_vectors = request->include_vectors();
+  const int64_t frames = call->frames.rows;
+  retriever_->Search(*std::move(call), [this, reactor, response, recorder, dtype, frames,
+                                        include_vectors](absl::StatusOr<SearchResult> result) {
+    if (!result.ok()) {
+      reactor->Finish(recorder->Record(ToGrpcStatus(result.status()), frames));
+      return;
+    }
+    response->set_num_frames(static_cast<uint32_t>(result->rows));
+    response->set_k(static_cast<uint32_t>(result->k));
+    response->mutable_ids()->Add(result->ids.begin(), result->ids.end());
+    response->mutable_distances()->Add(result->scores.begin(), result->scores.end());
+    response->set_version(result->snapshot->version);
+    if (include_vectors) {
+      const FaissIndex& index = *result->snapshot->index;
+      FrameMatrix vectors;
+      vectors.rows = static_cast<int64_t>(result->ids.size());
+      vectors.dim = index.dim();
+      vectors.values.assign(static_cast<size_t>(vectors.rows) * vectors.dim, 0.0f);
+      for (int64_t i = 0; i < vectors.rows; ++i) {
+        const int64_t id = result->ids[i];
+        if (id < 0) continue;
+        const float* stored = index.StoredVector(id);
+        std::copy(stored, stored + vectors.dim, vectors.row(i));
+      }
+      ToProto(vectors, dtype, response->mutable_vectors());
+    }
+    recorder->RecordStages(result->timing, absl::ZeroDuration());
+    reactor->Finish(recorder->Record(grpc::Status::OK, frames));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TimbreService::ListSpeakers(
+    grpc::CallbackServerContext* context, const timbre::v1::ListSpeakersRequest* request,
+    timbre::v1::ListSpeakersResponse* response) {
+  CallRecorder recorder(metrics_, "ListSpeakers");
+  for (const SpeakerStatus& status : registry_->List()) {
+    ToProto(status, response->add_speakers());
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(recorder.Record(grpc::Status::OK, 0));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TimbreService::GetSpeaker(grpc::CallbackServerContext* context,
+                                                    const timbre::v1::GetSpeakerRequest* request,
+                                                    timbre::v1::SpeakerInfo* response) {
+  CallRecorder recorder(metrics_, "GetSpeaker");
+  absl::StatusOr<SpeakerStatus> status = registry_->Get(request->speaker());
+  if (status.ok()) ToProto(*status, response);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(recorder.Record(ToGrpcStatus(status.status()), 0));
+  return reactor;
+}
+
+}  // namespace timbre

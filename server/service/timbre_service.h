@@ -1,0 +1,49 @@
+// TimbreService: the timbre.v1.Timbre gRPC service, a thin stateless adapter over the core.
+//
+// Each handler converts the request (proto_convert.h), hands it to the core's Retriever or
+// SpeakerRegistry, converts the answer back and records the call's metrics and log line once.
+// Handlers use gRPC's callback API and never block: searches run on the SearchScheduler's
+// workers, which finish the RPC.
+//
+// Thread-safe.
+#ifndef TIMBRE_SERVER_SERVICE_TIMBRE_SERVICE_H_
+#define TIMBRE_SERVER_SERVICE_TIMBRE_SERVICE_H_
+
+#include "server/core/retriever.h"
+#include "server/core/speaker_registry.h"
+#include "server/service/server_metrics.h"
+#include "timbre/v1/timbre.grpc.pb.h"
+
+namespace timbre {
+
+class TimbreService final : public timbre::v1::Timbre::CallbackService {
+ public:
+  // All collaborators must outlive the service.
+  TimbreService(const Retriever* retriever, const SpeakerRegistry* registry,
+                ServerMetrics* metrics)
+      : retriever_(retriever), registry_(registry), metrics_(metrics) {}
+
+  grpc::ServerUnaryReactor* Blend(grpc::CallbackServerContext* context,
+                                  const timbre::v1::BlendRequest* request,
+                                  timbre::v1::BlendResponse* response) override;
+  grpc::ServerBidiReactor<timbre::v1::BlendStreamRequest, timbre::v1::BlendStreamResponse>*
+  BlendStream(grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* Search(grpc::CallbackServerContext* context,
+                                   const timbre::v1::SearchRequest* request,
+                                   timbre::v1::SearchResponse* response) override;
+  grpc::ServerUnaryReactor* ListSpeakers(grpc::CallbackServerContext* context,
+                                         const timbre::v1::ListSpeakersRequest* request,
+                                         timbre::v1::ListSpeakersResponse* response) override;
+  grpc::ServerUnaryReactor* GetSpeaker(grpc::CallbackServerContext* context,
+                                       const timbre::v1::GetSpeakerRequest* request,
+                                       timbre::v1::SpeakerInfo* response) override;
+
+ private:
+  const Retriever* retriever_;
+  const SpeakerRegistry* registry_;
+  ServerMetrics* metrics_;
+};
+
+}  // namespace timbre
+
+#endif  // TIMBRE_SERVER_SERVICE_TIMBRE_SERVICE_H_
