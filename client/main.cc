@@ -1,0 +1,223 @@
+// timbre: command-line client of a timbre server.
+//
+//   timbre speakers                                     list speakers and their state
+//   timbre speaker --speaker=NAME                       one speaker in detail
+//   timbre blend --speaker=NAME --input=in.npy --output=out.npy [--k= --index_rate= --nprobe=]
+//   timbre search --speaker=NAME --input=in.npy [--k= --nprobe=]
+//   timbre bench --speaker=NAME [--concurrency= --frames= --rate= --duration= --mode=unary|stream]
+// Every command takes --server=host:port. Exit codes: 0 success, 1 the server refused or failed,
+// 2 bad usage or an unreadable input file.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "client/load_generator.h"
+#include "client/npy_file.h"
+#include "client/timbre_client.h"
+
+ABSL_FLAG(std::string, server, "localhost:50051", "timbre server, host:port");
+ABSL_FLAG(std::string, speaker, "", "Speaker name");
+ABSL_FLAG(std::string, input, "", "Input .npy file, float32 or float16 [frames, dim]");
+ABSL_FLAG(std::string, output, "", "Output .npy file (blend), same dtype as the input");
+ABSL_FLAG(int, k, 0, "Neighbours per frame; 0 = server default (8)");
+ABSL_FLAG(double, index_rate, -1, "Retrieved-frame weight in [0, 1]; unset = server default (0.75)");
+ABSL_FLAG(int, nprobe, 0, "Inverted lists probed; 0 = the index's stored value");
+ABSL_FLAG(int, concurrency, 4, "bench: concurrent callers");
+ABSL_FLAG(int, frames, 16, "bench: frames per call");
+ABSL_FLAG(double, rate, 0, "bench: calls per second per caller; 0 = back to back");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "bench: measured duration");
+ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1), "bench: unmeasured warm-up");
+ABSL_FLAG(std::string, mode, "unary", "bench: unary or stream");
+ABSL_FLAG(std::string, queries, "", "bench: .npy float32 [n, dim] query frames (default random)");
+ABSL_FLAG(bool, json, false, "bench: print the report as JSON");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Deadline of each call");
+
+namespace timbre {
+namespace {
+
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+int Fail(int code, const absl::Status& status) {
+  std::fprintf(stderr, "timbre: %s\n", status.ToString().c_str());
+  return code;
+}
+
+v1::RetrievalOptions OptionsFromFlags() {
+  v1::RetrievalOptions options;
+  options.set_k(static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_k))));
+  options.set_nprobe(static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_nprobe))));
+  if (absl::GetFlag(FLAGS_index_rate) >= 0) {
+    options.set_index_rate(static_cast<float>(absl::GetFlag(FLAGS_index_rate)));
+  }
+  return options;
+}
+
+// Reads --input as frames. Errors are usage errors (exit 2).
+absl::StatusOr<v1::Frames> ReadInputFrames() {
+  const std::string input = absl::GetFlag(FLAGS_input);
+  if (input.empty()) return absl::InvalidArgumentError("--input is required");
+  absl::StatusOr<NpyArray> array = ReadNpy(input);
+  if (!array.ok()) return array.status();
+  if (array->shape.size() != 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", input, "' has ", array->shape.size(), " dimensions; expected [frames, dim]"));
+  }
+  return MakeFrames(array->descr == "<f2" ? v1::DTYPE_FLOAT16 : v1::DTYPE_FLOAT32,
+                    static_cast<uint32_t>(array->shape[0]), static_cast<uint32_t>(array->shape[1]),
+                    std::move(array->data));
+}
+
+std::string StateName(v1::SpeakerInfo::State state) {
+  return state == v1::SpeakerInfo::STATE_LOADED ? "loaded" : "failed";
+}
+
+int Speakers(const TimbreClient& client) {
+  auto speakers = client.ListSpeakers();
+  if (!speakers.ok()) return Fail(kExitFailed, speakers.status());
+  std::printf("%-24s %-7s %5s %10s %-22s %6s %-12s %10s\n", "SPEAKER", "STATE", "DIM", "VECTORS",
+              "INDEX", "NPROBE", "VERSION", "MEMORY_MB");
+  for (const v1::SpeakerInfo& s : speakers->speakers()) {
+    std::printf("%-24s %-7s %5u %10llu %-22s %6u %-12s %10.1f\n", s.name().c_str(),
+                StateName(s.state()).c_str(), s.dim(),
+                static_cast<unsigned long long>(s.num_vectors()), s.description().c_str(),
+                s.nprobe(), s.version().c_str(), s.memory_bytes() / 1048576.0);
+    if (!s.error().empty()) std::printf("  error: %s\n", s.error().c_str());
+  }
+  return 0;
+}
+
+int Speaker(const TimbreClient& client) {
+  auto info = client.GetSpeaker(absl::GetFlag(FLAGS_speaker));
+  if (!info.ok()) return Fail(kExitFailed, info.status());
+  std::printf("%s", info->DebugString().c_str());
+  return 0;
+}
+
+int Blend(const TimbreClient& client) {
+  if (absl::GetFlag(FLAGS_output).empty()) {
+    return Fail(kExitUsage, absl::InvalidArgumentError("--output is required"));
+  }
+  absl::StatusOr<v1::Frames> frames = ReadInputFrames();
+  if (!frames.ok()) return Fail(kExitUsage, frames.status());
+  v1::BlendRequest request;
+  request.set_speaker(absl::GetFlag(FLAGS_speaker));
+  *request.mutable_frames() = *std::move(frames);
+  *request.mutable_options() = OptionsFromFlags();
+  auto response = client.Blend(request);
+  if (!response.ok()) return Fail(kExitFailed, response.status());
+  NpyArray out;
+  out.descr = response->frames().dtype() == v1::DTYPE_FLOAT16 ? "<f2" : "<f4";
+  out.shape = {response->frames().num_frames(), response->frames().dim()};
+  out.data = response->frames().data();
+  if (absl::Status written = WriteNpy(absl::GetFlag(FLAGS_output), out); !written.ok()) {
+    return Fail(kExitFailed, written);
+  }
+  std::printf("blended %u frames with speaker '%s' version %s in %.3f ms server time\n",
+              response->frames().num_frames(), request.speaker().c_str(),
+              response->version().c_str(),
+              (response->timing().queue_us() + response->timing().search_us() +
+               response->timing().blend_us()) / 1e3);
+  return 0;
+}
+
+int Search(const TimbreClient& client) {
+  absl::StatusOr<v1::Frames> frames = ReadInputFrames();
+  if (!frames.ok()) return Fail(kExitUsage, frames.status());
+  v1::SearchRequest request;
+  request.set_speaker(absl::GetFlag(FLAGS_speaker));
+  *request.mutable_frames() = *std::move(frames);
+  *request.mutable_options() = OptionsFromFlags();
+  auto response = client.Search(request);
+  if (!response.ok()) return Fail(kExitFailed, response.status());
+  const uint32_t k = response->k();
+  for (uint32_t i = 0; i < response->num_frames(); ++i) {
+    std::string line = absl::StrCat("frame ", i, ":");
+    for (uint32_t j = 0; j < k; ++j) {
+      absl::StrAppendFormat(&line, " %d:%.4g", response->ids(i * k + j),
+                            response->distances(i * k + j));
+    }
+    std::printf("%s\n", line.c_str());
+  }
+  return 0;
+}
+
+int Bench(const TimbreClient& client) {
+  LoadOptions options;
+  options.speaker = absl::GetFlag(FLAGS_speaker);
+  options.concurrency = absl::GetFlag(FLAGS_concurrency);
+  options.frames = absl::GetFlag(FLAGS_frames);
+  options.rate = absl::GetFlag(FLAGS_rate);
+  options.duration = absl::GetFlag(FLAGS_duration);
+  options.warmup = absl::GetFlag(FLAGS_warmup);
+  options.options = OptionsFromFlags();
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  if (mode != "unary" && mode != "stream") {
+    return Fail(kExitUsage, absl::InvalidArgumentError(
+                                absl::StrCat("--mode is '", mode, "'; use unary or stream")));
+  }
+  options.streaming = mode == "stream";
+  if (!absl::GetFlag(FLAGS_queries).empty()) {
+    absl::StatusOr<NpyArray> queries = ReadNpy(absl::GetFlag(FLAGS_queries));
+    if (!queries.ok()) return Fail(kExitUsage, queries.status());
+    if (queries->descr != "<f4" || queries->shape.size() != 2) {
+      return Fail(kExitUsage, absl::InvalidArgumentError("--queries must be float32 [n, dim]"));
+    }
+    options.query_rows = queries->shape[0];
+    options.queries.resize(queries->data.size() / sizeof(float));
+    std::memcpy(options.queries.data(), queries->data.data(), queries->data.size());
+  }
+  absl::StatusOr<LoadReport> report = RunLoad(client, options);
+  if (!report.ok()) {
+    return Fail(report.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage
+                                                                              : kExitFailed,
+                report.status());
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("%s\n", report->ToJson().c_str());
+  } else {
+    std::printf("%s %s, %d callers x %d frames/call%s\n%s", options.speaker.c_str(), mode.c_str(),
+                options.concurrency, options.frames,
+                options.rate > 0 ? absl::StrFormat(" at %.1f calls/s each", options.rate).c_str()
+                                 : ", back to back",
+                report->ToText().c_str());
+  }
+  return report->errors > 0 ? kExitFailed : 0;
+}
+
+}  // namespace
+}  // namespace timbre
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "timbre speakers|speaker|blend|search|bench [--server=host:port] [flags]");
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() != 2) {
+    std::fprintf(stderr, "usage: %s\n", absl::ProgramUsageMessage().data());
+    return timbre::kExitUsage;
+  }
+  const std::string command = args[1];
+  timbre::TimbreClient::Options options;
+  options.target = absl::GetFlag(FLAGS_server);
+  options.timeout = absl::GetFlag(FLAGS_timeout);
+  auto client = timbre::TimbreClient::Create(options);
+  if (!client.ok()) return timbre::Fail(timbre::kExitUsage, client.status());
+  const bool needs_speaker = command != "speakers";
+  if (needs_speaker && absl::GetFlag(FLAGS_speaker).empty()) {
+    return timbre::Fail(timbre::kExitUsage, absl::InvalidArgumentError("--speaker is required"));
+  }
+  if (command == "speakers") return timbre::Speakers(**client);
+  if (command == "speaker") return timbre::Speaker(**client);
+  if (command == "blend") return timbre::Blend(**client);
+  if (command == "search") return timbre::Search(**client);
+  if (command == "bench") return timbre::Bench(**client);
+  std::fprintf(stderr, "timbre: unknown command '%s'\nusage: %s\n", command.c_str(),
+               absl::ProgramUsageMessage().data());
+  return timbre::kExitUsage;
+}

@@ -1,0 +1,94 @@
+// TimbreClient: a small synchronous C++ client of the timbre.v1.Timbre service.
+//
+// Every call returns absl::Status / absl::StatusOr with the server's gRPC code and message.
+//
+// Thread-safe: calls may be made concurrently from several threads (they share one channel).
+// A BlendSession is thread-compatible: one thread at a time.
+#ifndef TIMBRE_CLIENT_TIMBRE_CLIENT_H_
+#define TIMBRE_CLIENT_TIMBRE_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "timbre/v1/timbre.grpc.pb.h"
+
+namespace timbre {
+
+// Converts a gRPC status to absl (same code and message).
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// A real-time blend session over one BlendStream call.
+class BlendSession {
+ public:
+  ~BlendSession();
+  // Sends one block and waits for its blended answer. `options`, when given, replace the
+  // session's options from this block on. Errors: the stream's final status.
+  absl::StatusOr<timbre::v1::BlendStreamResponse> Send(
+      const timbre::v1::Frames& frames, const timbre::v1::RetrievalOptions* options = nullptr);
+  // Half-closes the stream and returns its final status.
+  absl::Status Close();
+
+ private:
+  friend class TimbreClient;
+  BlendSession(std::unique_ptr<grpc::ClientContext> context,
+               std::unique_ptr<grpc::ClientReaderWriter<timbre::v1::BlendStreamRequest,
+                                                        timbre::v1::BlendStreamResponse>>
+                   stream,
+               std::string speaker, timbre::v1::RetrievalOptions options);
+
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<
+      grpc::ClientReaderWriter<timbre::v1::BlendStreamRequest, timbre::v1::BlendStreamResponse>>
+      stream_;
+  std::string speaker_;
+  timbre::v1::RetrievalOptions options_;
+  bool first_ = true;
+  bool closed_ = false;
+};
+
+class TimbreClient {
+ public:
+  struct Options {
+    // Server address, "host:port". Required.
+    std::string target;
+    // Deadline of each unary call. Default 30 s.
+    absl::Duration timeout = absl::Seconds(30);
+    // Largest message sent or received, in bytes. Default 64 MiB.
+    int max_message_bytes = 64 << 20;
+  };
+
+  // Errors: INVALID_ARGUMENT for an empty target. Does not connect until the first call.
+  static absl::StatusOr<std::unique_ptr<TimbreClient>> Create(Options options);
+
+  absl::StatusOr<timbre::v1::BlendResponse> Blend(const timbre::v1::BlendRequest& request) const;
+  absl::StatusOr<timbre::v1::SearchResponse> Search(
+      const timbre::v1::SearchRequest& request) const;
+  absl::StatusOr<timbre::v1::ListSpeakersResponse> ListSpeakers() const;
+  absl::StatusOr<timbre::v1::SpeakerInfo> GetSpeaker(const std::string& speaker) const;
+
+  // Opens a BlendStream for `speaker`; the speaker and options travel with the first block.
+  std::unique_ptr<BlendSession> OpenSession(const std::string& speaker,
+                                            const timbre::v1::RetrievalOptions& options) const;
+
+  timbre::v1::Timbre::Stub& stub() const { return *stub_; }
+
+ private:
+  explicit TimbreClient(Options options, std::shared_ptr<grpc::Channel> channel);
+  void SetDeadline(grpc::ClientContext& context) const;
+
+  const Options options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<timbre::v1::Timbre::Stub> stub_;
+};
+
+// Frames message from packed bytes.
+timbre::v1::Frames MakeFrames(timbre::v1::DType dtype, uint32_t num_frames, uint32_t dim,
+                              std::string data);
+
+}  // namespace timbre
+
+#endif  // TIMBRE_CLIENT_TIMBRE_CLIENT_H_

@@ -1,0 +1,63 @@
+#include "tests/test_support.h"
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/core/faiss_index.h"
+
+namespace timbre::testing {
+
+ScratchDir::ScratchDir() {
+  const char* base = getenv("TMPDIR");
+  std::string pattern = absl::StrCat(base != nullptr ? base : "/tmp", "/timbre-test-XXXXXX");
+  char* made = mkdtemp(pattern.data());
+  if (made == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed";
+  }
+  path_ = pattern;
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code error;
+  std::filesystem::remove_all(path_, error);
+}
+
+void WriteFile(const std::string& path, const std::string& contents) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream out(path, std::ios::binary);
+  out << contents;
+  ASSERT_TRUE(out.good()) << "writing " << path;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+void WriteRvcIndex(const FrameMatrix& frames, int nlist, const std::string& path) {
+  TrainOptions options;
+  options.description = absl::StrCat("IVF", nlist, ",Flat");
+  auto index = FaissIndex::Train(options, frames.values.data(), frames.rows, frames.dim);
+  ASSERT_TRUE(index.ok()) << index.status();
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  ASSERT_TRUE((*index)->Write(path).ok());
+}
+
+bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return condition();
+}
+
+}  // namespace timbre::testing
