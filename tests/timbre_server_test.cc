@@ -1,0 +1,378 @@
+// End-to-end tests of timbre-server's assembly: a real server on a loopback port, called through
+// the client library, the health service and the Prometheus endpoint.
+#include "server/service/timbre_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "client/npy_file.h"
+#include "client/timbre_client.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "server/core/frame_codec.h"
+#include "tests/test_support.h"
+
+namespace timbre {
+namespace {
+
+using ::testing::HasSubstr;
+using ::timbre::testing::IsOk;
+using ::timbre::testing::ScratchDir;
+using ::timbre::testing::StatusIs;
+
+constexpr char kFixtureIndex[] = "added_IVF25_Flat_nprobe_1_fixture_v1.index";
+
+std::string DataPath(const std::string& name) {
+  const char* dir = getenv("TIMBRE_TEST_DATA");
+  return absl::StrCat(dir != nullptr ? dir : "data", "/", name);
+}
+
+std::vector<float> ReadFloats(const std::string& name, int64_t* rows, int* dim) {
+  absl::StatusOr<NpyArray> array = ReadNpy(DataPath(name));
+  EXPECT_TRUE(array.ok()) << array.status();
+  if (!array.ok()) return {};
+  *rows = array->shape[0];
+  *dim = static_cast<int>(array->shape[1]);
+  std::vector<float> values(array->data.size() / 4);
+  std::memcpy(values.data(), array->data.data(), array->data.size());
+  return values;
+}
+
+std::string Pack(const std::vector<float>& values) {
+  return EncodeFrames(DType::kFloat32, values);
+}
+
+std::vector<float> Unpack(const v1::Frames& frames) {
+  std::vector<float> values(static_cast<size_t>(frames.num_frames()) * frames.dim());
+  if (frames.dtype() == v1::DTYPE_FLOAT16) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      uint16_t half;
+      std::memcpy(&half, frames.data().data() + 2 * i, 2);
+      values[i] = HalfToFloat(half);
+    }
+  } else {
+    std::memcpy(values.data(), frames.data().data(), values.size() * 4);
+  }
+  return values;
+}
+
+// GET /metrics from the Prometheus endpoint over a plain loopback socket.
+std::string ScrapeMetrics(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string request = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  send(fd, request.data(), request.size(), 0);
+  std::string response;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0) response.append(buffer, n);
+  close(fd);
+  return response;
+}
+
+class TimbreServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::filesystem::create_directories(repo_.Join("rvc"));
+    std::filesystem::copy_file(DataPath(kFixtureIndex), repo_.Join(std::string("rvc/") + kFixtureIndex));
+    timbre::testing::WriteFile(repo_.Join("broken/added_IVF1_Flat_nprobe_1_x_v2.index"),
+                               "this is not a faiss index");
+    queries_ = ReadFloats("rvc_fixture_queries.npy", &rows_, &dim_);
+    TimbreServer::Options options;
+    options.repo = repo_.path();
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.metrics_host = "127.0.0.1";
+    options.metrics_port = with_metrics_ ? 0 : -1;  // the endpoint takes ~2 s to stop
+    options.max_frames_per_call = 100;
+    options.poll_interval = absl::ZeroDuration();
+    auto server = TimbreServer::Start(options);
+    ASSERT_THAT(server, IsOk());
+    server_ = *std::move(server);
+    TimbreClient::Options client_options;
+    client_options.target = absl::StrCat("127.0.0.1:", server_->port());
+    auto client = TimbreClient::Create(client_options);
+    ASSERT_THAT(client, IsOk());
+    client_ = *std::move(client);
+  }
+
+  v1::BlendRequest FixtureRequest() const {
+    v1::BlendRequest request;
+    request.set_speaker("rvc");
+    *request.mutable_frames() = MakeFrames(v1::DTYPE_FLOAT32, rows_, dim_, Pack(queries_));
+    return request;
+  }
+
+  bool with_metrics_ = false;
+  ScratchDir repo_;
+  std::unique_ptr<TimbreServer> server_;
+  std::unique_ptr<TimbreClient> client_;
+  std::vector<float> queries_;
+  int64_t rows_ = 0;
+  int dim_ = 0;
+};
+
+TEST_F(TimbreServerTest, BlendMatchesRvcNumpyOnRvcWrittenIndex) {
+  int64_t rows;
+  int dim;
+  const std::vector<float> expected = ReadFloats("rvc_fixture_expected.npy", &rows, &dim);
+  auto response = client_->Blend(FixtureRequest());
+  ASSERT_THAT(response, IsOk());
+  EXPECT_EQ(response->version(), kFixtureIndex);
+  EXPECT_EQ(response->frames().dtype(), v1::DTYPE_FLOAT32);
+  ASSERT_EQ(response->frames().num_frames(), rows);
+  ASSERT_EQ(response->frames().dim(), static_cast<uint32_t>(dim));
+  const std::vector<float> got = Unpack(response->frames());
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_NEAR(got[i], expected[i], 1e-5f * (1.0f + std::fabs(expected[i]))) << "value " << i;
+  }
+  EXPECT_EQ(response->timing().batch_frames(), rows);
+}
+
+TEST_F(TimbreServerTest, Float16InFloat16Out) {
+  // The same frames as float16 and, widened back, as float32: the float16 answer is the float32
+  // answer rounded to float16.
+  std::string half = EncodeFrames(DType::kFloat16, queries_);
+  std::vector<float> widened(queries_.size());
+  for (size_t i = 0; i < widened.size(); ++i) widened[i] = HalfToFloat(FloatToHalf(queries_[i]));
+  v1::BlendRequest request = FixtureRequest();
+  *request.mutable_frames() = MakeFrames(v1::DTYPE_FLOAT16, rows_, dim_, half);
+  auto half_response = client_->Blend(request);
+  ASSERT_THAT(half_response, IsOk());
+  EXPECT_EQ(half_response->frames().dtype(), v1::DTYPE_FLOAT16);
+  EXPECT_EQ(half_response->frames().data().size(), half.size());
+  *request.mutable_frames() = MakeFrames(v1::DTYPE_FLOAT32, rows_, dim_, Pack(widened));
+  auto full_response = client_->Blend(request);
+  ASSERT_THAT(full_response, IsOk());
+  const std::vector<float> got = Unpack(half_response->frames());
+  const std::vector<float> full = Unpack(full_response->frames());
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i], HalfToFloat(FloatToHalf(full[i]))) << "value " << i;
+  }
+}
+
+TEST_F(TimbreServerTest, SearchReturnsRvcNeighboursAndVectors) {
+  int64_t rows;
+  int k;
+  const std::vector<float> expected_ids = ReadFloats("rvc_fixture_ids.npy", &rows, &k);
+  v1::SearchRequest request;
+  request.set_speaker("rvc");
+  *request.mutable_frames() = MakeFrames(v1::DTYPE_FLOAT32, rows_, dim_, Pack(queries_));
+  request.set_include_vectors(true);
+  auto response = client_->Search(request);
+  ASSERT_THAT(response, IsOk());
+  ASSERT_EQ(response->k(), 8u);
+  ASSERT_EQ(response->ids_size(), rows * k);
+  for (int i = 0; i < response->ids_size(); ++i) {
+    EXPECT_EQ(response->ids(i), static_cast<int64_t>(expected_ids[i])) << "neighbour " << i;
+  }
+  ASSERT_EQ(response->vectors().num_frames(), static_cast<uint32_t>(rows * k));
+  // The vector of a neighbour is at the distance the server reported from its query.
+  const std::vector<float> vectors = Unpack(response->vectors());
+  for (int i = 0; i < 3; ++i) {
+    double distance = 0;
+    for (int c = 0; c < dim_; ++c) {
+      const double d = queries_[i * dim_ + c] - vectors[static_cast<size_t>(i * k) * dim_ + c];
+      distance += d * d;
+    }
+    EXPECT_NEAR(distance, response->distances(i * k), 1e-3 * distance);
+  }
+}
+
+TEST_F(TimbreServerTest, StreamAnswersBlocksInOrderAndTakesNewOptions) {
+  v1::RetrievalOptions options;
+  auto session = client_->OpenSession("rvc", options);
+  const int block = 4;
+  for (int b = 0; b < 3; ++b) {
+    std::vector<float> frames(queries_.begin() + b * block * dim_,
+                              queries_.begin() + (b + 1) * block * dim_);
+    auto response = session->Send(MakeFrames(v1::DTYPE_FLOAT32, block, dim_, Pack(frames)));
+    ASSERT_THAT(response, IsOk());
+    EXPECT_EQ(response->block_index(), static_cast<uint64_t>(b));
+    EXPECT_EQ(response->frames().num_frames(), static_cast<uint32_t>(block));
+  }
+  // index_rate 0 from this block on: the output is the input.
+  v1::RetrievalOptions passthrough;
+  passthrough.set_index_rate(0.0f);
+  std::vector<float> frames(queries_.begin(), queries_.begin() + block * dim_);
+  auto response =
+      session->Send(MakeFrames(v1::DTYPE_FLOAT32, block, dim_, Pack(frames)), &passthrough);
+  ASSERT_THAT(response, IsOk());
+  EXPECT_EQ(response->block_index(), 3u);
+  EXPECT_EQ(Unpack(response->frames()), frames);
+  EXPECT_THAT(session->Close(), IsOk());
+}
+
+TEST_F(TimbreServerTest, StreamWithoutSpeakerIsRejected) {
+  auto session = client_->OpenSession("", v1::RetrievalOptions());
+  std::vector<float> frames(queries_.begin(), queries_.begin() + dim_);
+  auto response = session->Send(MakeFrames(v1::DTYPE_FLOAT32, 1, dim_, Pack(frames)));
+  EXPECT_THAT(response, StatusIs(absl::StatusCode::kInvalidArgument,
+                                 HasSubstr("first message of a BlendStream must name the speaker")));
+}
+
+TEST_F(TimbreServerTest, StreamErrorNamesTheBlock) {
+  auto session = client_->OpenSession("rvc", v1::RetrievalOptions());
+  std::vector<float> frames(queries_.begin(), queries_.begin() + dim_);
+  ASSERT_THAT(session->Send(MakeFrames(v1::DTYPE_FLOAT32, 1, dim_, Pack(frames))), IsOk());
+  frames.push_back(1.0f);  // one value too many for dim
+  auto response = session->Send(MakeFrames(v1::DTYPE_FLOAT32, 1, dim_ + 1, Pack(frames)));
+  EXPECT_THAT(response, StatusIs(absl::StatusCode::kInvalidArgument,
+                                 HasSubstr("block 1: speaker 'rvc': frames have dim 257")));
+}
+
+TEST_F(TimbreServerTest, BadInputGetsClearErrors) {
+  auto blend = [&](const std::function<void(v1::BlendRequest&)>& edit) {
+    v1::BlendRequest request = FixtureRequest();
+    edit(request);
+    return client_->Blend(request).status();
+  };
+  EXPECT_THAT(blend([](v1::BlendRequest& r) { r.set_speaker("nobody"); }),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("speaker 'nobody' not found")));
+  EXPECT_THAT(blend([](v1::BlendRequest& r) { r.set_speaker("../etc"); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must not start with '.'")));
+  EXPECT_THAT(blend([](v1::BlendRequest& r) { r.set_speaker("broken"); }),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("failed to load")));
+  EXPECT_THAT(blend([&](v1::BlendRequest& r) {
+                r.mutable_frames()->set_num_frames(rows_ * 2);
+                r.mutable_frames()->set_dim(dim_ / 2);
+              }),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("frames have dim 128, index has dim 256")));
+  EXPECT_THAT(blend([](v1::BlendRequest& r) { r.mutable_frames()->mutable_data()->pop_back(); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("bytes but")));
+  EXPECT_THAT(blend([](v1::BlendRequest& r) {
+                r.mutable_frames()->set_num_frames(0);
+                r.mutable_frames()->clear_data();
+              }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no frames")));
+  EXPECT_THAT(blend([&](v1::BlendRequest& r) {
+                std::vector<float> bad = queries_;
+                bad[dim_ + 3] = std::numeric_limits<float>::quiet_NaN();
+                r.mutable_frames()->set_data(Pack(bad));
+              }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("frame 1, column 3")));
+  EXPECT_THAT(blend([&](v1::BlendRequest& r) {
+                std::vector<float> bad = queries_;
+                bad[0] = std::numeric_limits<float>::infinity();
+                r.mutable_frames()->set_data(Pack(bad));
+              }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be finite")));
+  EXPECT_THAT(blend([](v1::BlendRequest& r) { r.mutable_options()->set_k(5000); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("k is 5000")));
+  EXPECT_THAT(blend([](v1::BlendRequest& r) { r.mutable_options()->set_index_rate(1.5f); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("index_rate is 1.5")));
+  EXPECT_THAT(blend([](v1::BlendRequest& r) { r.mutable_options()->set_nprobe(26); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the index has 25 lists")));
+  EXPECT_THAT(blend([](v1::BlendRequest& r) {
+                r.mutable_frames()->set_dtype(v1::DTYPE_UNSPECIFIED);
+              }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("DTYPE_UNSPECIFIED")));
+  EXPECT_THAT(blend([&](v1::BlendRequest& r) {
+                std::vector<float> many(static_cast<size_t>(101) * dim_, 0.5f);
+                *r.mutable_frames() = MakeFrames(v1::DTYPE_FLOAT32, 101, dim_, Pack(many));
+              }),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("101 frames; the server's limit is 100")));
+  // The server is still serving after all of that.
+  EXPECT_THAT(client_->Blend(FixtureRequest()), IsOk());
+}
+
+TEST_F(TimbreServerTest, SpeakersReportStateAndIndexFigures) {
+  auto speakers = client_->ListSpeakers();
+  ASSERT_THAT(speakers, IsOk());
+  ASSERT_EQ(speakers->speakers_size(), 2);
+  const v1::SpeakerInfo& broken = speakers->speakers(0);
+  EXPECT_EQ(broken.name(), "broken");
+  EXPECT_EQ(broken.state(), v1::SpeakerInfo::STATE_FAILED);
+  EXPECT_THAT(broken.error(), HasSubstr("not a readable faiss index"));
+  auto rvc = client_->GetSpeaker("rvc");
+  ASSERT_THAT(rvc, IsOk());
+  EXPECT_EQ(rvc->state(), v1::SpeakerInfo::STATE_LOADED);
+  EXPECT_EQ(rvc->dim(), 256u);
+  EXPECT_EQ(rvc->num_vectors(), 1000u);
+  EXPECT_EQ(rvc->description(), "IVF25,Flat");
+  EXPECT_EQ(rvc->metric(), v1::METRIC_L2);
+  EXPECT_EQ(rvc->nprobe(), 1u);
+  EXPECT_EQ(rvc->nlist(), 25u);
+  EXPECT_EQ(rvc->version(), kFixtureIndex);
+  EXPECT_GT(rvc->memory_bytes(), 1000u * 256 * 4);
+  EXPECT_THAT(client_->GetSpeaker("nobody").status(), StatusIs(absl::StatusCode::kNotFound, HasSubstr("nobody")));
+}
+
+TEST_F(TimbreServerTest, HealthServiceReportsServing) {
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                     grpc::InsecureChannelCredentials());
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext context;
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  ASSERT_TRUE(health->Check(&context, request, &response).ok());
+  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+class TimbreServerMetricsTest : public TimbreServerTest {
+ protected:
+  TimbreServerMetricsTest() { with_metrics_ = true; }
+};
+
+TEST_F(TimbreServerMetricsTest, MetricsCountCallsByMethodAndCode) {
+  ASSERT_THAT(client_->Blend(FixtureRequest()), IsOk());
+  v1::BlendRequest unknown = FixtureRequest();
+  unknown.set_speaker("nobody");
+  ASSERT_FALSE(client_->Blend(unknown).ok());
+  const std::string metrics = ScrapeMetrics(server_->metrics_port());
+  EXPECT_THAT(metrics, HasSubstr("timbre_rpc_calls_total{code=\"OK\",method=\"Blend\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("timbre_rpc_calls_total{code=\"NOT_FOUND\",method=\"Blend\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr(absl::StrCat("timbre_frames_total{method=\"Blend\"} ", rows_)));
+  EXPECT_THAT(metrics, HasSubstr("timbre_rpc_duration_seconds_bucket{code=\"OK\",method=\"Blend\",le=\"0.0001\"}"));
+  EXPECT_THAT(metrics, HasSubstr("timbre_stage_duration_seconds_count{stage=\"search\"} 1"));
+}
+
+TEST(TimbreServerStartTest, BadOptionsAreRejected) {
+  TimbreServer::Options options;
+  EXPECT_THAT(TimbreServer::Start(options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--repo is required")));
+  options.repo = "/nonexistent/timbre-repo";
+  options.port = 0;
+  options.metrics_port = -1;
+  EXPECT_THAT(TimbreServer::Start(options).status(),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("is not a directory")));
+  ScratchDir repo;
+  options.repo = repo.path();
+  options.port = 70000;
+  EXPECT_THAT(TimbreServer::Start(options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("port 70000")));
+}
+
+TEST(TimbreServerStartTest, EmptyRepositoryGetsDemoSpeaker) {
+  ScratchDir repo;
+  TimbreServer::Options options;
+  options.repo = repo.path();
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.metrics_port = -1;
+  options.demo_if_empty = true;
+  auto server = TimbreServer::Start(options);
+  ASSERT_THAT(server, IsOk());
+  EXPECT_EQ((*server)->metrics_port(), -1);
+  EXPECT_TRUE(std::filesystem::exists(repo.Join("demo/1/index.faiss")));
+  EXPECT_TRUE(std::filesystem::exists(repo.Join("demo/1/metadata.json")));
+}
+
+}  // namespace
+}  // namespace timbre
