@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The benchmark of RVC's real-time workload: 768-d, 130,000 vectors, IVF3333,Flat trained as RVC
+# trains it, nprobe 1, k 8, 16 frames per call. Measures, in one run on this machine:
+#   - RVC's in-process step (numpy + faiss in Python) with the AVX2 faiss timbre uses and with
+#     Debian's python3-faiss (generic build);
+#   - timbre end to end through gRPC on loopback (light load and saturation, unary and streaming),
+#     with the server-side time each call reported.
+# Writes a Markdown table to bench-data/results.md. Usage: tests/bench/run.sh [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECONDS_PER_RUN="${1:-10}"
+bash deploy/build.sh --python
+if ! dpkg-query -W -f='${Status}' python3-faiss 2>/dev/null | grep -q "install ok installed"; then
+  apt-get install -y -qq --no-install-recommends python3-faiss >/dev/null
+fi
+AVX2_PY=/opt/timbre/faiss/python
+DATA=bench-data
+mkdir -p "$DATA"
+INDEX="$DATA/repo/bench/added_IVF3333_Flat_nprobe_1_bench_v2.index"
+if [ ! -f "$INDEX" ]; then
+  echo "bench: training the benchmark index as RVC does (a few minutes)"
+  PYTHONPATH="$AVX2_PY" /usr/bin/python3 tests/bench/make_bench_index.py "$DATA"
+fi
+
+echo "bench: RVC's in-process step"
+rvc_avx2=$(PYTHONPATH="$AVX2_PY" /usr/bin/python3 tests/bench/rvc_step.py "$INDEX" "$DATA/queries.npy" 16 400)
+rvc_generic=$(/usr/bin/python3 tests/bench/rvc_step.py "$INDEX" "$DATA/queries.npy" 16 100)
+echo "$rvc_avx2"; echo "$rvc_generic"
+
+PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+build/server/timbre-server --repo="$DATA/repo" --host=127.0.0.1 --port="$PORT" --metrics_port=-1 \
+  --poll_interval=0 > "$DATA/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  build/client/timbre speakers --server="127.0.0.1:$PORT" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+run() {  # name, then timbre bench flags
+  local name="$1"; shift
+  local json
+  json=$(build/client/timbre bench --server="127.0.0.1:$PORT" --speaker=bench --frames=16 \
+    --queries="$DATA/queries.npy" --duration="${SECONDS_PER_RUN}s" --warmup=2s --json "$@")
+  echo "$name $json"
+  echo "$name|$json" >> "$DATA/runs.txt"
+}
+: > "$DATA/runs.txt"
+echo "bench: timbre"
+run "light: 1 caller, back to back, unary" --concurrency=1
+run "light: 1 caller, back to back, stream" --concurrency=1 --mode=stream
+run "real time: 8 callers x 4 calls/s, stream" --concurrency=8 --rate=4 --mode=stream
+run "saturation: 16 callers, unary" --concurrency=16
+run "saturation: 16 callers, stream" --concurrency=16 --mode=stream
+run "saturation: 32 callers, stream" --concurrency=32 --mode=stream
+
+/usr/bin/python3 - "$DATA" "$rvc_avx2" "$rvc_generic" <<'PY'
+import json, platform, subprocess, sys, datetime
+data, rvc_avx2, rvc_generic = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+cpu = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")][0]
+cores = subprocess.check_output(["nproc"]).decode().strip()
+lines = ["Measured %s on %s, %s cores, %s." % (datetime.date.today(), cpu, cores, platform.platform()),
+         "", "| what | calls/s | frames/s | p50 ms | p99 ms | server p50 ms | server p99 ms |",
+         "|---|---|---|---|---|---|---|"]
+for rvc, label in ((rvc_avx2, "RVC step in-process, Python, AVX2 faiss"),
+                   (rvc_generic, "RVC step in-process, Python, Debian python3-faiss")):
+    lines.append("| %s: %s | %.0f | %.0f | %.3f | %.3f | - | - |" % (
+        label, rvc["faiss"], 1e3 / rvc["p50_ms"], rvc["frames_per_second"], rvc["p50_ms"], rvc["p99_ms"]))
+for line in open(data + "/runs.txt"):
+    name, js = line.rstrip("\n").split("|", 1)
+    r = json.loads(js)
+    lines.append("| timbre %s | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |" % (
+        name, r["calls_per_second"], r["frames_per_second"], r["p50_ms"], r["p99_ms"],
+        r["server_p50_ms"], r["server_p99_ms"]) + (" (%d errors)" % r["errors"] if r["errors"] else ""))
+open(data + "/results.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
