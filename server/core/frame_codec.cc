@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -68,6 +69,10 @@ absl::StatusOr<FrameMatrix> DecodeFrames(DType dtype, int64_t rows, int dim,
                                          absl::string_view data) {
   if (rows < 1) return absl::InvalidArgumentError("frames: num_frames must be at least 1");
   if (dim < 1) return absl::InvalidArgumentError("frames: dim must be at least 1");
+  if (rows > std::numeric_limits<int64_t>::max() / 4 / dim) {
+    return absl::InvalidArgumentError(absl::StrCat("frames: ", rows, " frames x ", dim,
+                                                   " values needs more bytes than any message holds"));
+  }
   const int64_t count = rows * dim;
   const int64_t expected = count * BytesPerValue(dtype);
   if (static_cast<int64_t>(data.size()) != expected) {
@@ -102,7 +107,7 @@ std::string EncodeFrames(DType dtype, absl::Span<const float> values) {
   std::string out;
   if (dtype == DType::kFloat32) {
     out.resize(values.size() * 4);
-    std::memcpy(out.data(), values.data(), out.size());
+    if (!values.empty()) std::memcpy(out.data(), values.data(), out.size());
     return out;
   }
   out.resize(values.size() * 2);

@@ -81,14 +81,17 @@ absl::Status SpeakerRegistry::RefreshLocked(bool first_scan) {
     const bool needs_settling = source.ok() && !source->numbered;
     {
       absl::MutexLock entries_lock(&mutex_);
-      Entry& entry = entries_[name];
-      entry.status.name = name;
-      if (fingerprint == entry.loaded_fingerprint) continue;
-      if (!first_scan && needs_settling && fingerprint != entry.pending_fingerprint) {
-        entry.pending_fingerprint = fingerprint;
-        continue;
+      auto it = entries_.find(name);
+      if (it != entries_.end() && it->second.loaded_fingerprint == fingerprint) continue;
+    }
+    if (!first_scan && needs_settling) {
+      auto [it, inserted] = settling_.try_emplace(name, fingerprint);
+      if (inserted || it->second != fingerprint) {
+        it->second = fingerprint;
+        continue;  // load once it is unchanged at the next scan
       }
     }
+    settling_.erase(name);
     std::shared_ptr<const IndexSnapshot> loaded;
     std::string error;
     if (!source.ok()) {
@@ -105,18 +108,21 @@ absl::Status SpeakerRegistry::RefreshLocked(bool first_scan) {
     {
       absl::MutexLock entries_lock(&mutex_);
       Entry& entry = entries_[name];
+      entry.status.name = name;
       if (loaded != nullptr) {
         replaced = std::move(entry.status.snapshot);
         entry.status.snapshot = std::move(loaded);
       }
       entry.status.error = std::move(error);
       entry.loaded_fingerprint = fingerprint;
-      entry.pending_fingerprint.clear();
     }
   }
   std::vector<std::shared_ptr<const IndexSnapshot>> removed;  // freed outside the lock
   {
     const std::set<std::string> present(names->begin(), names->end());
+    for (auto it = settling_.begin(); it != settling_.end();) {
+      it = present.count(it->first) == 0 ? settling_.erase(it) : std::next(it);
+    }
     absl::MutexLock entries_lock(&mutex_);
     for (auto it = entries_.begin(); it != entries_.end();) {
       if (present.count(it->first) == 0) {

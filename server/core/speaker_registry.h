@@ -78,8 +78,7 @@ class SpeakerRegistry {
  private:
   struct Entry {
     SpeakerStatus status;
-    std::string loaded_fingerprint;   // fingerprint of the files behind status.snapshot/error
-    std::string pending_fingerprint;  // seen once, not yet stable
+    std::string loaded_fingerprint;  // fingerprint of the files behind status.snapshot/error
   };
 
   explicit SpeakerRegistry(Options options) : options_(options) {}
@@ -90,6 +89,8 @@ class SpeakerRegistry {
   absl::Mutex refresh_mutex_;  // serializes scans; held while loading
   mutable absl::Mutex mutex_;  // guards entries_; never held while loading
   std::map<std::string, Entry, std::less<>> entries_ ABSL_GUARDED_BY(mutex_);
+  // RVC files seen changed once and not yet stable, by speaker: their fingerprint.
+  std::map<std::string, std::string> settling_ ABSL_GUARDED_BY(refresh_mutex_);
   absl::Notification stop_;
   std::thread poller_;
 };

@@ -26,7 +26,8 @@ namespace {
 namespace fs = std::filesystem;
 
 bool IsVersionNumber(const std::string& name, uint64_t* number) {
-  if (name.empty() || name.size() > 18) return false;
+  // Decimal without leading zeros, so that the name is the number's canonical spelling.
+  if (name.empty() || name.size() > 18 || (name.size() > 1 && name[0] == '0')) return false;
   if (!std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return false;
   }
@@ -229,7 +230,8 @@ absl::StatusOr<std::string> SpeakerRepository::PublishVersion(
       }
       const fs::path target = dir / std::to_string(next);
       if (rename(staging.c_str(), target.c_str()) == 0) {
-        if (absl::Status synced = SyncPath(dir.string(), true); !synced.ok()) return synced;
+        // The version is published; a failed sync of the parent only delays its durability.
+        SyncPath(dir.string(), true).IgnoreError();
         return std::to_string(next);
       }
       if (errno != EEXIST && errno != ENOTEMPTY) {

@@ -1,0 +1,431 @@
+#include "server/core/faiss_index.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/demo_speaker.h"
+#include "tests/test_support.h"
+
+namespace timbre {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::Each;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using ::timbre::testing::IsOk;
+using ::timbre::testing::ReadFile;
+using ::timbre::testing::ScratchDir;
+using ::timbre::testing::StatusIs;
+using ::timbre::testing::WriteFile;
+using ::timbre::testing::WriteRvcIndex;
+
+constexpr int kDim = 16;
+constexpr int kRows = 400;
+constexpr int kNlist = 8;
+
+std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric metric,
+                                       const FrameMatrix& frames) {
+  TrainOptions options;
+  options.description = description;
+  options.metric = metric;
+  auto index = FaissIndex::Train(options, frames.values.data(), frames.rows, frames.dim);
+  EXPECT_THAT(index, IsOk());
+  return index.ok() ? *std::move(index) : nullptr;
+}
+
+// Stored rows with a little noise, then a few random points: queries near and far from the data.
+FrameMatrix Queries(const FrameMatrix& data, int64_t count, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::normal_distribution<float> noise(0.0f, 0.2f);
+  std::uniform_int_distribution<int64_t> pick(0, data.rows - 1);
+  FrameMatrix queries;
+  queries.rows = count;
+  queries.dim = data.dim;
+  queries.values.resize(count * data.dim);
+  for (int64_t i = 0; i < count; ++i) {
+    const float* base = data.row(pick(random));
+    for (int c = 0; c < data.dim; ++c) {
+      queries.row(i)[c] = (i % 5 == 4 ? 0.0f : base[c]) + (i % 5 == 4 ? 5 : 1) * noise(random);
+    }
+  }
+  return queries;
+}
+
+struct Neighbours {
+  std::vector<float> scores;
+  std::vector<int64_t> ids;
+};
+
+Neighbours SearchOrDie(const FaissIndex& index, const FrameMatrix& queries, int k, int nprobe,
+                       int threads = 1) {
+  Neighbours result;
+  result.scores.resize(queries.rows * k);
+  result.ids.resize(queries.rows * k);
+  SearchParams params;
+  params.k = k;
+  params.nprobe = nprobe;
+  EXPECT_THAT(index.Search(queries.values.data(), queries.rows, params, threads,
+                           result.scores.data(), result.ids.data()),
+              IsOk());
+  return result;
+}
+
+// Exact k-NN in double precision: for L2 the k smallest squared distances, for inner product the
+// k largest products.
+struct Exact {
+  std::vector<double> scores;  // [rows, k], best first
+  std::vector<int64_t> ids;
+};
+
+double Score(const float* a, const float* b, int dim, Metric metric) {
+  double sum = 0.0;
+  for (int c = 0; c < dim; ++c) {
+    sum += metric == Metric::kL2 ? (static_cast<double>(a[c]) - b[c]) * (a[c] - b[c])
+                                 : static_cast<double>(a[c]) * b[c];
+  }
+  return sum;
+}
+
+Exact BruteForce(const FrameMatrix& data, const FrameMatrix& queries, int k, Metric metric) {
+  Exact exact;
+  std::vector<int64_t> order(data.rows);
+  std::vector<double> scores(data.rows);
+  for (int64_t q = 0; q < queries.rows; ++q) {
+    for (int64_t i = 0; i < data.rows; ++i) {
+      scores[i] = Score(queries.row(q), data.row(i), data.dim, metric);
+    }
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
+      return metric == Metric::kL2 ? scores[a] < scores[b] : scores[a] > scores[b];
+    });
+    for (int j = 0; j < k; ++j) {
+      exact.ids.push_back(order[j]);
+      exact.scores.push_back(scores[order[j]]);
+    }
+  }
+  return exact;
+}
+
+bool Close(double a, double b, double relative) {
+  return std::abs(a - b) <= relative * std::max({1.0, std::abs(a), std::abs(b)});
+}
+
+// faiss's result equals the exact one: rank-wise scores agree, each returned id really has its
+// score, and ids agree wherever the exact ranking has no near-tie.
+void ExpectExact(const Neighbours& got, const Exact& want, const FrameMatrix& data,
+                 const FrameMatrix& queries, int k, Metric metric) {
+  ASSERT_EQ(got.ids.size(), want.ids.size());
+  for (int64_t q = 0; q < queries.rows; ++q) {
+    for (int j = 0; j < k; ++j) {
+      const size_t at = q * k + j;
+      SCOPED_TRACE(::testing::Message() << "query " << q << " rank " << j);
+      ASSERT_GE(got.ids[at], 0);
+      ASSERT_LT(got.ids[at], data.rows);
+      EXPECT_TRUE(Close(got.scores[at], want.scores[at], 1e-3))
+          << got.scores[at] << " vs " << want.scores[at];
+      EXPECT_TRUE(Close(got.scores[at],
+                        Score(queries.row(q), data.row(got.ids[at]), data.dim, metric), 1e-3));
+      const bool tie_before = j > 0 && Close(want.scores[at - 1], want.scores[at], 1e-4);
+      const bool tie_after = j + 1 < k && Close(want.scores[at + 1], want.scores[at], 1e-4);
+      if (!tie_before && !tie_after) {
+        EXPECT_EQ(got.ids[at], want.ids[at]);
+      }
+    }
+  }
+}
+
+class FaissIndexTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    frames_ = new FrameMatrix(GenerateClusteredFrames(kRows, kDim, 8, 5));
+  }
+  static void TearDownTestSuite() { delete frames_; }
+
+  static FrameMatrix* frames_;
+  ScratchDir scratch_;
+};
+
+FrameMatrix* FaissIndexTest::frames_ = nullptr;
+
+TEST_F(FaissIndexTest, LoadMissingFileIsNotFound) {
+  const std::string path = scratch_.Join("missing.index");
+  EXPECT_THAT(FaissIndex::Load(path), StatusIs(absl::StatusCode::kNotFound, HasSubstr(path)));
+}
+
+TEST_F(FaissIndexTest, LoadTextFileIsInvalidArgument) {
+  const std::string path = scratch_.Join("text.index");
+  WriteFile(path, "this is not a faiss index, just some text\n");
+  EXPECT_THAT(FaissIndex::Load(path),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(path), HasSubstr("not a readable faiss index"))));
+}
+
+TEST_F(FaissIndexTest, LoadEmptyFileIsInvalidArgument) {
+  const std::string path = scratch_.Join("empty.index");
+  WriteFile(path, "");
+  EXPECT_THAT(FaissIndex::Load(path),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(path)));
+}
+
+TEST_F(FaissIndexTest, LoadDirectoryIsInvalidArgument) {
+  EXPECT_THAT(FaissIndex::Load(scratch_.path()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(scratch_.path())));
+}
+
+TEST_F(FaissIndexTest, LoadTruncatedIndexIsInvalidArgument) {
+  const std::string whole = scratch_.Join("whole.index");
+  WriteRvcIndex(*frames_, kNlist, whole);
+  const std::string bytes = ReadFile(whole);
+  ASSERT_GT(bytes.size(), 1000u);
+  const std::string half = scratch_.Join("half.index");
+  WriteFile(half, bytes.substr(0, bytes.size() / 2));
+  EXPECT_THAT(FaissIndex::Load(half),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(half)));
+  // Losing only the last byte is caught too.
+  const std::string almost = scratch_.Join("almost.index");
+  WriteFile(almost, bytes.substr(0, bytes.size() - 1));
+  EXPECT_THAT(FaissIndex::Load(almost),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(almost)));
+  EXPECT_THAT(FaissIndex::Load(whole), IsOk());
+}
+
+TEST_F(FaissIndexTest, LoadRandomBytesIsInvalidArgument) {
+  std::mt19937 random(99);
+  for (int size : {3, 64, 4096}) {
+    std::string bytes(size, '\0');
+    for (char& byte : bytes) byte = static_cast<char>(random());
+    const std::string path = scratch_.Join("random.index");
+    WriteFile(path, bytes);
+    EXPECT_THAT(FaissIndex::Load(path),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(path)))
+        << size << " bytes";
+  }
+}
+
+// A flat index file without vectors, made by editing a one-vector "Flat" file. The layout of
+// faiss 1.7's IndexFlat: "IxF2", d (int32), ntotal (int64), two int64 dummies, is_trained (1 byte),
+// metric (int32), then the code bytes as a count of floats (uint64) and the floats.
+TEST_F(FaissIndexTest, LoadIndexWithoutVectorsIsInvalidArgument) {
+  const std::vector<float> one = {1.0f, 2.0f, 3.0f, 4.0f};
+  TrainOptions options;
+  options.description = "Flat";
+  auto index = FaissIndex::Train(options, one.data(), 1, 4);
+  ASSERT_THAT(index, IsOk());
+  const std::string one_path = scratch_.Join("one.index");
+  ASSERT_THAT((*index)->Write(one_path), IsOk());
+  std::string bytes = ReadFile(one_path);
+  int64_t ntotal = 0;
+  uint64_t floats = 0;
+  if (bytes.size() != 61 || bytes.compare(0, 4, "IxF2") != 0) {
+    GTEST_SKIP() << "unexpected IndexFlat layout in this faiss version";
+  }
+  std::memcpy(&ntotal, bytes.data() + 8, 8);
+  std::memcpy(&floats, bytes.data() + 37, 8);
+  if (ntotal != 1 || floats != 4) GTEST_SKIP() << "unexpected IndexFlat layout";
+
+  ntotal = 0;
+  floats = 0;
+  std::memcpy(bytes.data() + 8, &ntotal, 8);
+  std::memcpy(bytes.data() + 37, &floats, 8);
+  bytes.resize(45);
+  const std::string empty_path = scratch_.Join("trained_empty.index");
+  WriteFile(empty_path, bytes);
+  EXPECT_THAT(
+      FaissIndex::Load(empty_path),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               AllOf(HasSubstr(empty_path), HasSubstr("no vectors"), HasSubstr("trained_"))));
+}
+
+TEST_F(FaissIndexTest, TrainWriteLoadRoundTrip) {
+  std::unique_ptr<FaissIndex> trained = TrainOrDie("IVF8,Flat", Metric::kL2, *frames_);
+  ASSERT_NE(trained, nullptr);
+  const std::string path = scratch_.Join("added.index");
+  ASSERT_THAT(trained->Write(path), IsOk());
+  auto loaded = FaissIndex::Load(path);
+  ASSERT_THAT(loaded, IsOk());
+  for (const FaissIndex* index : {trained.get(), loaded->get()}) {
+    EXPECT_EQ(index->dim(), kDim);
+    EXPECT_EQ(index->size(), kRows);
+    EXPECT_EQ(index->description(), "IVF8,Flat");
+    EXPECT_EQ(index->nprobe(), 1);
+    EXPECT_EQ(index->nlist(), kNlist);
+    EXPECT_EQ(index->metric(), Metric::kL2);
+    EXPECT_GT(index->memory_bytes(), int64_t{kRows} * kDim * 4);
+    // IVF-Flat keeps the raw floats; ids are the order the vectors were added in.
+    for (int64_t id = 0; id < kRows; ++id) {
+      ASSERT_EQ(std::memcmp(index->StoredVector(id), frames_->row(id), kDim * sizeof(float)), 0)
+          << "id " << id;
+    }
+  }
+  // Both search alike.
+  const FrameMatrix queries = Queries(*frames_, 30, 1);
+  const Neighbours a = SearchOrDie(*trained, queries, 6, 0);
+  const Neighbours b = SearchOrDie(**loaded, queries, 6, 0);
+  EXPECT_EQ(a.ids, b.ids);
+  EXPECT_EQ(a.scores, b.scores);
+}
+
+TEST_F(FaissIndexTest, TrainKeepsNprobeAndAddsInBatches) {
+  TrainOptions options;
+  options.description = "IVF8,Flat";
+  options.nprobe = 3;
+  options.add_batch = 7;  // many small add() calls must still give ids in order
+  auto index = FaissIndex::Train(options, frames_->values.data(), frames_->rows, kDim);
+  ASSERT_THAT(index, IsOk());
+  EXPECT_EQ((*index)->nprobe(), 3);
+  EXPECT_EQ((*index)->size(), kRows);
+  for (int64_t id = 0; id < kRows; ++id) {
+    ASSERT_EQ(std::memcmp((*index)->StoredVector(id), frames_->row(id), kDim * sizeof(float)), 0);
+  }
+}
+
+TEST_F(FaissIndexTest, SearchWithAllListsEqualsBruteForce) {
+  std::unique_ptr<FaissIndex> index = TrainOrDie("IVF8,Flat", Metric::kL2, *frames_);
+  ASSERT_NE(index, nullptr);
+  const FrameMatrix queries = Queries(*frames_, 60, 2);
+  constexpr int kK = 10;
+  const Neighbours got = SearchOrDie(*index, queries, kK, kNlist);
+  ExpectExact(got, BruteForce(*frames_, queries, kK, Metric::kL2), *frames_, queries, kK,
+              Metric::kL2);
+}
+
+TEST_F(FaissIndexTest, NprobeZeroUsesTheStoredNprobe) {
+  std::unique_ptr<FaissIndex> index = TrainOrDie("IVF8,Flat", Metric::kL2, *frames_);
+  ASSERT_NE(index, nullptr);
+  const FrameMatrix queries = Queries(*frames_, 40, 3);
+  const Neighbours stored = SearchOrDie(*index, queries, 5, 0);
+  const Neighbours one = SearchOrDie(*index, queries, 5, 1);
+  EXPECT_EQ(stored.ids, one.ids);
+  EXPECT_EQ(stored.scores, one.scores);
+  // With one list probed, results are sorted and every returned vector is a real neighbour.
+  for (int64_t q = 0; q < queries.rows; ++q) {
+    for (int j = 0; j < 5; ++j) {
+      const int64_t id = one.ids[q * 5 + j];
+      if (id < 0) continue;
+      EXPECT_TRUE(Close(one.scores[q * 5 + j],
+                        Score(queries.row(q), frames_->row(id), kDim, Metric::kL2), 1e-3));
+      if (j > 0 && one.ids[q * 5 + j - 1] >= 0) {
+        EXPECT_LE(one.scores[q * 5 + j - 1], one.scores[q * 5 + j]);
+      }
+    }
+  }
+}
+
+TEST_F(FaissIndexTest, MissingNeighboursAreMarked) {
+  const FrameMatrix few = GenerateClusteredFrames(5, 4, 2, 8);
+  std::unique_ptr<FaissIndex> index = TrainOrDie("Flat", Metric::kL2, few);
+  ASSERT_NE(index, nullptr);
+  const Neighbours got = SearchOrDie(*index, few, 7, 0);
+  for (int64_t q = 0; q < few.rows; ++q) {
+    EXPECT_EQ(got.ids[q * 7], q);  // each stored vector is its own nearest
+    EXPECT_EQ(got.scores[q * 7], 0.0f);
+    EXPECT_EQ(got.ids[q * 7 + 5], kNoNeighbour);
+    EXPECT_EQ(got.ids[q * 7 + 6], kNoNeighbour);
+  }
+}
+
+TEST_F(FaissIndexTest, ThreadedCoarseStepGivesIdenticalResults) {
+  // 128 lists so that the coarse step is really split (one shard per 64 lists).
+  const FrameMatrix data = GenerateClusteredFrames(5000, kDim, 64, 6);
+  std::unique_ptr<FaissIndex> index = TrainOrDie("IVF128,Flat", Metric::kL2, data);
+  ASSERT_NE(index, nullptr);
+  ASSERT_EQ(index->nlist(), 128);
+  const FrameMatrix queries = Queries(data, 300, 4);  // more than one 256-query block
+  for (int nprobe : {1, 4}) {
+    const Neighbours one = SearchOrDie(*index, queries, 8, nprobe, /*threads=*/1);
+    const Neighbours two = SearchOrDie(*index, queries, 8, nprobe, /*threads=*/2);
+    EXPECT_EQ(one.ids, two.ids) << "nprobe " << nprobe;
+    EXPECT_EQ(one.scores, two.scores) << "nprobe " << nprobe;
+    // A single probed list can be shorter than k (-1 ids); four never are here.
+    if (nprobe == 4) {
+      EXPECT_THAT(one.ids, Each(::testing::Ge(0)));
+    }
+  }
+  // Small index, one shard: also identical.
+  std::unique_ptr<FaissIndex> small = TrainOrDie("IVF8,Flat", Metric::kL2, *frames_);
+  ASSERT_NE(small, nullptr);
+  const FrameMatrix small_queries = Queries(*frames_, 20, 5);
+  const Neighbours one = SearchOrDie(*small, small_queries, 8, 0, 1);
+  const Neighbours two = SearchOrDie(*small, small_queries, 8, 0, 2);
+  EXPECT_EQ(one.ids, two.ids);
+  EXPECT_EQ(one.scores, two.scores);
+}
+
+TEST_F(FaissIndexTest, BadFactoryStringIsInvalidArgument) {
+  TrainOptions options;
+  options.description = "NotAnIndex,Flat";
+  EXPECT_THAT(FaissIndex::Train(options, frames_->values.data(), frames_->rows, kDim),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NotAnIndex,Flat")));
+}
+
+TEST_F(FaissIndexTest, TooFewTrainingVectorsIsInvalidArgument) {
+  TrainOptions options;
+  options.description = "IVF64,Flat";
+  EXPECT_THAT(FaissIndex::Train(options, frames_->values.data(), 20, kDim),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("IVF64,Flat"), HasSubstr("20 vectors"))));
+}
+
+TEST_F(FaissIndexTest, WriteToMissingDirectoryIsInternal) {
+  std::unique_ptr<FaissIndex> index = TrainOrDie("Flat", Metric::kL2, *frames_);
+  ASSERT_NE(index, nullptr);
+  const std::string path = scratch_.Join("no/such/dir/index.faiss");
+  EXPECT_THAT(index->Write(path), StatusIs(absl::StatusCode::kInternal, HasSubstr(path)));
+}
+
+TEST_F(FaissIndexTest, FlatL2IndexDescribesItself) {
+  std::unique_ptr<FaissIndex> index = TrainOrDie("Flat", Metric::kL2, *frames_);
+  ASSERT_NE(index, nullptr);
+  EXPECT_EQ(index->description(), "Flat");
+  EXPECT_EQ(index->nprobe(), 0);
+  EXPECT_EQ(index->nlist(), 0);
+  EXPECT_GE(index->memory_bytes(), int64_t{kRows} * kDim * 4);
+  const FrameMatrix queries = Queries(*frames_, 20, 6);
+  ExpectExact(SearchOrDie(*index, queries, 5, 0), BruteForce(*frames_, queries, 5, Metric::kL2),
+              *frames_, queries, 5, Metric::kL2);
+}
+
+class InnerProductTest : public FaissIndexTest,
+                         public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(InnerProductTest, StoresExactVectorsAndSearchesExactly) {
+  std::unique_ptr<FaissIndex> index = TrainOrDie(GetParam(), Metric::kInnerProduct, *frames_);
+  ASSERT_NE(index, nullptr);
+  EXPECT_EQ(index->metric(), Metric::kInnerProduct);
+  EXPECT_EQ(index->description(), GetParam());
+  EXPECT_EQ(index->size(), kRows);
+  for (int64_t id = 0; id < kRows; ++id) {
+    ASSERT_EQ(std::memcmp(index->StoredVector(id), frames_->row(id), kDim * sizeof(float)), 0);
+  }
+  const FrameMatrix queries = Queries(*frames_, 30, 7);
+  const int nprobe = index->nlist();  // all lists, or 0 for Flat
+  ExpectExact(SearchOrDie(*index, queries, 6, nprobe),
+              BruteForce(*frames_, queries, 6, Metric::kInnerProduct), *frames_, queries, 6,
+              Metric::kInnerProduct);
+  // Survives a write and a load.
+  const std::string path = scratch_.Join("ip.index");
+  ASSERT_THAT(index->Write(path), IsOk());
+  auto loaded = FaissIndex::Load(path);
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ((*loaded)->metric(), Metric::kInnerProduct);
+  EXPECT_EQ(std::memcmp((*loaded)->StoredVector(kRows - 1), frames_->row(kRows - 1),
+                        kDim * sizeof(float)),
+            0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Recipes, InnerProductTest, ::testing::Values("Flat", "IVF8,Flat"));
+
+TEST(FaissBuildInfoTest, NamesFaiss) { EXPECT_THAT(FaissBuildInfo(), StartsWith("faiss 1.")); }
+
+}  // namespace
+}  // namespace timbre

@@ -1,0 +1,338 @@
+#include "server/core/search_scheduler.h"
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/demo_speaker.h"
+#include "server/core/faiss_index.h"
+#include "tests/test_support.h"
+
+namespace timbre {
+namespace {
+
+using ::testing::Each;
+using ::testing::HasSubstr;
+using ::timbre::testing::IsOk;
+using ::timbre::testing::StatusIs;
+
+constexpr int kDim = 16;
+constexpr int kNlist = 8;
+
+std::shared_ptr<const IndexSnapshot> MakeSnapshot(const std::string& speaker, uint32_t seed) {
+  const FrameMatrix frames = GenerateClusteredFrames(400, kDim, 8, seed);
+  TrainOptions options;
+  options.description = "IVF8,Flat";
+  auto index = FaissIndex::Train(options, frames.values.data(), frames.rows, frames.dim);
+  EXPECT_THAT(index, IsOk());
+  if (!index.ok()) return nullptr;
+  auto snapshot = std::make_shared<IndexSnapshot>();
+  snapshot->speaker = speaker;
+  snapshot->version = "1";
+  snapshot->index = *std::move(index);
+  return snapshot;
+}
+
+std::unique_ptr<SearchScheduler> MakeScheduler(int workers, int64_t max_batch_rows = 512) {
+  SearchScheduler::Options options;
+  options.workers = workers;
+  options.max_batch_rows = max_batch_rows;
+  auto scheduler = SearchScheduler::Create(options);
+  EXPECT_THAT(scheduler, IsOk());
+  return scheduler.ok() ? *std::move(scheduler) : nullptr;
+}
+
+// One task with its own buffers and a record of how it completed.
+struct Probe {
+  Probe(std::shared_ptr<const IndexSnapshot> snapshot, int64_t rows, SearchParams params,
+        uint32_t seed)
+      : snapshot(std::move(snapshot)),
+        params(params),
+        queries(GenerateClusteredFrames(rows, kDim, 8, seed)),
+        scores(rows * params.k, -1.0f),
+        ids(rows * params.k, -2) {}
+
+  // A task writing into this probe; `also` runs inside done after the bookkeeping.
+  SearchTask Task(std::function<void()> also = nullptr) {
+    SearchTask task;
+    task.snapshot = snapshot;
+    task.params = params;
+    task.queries = queries.values.data();
+    task.rows = queries.rows;
+    task.scores = scores.data();
+    task.ids = ids.data();
+    task.done = [this, also = std::move(also)](absl::Status s, const SearchTiming& t) {
+      status = std::move(s);
+      timing = t;
+      calls.fetch_add(1);
+      if (also) also();
+      finished.Notify();
+    };
+    return task;
+  }
+
+  // Compares the results with a direct single-threaded search of this probe's queries alone.
+  void ExpectMatchesDirectSearch() const {
+    std::vector<float> want_scores(scores.size());
+    std::vector<int64_t> want_ids(ids.size());
+    ASSERT_THAT(snapshot->index->Search(queries.values.data(), queries.rows, params, 1,
+                                        want_scores.data(), want_ids.data()),
+                IsOk());
+    EXPECT_EQ(ids, want_ids);
+    EXPECT_EQ(scores, want_scores);
+  }
+
+  std::shared_ptr<const IndexSnapshot> snapshot;
+  SearchParams params;
+  FrameMatrix queries;
+  std::vector<float> scores;
+  std::vector<int64_t> ids;
+  absl::Status status = absl::UnknownError("not run");
+  SearchTiming timing;
+  std::atomic<int> calls{0};
+  absl::Notification finished;
+};
+
+SearchParams Params(int k, int nprobe) {
+  SearchParams params;
+  params.k = k;
+  params.nprobe = nprobe;
+  return params;
+}
+
+class SearchSchedulerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    alice_ = new std::shared_ptr<const IndexSnapshot>(MakeSnapshot("alice", 1));
+    bob_ = new std::shared_ptr<const IndexSnapshot>(MakeSnapshot("bob", 2));
+  }
+  static void TearDownTestSuite() {
+    delete alice_;
+    delete bob_;
+  }
+
+  static std::shared_ptr<const IndexSnapshot>* alice_;
+  static std::shared_ptr<const IndexSnapshot>* bob_;
+};
+
+std::shared_ptr<const IndexSnapshot>* SearchSchedulerTest::alice_ = nullptr;
+std::shared_ptr<const IndexSnapshot>* SearchSchedulerTest::bob_ = nullptr;
+
+TEST(SearchSchedulerCreateTest, RejectsBadOptions) {
+  SearchScheduler::Options no_rows;
+  no_rows.max_batch_rows = 0;
+  EXPECT_THAT(SearchScheduler::Create(no_rows),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_batch_rows")));
+  SearchScheduler::Options negative;
+  negative.workers = -1;
+  EXPECT_THAT(SearchScheduler::Create(negative),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("workers")));
+}
+
+TEST(SearchSchedulerCreateTest, WorkerCount) {
+  auto two = MakeScheduler(2);
+  ASSERT_NE(two, nullptr);
+  EXPECT_EQ(two->workers(), 2);
+  auto per_core = MakeScheduler(0);
+  ASSERT_NE(per_core, nullptr);
+  EXPECT_EQ(per_core->workers(),
+            static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+}
+
+TEST_F(SearchSchedulerTest, TaskMatchesDirectSearch) {
+  auto scheduler = MakeScheduler(2);
+  ASSERT_NE(scheduler, nullptr);
+  for (int nprobe : {0, 1, 3, kNlist}) {
+    Probe probe(*alice_, 10, Params(5, nprobe), 3);
+    scheduler->Submit(probe.Task());
+    ASSERT_TRUE(probe.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+    EXPECT_THAT(probe.status, IsOk());
+    EXPECT_EQ(probe.calls.load(), 1);
+    EXPECT_EQ(probe.timing.batch_rows, 10);
+    EXPECT_GE(probe.timing.queued, absl::ZeroDuration());
+    EXPECT_GE(probe.timing.search, absl::ZeroDuration());
+    probe.ExpectMatchesDirectSearch();
+    EXPECT_THAT(probe.ids, Each(::testing::Ge(0)));
+  }
+}
+
+TEST_F(SearchSchedulerTest, ConcurrentSubmitsAllCompleteExactlyOnce) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 40;
+  auto scheduler = MakeScheduler(2, 64);
+  ASSERT_NE(scheduler, nullptr);
+  std::vector<std::unique_ptr<Probe>> probes;
+  for (int i = 0; i < kThreads * kPerThread; ++i) {
+    // Mixed snapshots, k and sizes; nprobe = all lists so that results do not depend on batching.
+    probes.push_back(std::make_unique<Probe>(i % 3 == 0 ? *bob_ : *alice_, 1 + i % 7,
+                                             Params(i % 2 == 0 ? 4 : 8, kNlist), 100 + i));
+  }
+  absl::BlockingCounter remaining(kThreads * kPerThread);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t * kPerThread; i < (t + 1) * kPerThread; ++i) {
+        scheduler->Submit(probes[i]->Task([&remaining] { remaining.DecrementCount(); }));
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  remaining.Wait();
+  scheduler.reset();  // joins the workers: no callback can still be running or come later
+  for (const auto& probe : probes) {
+    EXPECT_EQ(probe->calls.load(), 1);
+    EXPECT_THAT(probe->status, IsOk());
+    EXPECT_GE(probe->timing.batch_rows, probe->queries.rows);
+    EXPECT_LE(probe->timing.batch_rows, std::max<int64_t>(64, probe->queries.rows));
+    probe->ExpectMatchesDirectSearch();
+  }
+}
+
+TEST_F(SearchSchedulerTest, QueuedTasksForTheSameSearchAreMerged) {
+  auto scheduler = MakeScheduler(1);
+  ASSERT_NE(scheduler, nullptr);
+  absl::Notification started;
+  absl::Notification release;
+  Probe blocker(*alice_, 2, Params(4, kNlist), 7);
+  scheduler->Submit(blocker.Task([&] {
+    started.Notify();
+    release.WaitForNotification();
+  }));
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(20)));
+
+  // The only worker is busy: these queue up and are then searched as one batch.
+  std::vector<std::unique_ptr<Probe>> probes;
+  for (int i = 0; i < 20; ++i) {
+    probes.push_back(std::make_unique<Probe>(*alice_, 3, Params(4, kNlist), 200 + i));
+    scheduler->Submit(probes.back()->Task());
+  }
+  release.Notify();
+  for (const auto& probe : probes) {
+    ASSERT_TRUE(probe->finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  }
+  scheduler.reset();
+  EXPECT_EQ(blocker.timing.batch_rows, 2);
+  for (const auto& probe : probes) {
+    EXPECT_EQ(probe->calls.load(), 1);
+    EXPECT_THAT(probe->status, IsOk());
+    EXPECT_EQ(probe->timing.batch_rows, 20 * 3);
+    probe->ExpectMatchesDirectSearch();
+  }
+}
+
+TEST_F(SearchSchedulerTest, BatchesRespectMaxBatchRows) {
+  auto scheduler = MakeScheduler(1, /*max_batch_rows=*/25);
+  ASSERT_NE(scheduler, nullptr);
+  absl::Notification started;
+  absl::Notification release;
+  Probe blocker(*alice_, 1, Params(4, kNlist), 8);
+  scheduler->Submit(blocker.Task([&] {
+    started.Notify();
+    release.WaitForNotification();
+  }));
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  std::vector<std::unique_ptr<Probe>> probes;
+  for (int i = 0; i < 20; ++i) {
+    probes.push_back(std::make_unique<Probe>(*alice_, 3, Params(4, kNlist), 300 + i));
+    scheduler->Submit(probes.back()->Task());
+  }
+  // Larger than a batch on its own: searched alone, whole.
+  Probe big(*alice_, 40, Params(4, kNlist), 9);
+  scheduler->Submit(big.Task());
+  release.Notify();
+  ASSERT_TRUE(big.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  scheduler.reset();
+  // 20 tasks of 3 rows in FIFO order: batches of 8, 8 and 4 tasks.
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(probes[i]->calls.load(), 1);
+    EXPECT_EQ(probes[i]->timing.batch_rows, i < 16 ? 24 : 12) << "task " << i;
+    probes[i]->ExpectMatchesDirectSearch();
+  }
+  EXPECT_EQ(big.calls.load(), 1);
+  EXPECT_THAT(big.status, IsOk());
+  EXPECT_EQ(big.timing.batch_rows, 40);
+  big.ExpectMatchesDirectSearch();
+}
+
+TEST_F(SearchSchedulerTest, DifferentSnapshotsOrParamsAreNeverMerged) {
+  auto scheduler = MakeScheduler(1);
+  ASSERT_NE(scheduler, nullptr);
+  absl::Notification started;
+  absl::Notification release;
+  Probe blocker(*alice_, 1, Params(4, kNlist), 10);
+  scheduler->Submit(blocker.Task([&] {
+    started.Notify();
+    release.WaitForNotification();
+  }));
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(20)));
+
+  // Four kinds of search, three tasks of two rows each, submitted interleaved.
+  struct Kind {
+    std::shared_ptr<const IndexSnapshot> snapshot;
+    SearchParams params;
+  };
+  const std::vector<Kind> kinds = {{*alice_, Params(4, kNlist)},
+                                   {*bob_, Params(4, kNlist)},
+                                   {*alice_, Params(6, kNlist)},
+                                   {*alice_, Params(4, 2)}};
+  std::vector<std::unique_ptr<Probe>> probes;
+  for (int round = 0; round < 3; ++round) {
+    for (size_t kind = 0; kind < kinds.size(); ++kind) {
+      probes.push_back(std::make_unique<Probe>(kinds[kind].snapshot, 2, kinds[kind].params,
+                                               400 + 10 * round + kind));
+      scheduler->Submit(probes.back()->Task());
+    }
+  }
+  release.Notify();
+  for (const auto& probe : probes) {
+    ASSERT_TRUE(probe->finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  }
+  scheduler.reset();
+  for (const auto& probe : probes) {
+    EXPECT_EQ(probe->calls.load(), 1);
+    EXPECT_THAT(probe->status, IsOk());
+    // Merged with exactly the two other tasks of its kind.
+    EXPECT_EQ(probe->timing.batch_rows, 6);
+    probe->ExpectMatchesDirectSearch();
+  }
+}
+
+TEST_F(SearchSchedulerTest, DestructorFinishesQueuedTasks) {
+  auto scheduler = MakeScheduler(1);
+  ASSERT_NE(scheduler, nullptr);
+  absl::Notification started;
+  absl::Notification release;
+  Probe blocker(*alice_, 1, Params(4, kNlist), 11);
+  scheduler->Submit(blocker.Task([&] {
+    started.Notify();
+    release.WaitForNotification();
+  }));
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  // Distinct k: each is its own batch, so most are still queued when the destructor starts.
+  std::vector<std::unique_ptr<Probe>> probes;
+  for (int i = 0; i < 12; ++i) {
+    probes.push_back(std::make_unique<Probe>(*alice_, 50, Params(1 + i, kNlist), 500 + i));
+    scheduler->Submit(probes.back()->Task());
+  }
+  release.Notify();
+  scheduler.reset();
+  EXPECT_EQ(blocker.calls.load(), 1);
+  for (const auto& probe : probes) {
+    EXPECT_TRUE(probe->finished.HasBeenNotified());
+    EXPECT_EQ(probe->calls.load(), 1);
+    EXPECT_THAT(probe->status, IsOk());
+    probe->ExpectMatchesDirectSearch();
+  }
+}
+
+}  // namespace
+}  // namespace timbre

@@ -1,0 +1,447 @@
+#include "server/core/speaker_registry.h"
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/demo_speaker.h"
+#include "server/core/faiss_index.h"
+#include "server/core/speaker_repository.h"
+#include "tests/test_support.h"
+
+namespace timbre {
+namespace {
+
+namespace fs = std::filesystem;
+
+using ::testing::_;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::timbre::testing::IsOk;
+using ::timbre::testing::ReadFile;
+using ::timbre::testing::ScratchDir;
+using ::timbre::testing::StatusIs;
+using ::timbre::testing::WaitFor;
+using ::timbre::testing::WriteFile;
+using ::timbre::testing::WriteRvcIndex;
+
+constexpr int kDim = 16;
+constexpr int kNlist = 8;
+
+std::vector<std::string> Names(const std::vector<SpeakerStatus>& statuses) {
+  std::vector<std::string> names;
+  for (const SpeakerStatus& status : statuses) names.push_back(status.name);
+  return names;
+}
+
+// Searches `index` for its own first stored vector; returns whether it found it.
+bool SearchFindsItself(const FaissIndex& index) {
+  float score = -1.0f;
+  int64_t id = -1;
+  SearchParams params;
+  params.k = 1;
+  params.nprobe = index.nlist();
+  if (!index.Search(index.StoredVector(0), 1, params, 1, &score, &id).ok()) return false;
+  return id == 0 && score == 0.0f;
+}
+
+class SpeakerRegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto repository = SpeakerRepository::Create({scratch_.path()});
+    ASSERT_THAT(repository, IsOk());
+    repository_ = *std::move(repository);
+  }
+
+  std::unique_ptr<SpeakerRegistry> MakeRegistry(absl::Duration poll = absl::ZeroDuration()) {
+    SpeakerRegistry::Options options;
+    options.repository = repository_.get();
+    options.poll_interval = poll;
+    auto registry = SpeakerRegistry::Create(options);
+    EXPECT_THAT(registry, IsOk());
+    return registry.ok() ? *std::move(registry) : nullptr;
+  }
+
+  // Writes an RVC index of `rows` generated frames to <root>/<speaker>/<file>.
+  void WriteRvcFile(const std::string& speaker, const std::string& file, int64_t rows = 400,
+                    uint32_t seed = 1) {
+    WriteRvcIndex(GenerateClusteredFrames(rows, kDim, 8, seed), kNlist,
+                  scratch_.Join(speaker + "/" + file));
+  }
+
+  // Publishes a numbered version with a real index of `rows` frames.
+  std::string Publish(const std::string& speaker, int64_t rows = 400, uint32_t seed = 2,
+                      timbre::v1::VersionMetadata metadata = {}) {
+    const FrameMatrix frames = GenerateClusteredFrames(rows, kDim, 8, seed);
+    TrainOptions options;
+    options.description = "IVF8,Flat";
+    auto index = FaissIndex::Train(options, frames.values.data(), frames.rows, frames.dim);
+    EXPECT_THAT(index, IsOk());
+    if (!index.ok()) return "";
+    auto version = repository_->PublishVersion(speaker, metadata, [&](const std::string& dir) {
+      return (*index)->Write(dir + "/" + kDefaultIndexFileName);
+    });
+    EXPECT_THAT(version, IsOk());
+    return version.ok() ? *version : "";
+  }
+
+  // Publishes a numbered version whose index file is not an index.
+  std::string PublishCorrupt(const std::string& speaker) {
+    auto version = repository_->PublishVersion(
+        speaker, timbre::v1::VersionMetadata(), [](const std::string& dir) {
+          WriteFile(dir + "/" + kDefaultIndexFileName, "garbage, not an index");
+          return absl::OkStatus();
+        });
+    EXPECT_THAT(version, IsOk());
+    return version.ok() ? *version : "";
+  }
+
+  // A repository with one good speaker and three broken ones.
+  void WriteMixedRepository() {
+    WriteRvcFile("good", "added_good.index");
+    const std::string whole = ReadFile(scratch_.Join("good/added_good.index"));
+    WriteFile(scratch_.Join("corrupt/added_corrupt.index"), whole.substr(0, whole.size() / 2));
+    WriteRvcFile("trained", "trained_IVF8_Flat_nprobe_1_trained_v2.index");
+    WriteFile(scratch_.Join("text/added_text.index"), "I am a text file, not an index.\n");
+  }
+
+  ScratchDir scratch_;
+  std::unique_ptr<SpeakerRepository> repository_;
+};
+
+TEST(SpeakerRegistryCreateTest, RequiresRepository) {
+  EXPECT_THAT(SpeakerRegistry::Create({}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("repository")));
+}
+
+TEST_F(SpeakerRegistryTest, CreateFailsWhenRootCannotBeRead) {
+  const std::string root = scratch_.Join("root");
+  fs::create_directories(root);
+  auto repository = SpeakerRepository::Create({root});
+  ASSERT_THAT(repository, IsOk());
+  fs::remove_all(root);
+  SpeakerRegistry::Options options;
+  options.repository = repository->get();
+  options.poll_interval = absl::ZeroDuration();
+  EXPECT_THAT(SpeakerRegistry::Create(options),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr(root)));
+}
+
+TEST_F(SpeakerRegistryTest, EmptyRepositoryListsNothing) {
+  auto registry = MakeRegistry();
+  ASSERT_NE(registry, nullptr);
+  EXPECT_THAT(registry->List(), IsEmpty());
+  EXPECT_THAT(registry->Acquire("anyone"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("anyone")));
+}
+
+TEST_F(SpeakerRegistryTest, ListsLoadedAndFailedSpeakersWithReasons) {
+  WriteMixedRepository();
+  auto registry = MakeRegistry();
+  ASSERT_NE(registry, nullptr);
+  const std::vector<SpeakerStatus> all = registry->List();
+  ASSERT_THAT(Names(all), ::testing::ElementsAre("corrupt", "good", "text", "trained"));
+
+  const SpeakerStatus& good = all[1];
+  ASSERT_NE(good.snapshot, nullptr);
+  EXPECT_THAT(good.error, IsEmpty());
+  EXPECT_EQ(good.snapshot->speaker, "good");
+  EXPECT_EQ(good.snapshot->version, "added_good.index");
+  EXPECT_EQ(good.snapshot->path, scratch_.Join("good/added_good.index"));
+  EXPECT_EQ(good.snapshot->index->size(), 400);
+  EXPECT_EQ(good.snapshot->index->dim(), kDim);
+  EXPECT_TRUE(SearchFindsItself(*good.snapshot->index));
+
+  EXPECT_EQ(all[0].snapshot, nullptr);
+  EXPECT_THAT(all[0].error, AllOf(HasSubstr("added_corrupt.index"), HasSubstr("faiss")));
+  EXPECT_EQ(all[2].snapshot, nullptr);
+  EXPECT_THAT(all[2].error,
+              AllOf(HasSubstr("added_text.index"), HasSubstr("not a readable faiss index")));
+  EXPECT_EQ(all[3].snapshot, nullptr);
+  EXPECT_THAT(all[3].error, HasSubstr("trained_IVF8_Flat_nprobe_1_trained_v2.index"));
+}
+
+TEST_F(SpeakerRegistryTest, AcquireAndGetReportEachState) {
+  WriteMixedRepository();
+  auto registry = MakeRegistry();
+  ASSERT_NE(registry, nullptr);
+
+  auto good = registry->Acquire("good");
+  ASSERT_THAT(good, IsOk());
+  EXPECT_EQ((*good)->version, "added_good.index");
+
+  EXPECT_THAT(registry->Acquire("trained"),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("'trained'"), HasSubstr("trained_"))));
+  EXPECT_THAT(registry->Acquire("corrupt"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("added_corrupt.index")));
+  EXPECT_THAT(registry->Acquire("text"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("added_text.index")));
+  EXPECT_THAT(registry->Acquire("nobody"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("nobody")));
+  for (const char* name : {"", "../good", "a/b", ".hidden"}) {
+    EXPECT_THAT(registry->Acquire(name), StatusIs(absl::StatusCode::kInvalidArgument, _)) << name;
+    EXPECT_THAT(registry->Get(name), StatusIs(absl::StatusCode::kInvalidArgument, _)) << name;
+  }
+
+  auto failed = registry->Get("trained");
+  ASSERT_THAT(failed, IsOk());
+  EXPECT_EQ(failed->name, "trained");
+  EXPECT_EQ(failed->snapshot, nullptr);
+  EXPECT_THAT(failed->error, HasSubstr("trained_"));
+  EXPECT_THAT(registry->Get("nobody"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("nobody")));
+}
+
+TEST_F(SpeakerRegistryTest, RvcFileLoadsOnlyOnceUnchangedAcrossTwoRefreshes) {
+  auto registry = MakeRegistry();
+  ASSERT_NE(registry, nullptr);
+  WriteRvcFile("newbie", "added_newbie.index", 400);
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  // Not known until it has settled: not found rather than failed without a reason.
+  EXPECT_THAT(registry->Acquire("newbie"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("newbie")));
+  EXPECT_EQ(registry->List().size(), 0u);
+
+  // The copy goes on: the file changes, so it is still not loaded.
+  WriteRvcFile("newbie", "added_newbie.index", 480);
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  EXPECT_THAT(registry->Acquire("newbie"), Not(IsOk()));
+
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  auto snapshot = registry->Acquire("newbie");
+  ASSERT_THAT(snapshot, IsOk());
+  EXPECT_EQ((*snapshot)->version, "added_newbie.index");
+  EXPECT_EQ((*snapshot)->index->size(), 480);
+  EXPECT_THAT(registry->Get("newbie")->error, IsEmpty());
+}
+
+TEST_F(SpeakerRegistryTest, ReplacedRvcFileIsReloadedAfterSettling) {
+  WriteRvcFile("alice", "added_alice.index", 400);
+  auto registry = MakeRegistry();
+  ASSERT_NE(registry, nullptr);
+  ASSERT_EQ((*registry->Acquire("alice"))->index->size(), 400);
+
+  WriteRvcFile("alice", "added_alice.index", 440);
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  auto during = registry->Acquire("alice");  // the old file keeps serving meanwhile
+  ASSERT_THAT(during, IsOk());
+  EXPECT_EQ((*during)->index->size(), 400);
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  auto after = registry->Acquire("alice");
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ((*after)->index->size(), 440);
+}
+
+TEST_F(SpeakerRegistryTest, FailedSpeakerRecoversWhenFixed) {
+  WriteRvcFile("alice", "trained_alice.index");
+  auto registry = MakeRegistry();
+  ASSERT_NE(registry, nullptr);
+  ASSERT_THAT(registry->Acquire("alice"), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+  WriteRvcFile("alice", "added_alice.index");
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  auto snapshot = registry->Acquire("alice");
+  ASSERT_THAT(snapshot, IsOk());
+  EXPECT_EQ((*snapshot)->version, "added_alice.index");
+  EXPECT_THAT(registry->Get("alice")->error, IsEmpty());
+}
+
+TEST_F(SpeakerRegistryTest, PublishedVersionIsPickedUpByNextRefresh) {
+  WriteRvcFile("alice", "added_alice.index", 400);
+  auto registry = MakeRegistry();
+  ASSERT_NE(registry, nullptr);
+  auto old_snapshot = registry->Acquire("alice");
+  ASSERT_THAT(old_snapshot, IsOk());
+  ASSERT_EQ((*old_snapshot)->version, "added_alice.index");
+
+  const std::string version = Publish("alice", 520);
+  ASSERT_EQ(version, "1");
+  // Not before the scan.
+  EXPECT_EQ((*registry->Acquire("alice"))->version, "added_alice.index");
+  ASSERT_THAT(registry->Refresh(), IsOk());  // numbered versions need no settling
+  auto new_snapshot = registry->Acquire("alice");
+  ASSERT_THAT(new_snapshot, IsOk());
+  EXPECT_EQ((*new_snapshot)->version, "1");
+  EXPECT_EQ((*new_snapshot)->index->size(), 520);
+  EXPECT_EQ((*new_snapshot)->speaker, "alice");
+  EXPECT_NE((*new_snapshot)->loaded_at, absl::InfinitePast());
+
+  // The swapped-out snapshot held by a caller is still whole and searchable.
+  EXPECT_EQ((*old_snapshot)->version, "added_alice.index");
+  EXPECT_EQ((*old_snapshot)->index->size(), 400);
+  EXPECT_TRUE(SearchFindsItself(*(*old_snapshot)->index));
+}
+
+TEST_F(SpeakerRegistryTest, UnchangedRepositoryKeepsTheSameSnapshot) {
+  Publish("alice");
+  auto registry = MakeRegistry();
+  ASSERT_NE(registry, nullptr);
+  auto before = registry->Acquire("alice");
+  ASSERT_THAT(before, IsOk());
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  auto after = registry->Acquire("alice");
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(before->get(), after->get());  // not reloaded
+}
+
+TEST_F(SpeakerRegistryTest, FailingNewVersionKeepsOldOneServing) {
+  ASSERT_EQ(Publish("alice"), "1");
+  auto registry = MakeRegistry();
+  ASSERT_NE(registry, nullptr);
+  ASSERT_EQ((*registry->Acquire("alice"))->version, "1");
+
+  ASSERT_EQ(PublishCorrupt("alice"), "2");
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  auto serving = registry->Acquire("alice");
+  ASSERT_THAT(serving, IsOk());
+  EXPECT_EQ((*serving)->version, "1");
+  EXPECT_TRUE(SearchFindsItself(*(*serving)->index));
+  auto status = registry->Get("alice");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_NE(status->snapshot, nullptr);
+  EXPECT_THAT(status->error, AllOf(HasSubstr("/2/"), HasSubstr("not a readable faiss index")));
+
+  // A good version 3 clears the error.
+  ASSERT_EQ(Publish("alice"), "3");
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  EXPECT_EQ((*registry->Acquire("alice"))->version, "3");
+  EXPECT_THAT(registry->Get("alice")->error, IsEmpty());
+}
+
+TEST_F(SpeakerRegistryTest, MetadataThatDisagreesWithTheIndexFails) {
+  ASSERT_EQ(Publish("alice"), "1");
+  auto registry = MakeRegistry();
+  ASSERT_NE(registry, nullptr);
+  timbre::v1::VersionMetadata wrong_dim;
+  wrong_dim.set_dim(32);
+  ASSERT_EQ(Publish("alice", 400, 3, wrong_dim), "2");
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  EXPECT_EQ((*registry->Acquire("alice"))->version, "1");
+  EXPECT_THAT(registry->Get("alice")->error,
+              AllOf(HasSubstr("version 2"), HasSubstr("dim 32"), HasSubstr("16")));
+
+  timbre::v1::VersionMetadata wrong_count;
+  wrong_count.set_num_vectors(7);
+  ASSERT_EQ(Publish("bob", 400, 3, wrong_count), "1");
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  EXPECT_THAT(registry->Acquire("bob"), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                 AllOf(HasSubstr("7 vectors"), HasSubstr("400"))));
+}
+
+TEST_F(SpeakerRegistryTest, RemovedSpeakerLeavesTheList) {
+  WriteRvcFile("alice", "added_alice.index");
+  Publish("bob");
+  auto registry = MakeRegistry();
+  ASSERT_NE(registry, nullptr);
+  ASSERT_THAT(Names(registry->List()), ::testing::ElementsAre("alice", "bob"));
+  auto held = registry->Acquire("alice");
+  ASSERT_THAT(held, IsOk());
+
+  fs::remove_all(scratch_.Join("alice"));
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  EXPECT_THAT(Names(registry->List()), ::testing::ElementsAre("bob"));
+  EXPECT_THAT(registry->Acquire("alice"), StatusIs(absl::StatusCode::kNotFound, _));
+  EXPECT_TRUE(SearchFindsItself(*(*held)->index));  // the caller's snapshot outlives removal
+}
+
+TEST_F(SpeakerRegistryTest, UnreadableRootKeepsSpeakersServing) {
+  const std::string root = scratch_.Join("root");
+  WriteRvcIndex(GenerateClusteredFrames(400, kDim, 8, 4), kNlist, root + "/alice/added_a.index");
+  auto repository = SpeakerRepository::Create({root});
+  ASSERT_THAT(repository, IsOk());
+  SpeakerRegistry::Options options;
+  options.repository = repository->get();
+  options.poll_interval = absl::ZeroDuration();
+  auto registry = SpeakerRegistry::Create(options);
+  ASSERT_THAT(registry, IsOk());
+  fs::remove_all(root);
+  EXPECT_THAT((*registry)->Refresh(), StatusIs(absl::StatusCode::kInternal, HasSubstr(root)));
+  EXPECT_THAT((*registry)->Acquire("alice"), IsOk());
+}
+
+TEST_F(SpeakerRegistryTest, PollingPicksUpPublishedVersions) {
+  auto registry = MakeRegistry(absl::Milliseconds(20));
+  ASSERT_NE(registry, nullptr);
+  EXPECT_THAT(registry->List(), IsEmpty());
+  ASSERT_EQ(Publish("alice"), "1");
+  EXPECT_TRUE(WaitFor([&] {
+    auto snapshot = registry->Acquire("alice");
+    return snapshot.ok() && (*snapshot)->version == "1";
+  }));
+  ASSERT_EQ(Publish("alice", 440), "2");
+  EXPECT_TRUE(WaitFor([&] {
+    auto snapshot = registry->Acquire("alice");
+    return snapshot.ok() && (*snapshot)->version == "2";
+  }));
+  EXPECT_EQ((*registry->Acquire("alice"))->index->size(), 440);
+  // RVC files settle across two polls, then load.
+  WriteRvcFile("bob", "added_bob.index");
+  EXPECT_TRUE(WaitFor([&] { return registry->Acquire("bob").ok(); }));
+}
+
+TEST_F(SpeakerRegistryTest, VersionSwapUnderConcurrentSearches) {
+  ASSERT_EQ(Publish("alice", 400, 100), "1");
+  auto registry = MakeRegistry();
+  ASSERT_NE(registry, nullptr);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> searches{0};
+  std::atomic<int64_t> failures{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      const FrameMatrix queries = GenerateClusteredFrames(8, kDim, 4, 50 + t);
+      std::vector<float> scores(8 * 4);
+      std::vector<int64_t> ids(8 * 4);
+      SearchParams params;
+      params.k = 4;
+      while (!stop.load()) {
+        auto snapshot = registry->Acquire("alice");
+        if (!snapshot.ok()) {
+          failures.fetch_add(1);
+          continue;
+        }
+        const FaissIndex& index = *(*snapshot)->index;
+        if (!index.Search(queries.values.data(), queries.rows, params, 1, scores.data(), ids.data())
+                 .ok()) {
+          failures.fetch_add(1);
+          continue;
+        }
+        for (int64_t id : ids) {
+          if (id >= index.size()) failures.fetch_add(1);
+          if (id >= 0 && !std::isfinite(index.StoredVector(id)[0])) failures.fetch_add(1);
+        }
+        searches.fetch_add(1);
+      }
+    });
+  }
+  for (int v = 2; v <= 6; ++v) {
+    const int64_t rows = 400 + 40 * v;
+    ASSERT_EQ(Publish("alice", rows, 100 + v), std::to_string(v));
+    ASSERT_THAT(registry->Refresh(), IsOk());
+    auto snapshot = registry->Acquire("alice");
+    ASSERT_THAT(snapshot, IsOk());
+    EXPECT_EQ((*snapshot)->version, std::to_string(v));
+    EXPECT_EQ((*snapshot)->index->size(), rows);
+    // Let the readers run against this version before the next swap.
+    const int64_t seen = searches.load();
+    EXPECT_TRUE(WaitFor([&] { return searches.load() >= seen + 20; }));
+  }
+  stop.store(true);
+  for (std::thread& reader : readers) reader.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_GT(searches.load(), 100);
+}
+
+}  // namespace
+}  // namespace timbre
