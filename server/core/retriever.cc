@@ -60,9 +60,47 @@ struct PendingCall {
   std::vector<int64_t> ids;   // [rows, k]
 };
 
-// Queues the search of `pending`; `finish` runs on the worker once the search is done.
-void SubmitSearch(SearchScheduler& scheduler, std::shared_ptr<PendingCall> pending,
-                  absl::AnyInvocable<void(absl::Status, PendingCall&, const SearchTiming&)> finish) {
+// The results of a finished search of `pending`.
+SearchResult MakeSearchResult(PendingCall& pending, const SearchTiming& timing) {
+  SearchResult result;
+  result.rows = pending.call.frames.rows;
+  result.k = pending.call.params.k;
+  result.scores = std::move(pending.scores);
+  result.ids = std::move(pending.ids);
+  result.snapshot = std::move(pending.snapshot);
+  result.timing = timing;
+  return result;
+}
+
+// Blends the frames of a finished search of `pending` in place.
+BlendResult MakeBlendResult(PendingCall& pending, const SearchTiming& timing) {
+  const absl::Time start = absl::Now();
+  const FaissIndex& index = *pending.snapshot->index;
+  FrameMatrix& frames = pending.call.frames;
+  BlendFrames(frames.values.data(), frames.rows, frames.dim, pending.scores.data(),
+              pending.ids.data(), pending.call.params.k, index.metric(), pending.call.index_rate,
+              [&index](int64_t id) { return index.StoredVector(id); }, frames.values.data());
+  BlendResult result;
+  result.frames = std::move(frames);
+  result.version = pending.snapshot->version;
+  result.timing = timing;
+  result.blend = absl::Now() - start;
+  return result;
+}
+
+// Queues the search of a checked call; on the worker, `make_result` turns the finished search
+// into the call's result. A call that failed its checks goes straight to `done`.
+template <typename Result>
+void Submit(absl::StatusOr<std::shared_ptr<const IndexSnapshot>> checked, RetrievalCall call,
+            SearchScheduler& scheduler, absl::AnyInvocable<void(absl::StatusOr<Result>)> done,
+            Result (*make_result)(PendingCall&, const SearchTiming&)) {
+  if (!checked.ok()) {
+    done(checked.status());
+    return;
+  }
+  auto pending = std::make_shared<PendingCall>();
+  pending->call = std::move(call);
+  pending->snapshot = *std::move(checked);
   const size_t results = static_cast<size_t>(pending->call.frames.rows) * pending->call.params.k;
   pending->scores.resize(results);
   pending->ids.resize(results);
@@ -73,9 +111,13 @@ void SubmitSearch(SearchScheduler& scheduler, std::shared_ptr<PendingCall> pendi
   task.rows = pending->call.frames.rows;
   task.scores = pending->scores.data();
   task.ids = pending->ids.data();
-  task.done = [pending, finish = std::move(finish)](absl::Status status,
-                                                    const SearchTiming& timing) mutable {
-    finish(std::move(status), *pending, timing);
+  task.done = [pending, make_result, done = std::move(done)](
+                  absl::Status status, const SearchTiming& timing) mutable {
+    if (!status.ok()) {
+      done(std::move(status));
+      return;
+    }
+    done(make_result(*pending, timing));
   };
   scheduler.Submit(std::move(task));
 }
@@ -84,65 +126,16 @@ void SubmitSearch(SearchScheduler& scheduler, std::shared_ptr<PendingCall> pendi
 
 void Retriever::Search(RetrievalCall call,
                        absl::AnyInvocable<void(absl::StatusOr<SearchResult>)> done) const {
-  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> snapshot = Check(call, /*blend=*/false);
-  if (!snapshot.ok()) {
-    done(snapshot.status());
-    return;
-  }
-  auto pending = std::make_shared<PendingCall>();
-  pending->call = std::move(call);
-  pending->snapshot = *std::move(snapshot);
-  SubmitSearch(*options_.scheduler, std::move(pending),
-               [done = std::move(done)](absl::Status status, PendingCall& pending,
-                                        const SearchTiming& timing) mutable {
-                 if (!status.ok()) {
-                   done(std::move(status));
-                   return;
-                 }
-                 SearchResult result;
-                 result.rows = pending.call.frames.rows;
-                 result.k = pending.call.params.k;
-                 result.scores = std::move(pending.scores);
-                 result.ids = std::move(pending.ids);
-                 result.snapshot = std::move(pending.snapshot);
-                 result.timing = timing;
-                 done(std::move(result));
-               });
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> checked = Check(call, /*blend=*/false);
+  Submit(std::move(checked), std::move(call), *options_.scheduler, std::move(done),
+         &MakeSearchResult);
 }
 
 void Retriever::Blend(RetrievalCall call,
                       absl::AnyInvocable<void(absl::StatusOr<BlendResult>)> done) const {
-  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> snapshot = Check(call, /*blend=*/true);
-  if (!snapshot.ok()) {
-    done(snapshot.status());
-    return;
-  }
-  auto pending = std::make_shared<PendingCall>();
-  pending->call = std::move(call);
-  pending->snapshot = *std::move(snapshot);
-  SubmitSearch(*options_.scheduler, std::move(pending),
-               [done = std::move(done)](absl::Status status, PendingCall& pending,
-                                        const SearchTiming& timing) mutable {
-                 if (!status.ok()) {
-                   done(std::move(status));
-                   return;
-                 }
-                 const absl::Time start = absl::Now();
-                 const FaissIndex& index = *pending.snapshot->index;
-                 FrameMatrix& frames = pending.call.frames;
-                 // Blend in place: the output has the input's shape.
-                 BlendFrames(frames.values.data(), frames.rows, frames.dim, pending.scores.data(),
-                             pending.ids.data(), pending.call.params.k, index.metric(),
-                             pending.call.index_rate,
-                             [&index](int64_t id) { return index.StoredVector(id); },
-                             frames.values.data());
-                 BlendResult result;
-                 result.frames = std::move(frames);
-                 result.version = pending.snapshot->version;
-                 result.timing = timing;
-                 result.blend = absl::Now() - start;
-                 done(std::move(result));
-               });
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> checked = Check(call, /*blend=*/true);
+  Submit(std::move(checked), std::move(call), *options_.scheduler, std::move(done),
+         &MakeBlendResult);
 }
 
 }  // namespace timbre
