@@ -47,7 +47,8 @@ void RunCaller(const TimbreClient& client, const LoadOptions& options,
   if (options.streaming) session = client.OpenSession(options.speaker, options.options);
   const absl::Duration interval =
       options.rate > 0 ? absl::Seconds(1.0 / options.rate) : absl::ZeroDuration();
-  absl::Time next = absl::Now();
+  // Callers start spread over one interval, as independent clients would, not in lockstep.
+  absl::Time next = absl::Now() + interval * caller / options.concurrency;
   for (int64_t n = 0;; ++n) {
     if (interval > absl::ZeroDuration()) {
       const absl::Time now = absl::Now();

@@ -1,6 +1,9 @@
 // timbre-server: maps flags to TimbreServer::Options and runs until SIGINT or SIGTERM.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -28,7 +31,27 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "How long calls in flight may take to finish on SIGTERM");
 ABSL_FLAG(std::string, log_level, "info", "spdlog level: trace, debug, info, warn, error");
 
+namespace {
+
+// OpenBLAS 0.3.21 (bookworm) does not recognise AMD Zen 4 and runs its Haswell kernels there,
+// although the CPU has AVX-512; its SkylakeX sgemm kernel makes timbre's coarse step 1.6x faster
+// on such a machine. The core type is read once, when OpenBLAS loads, so it is set here and the
+// process re-executed. An operator's own OPENBLAS_CORETYPE is left alone.
+void PreferAvx512Blas(char** argv) {
+  if (getenv("OPENBLAS_CORETYPE") != nullptr) return;
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw") ||
+      !__builtin_cpu_supports("avx512dq") || !__builtin_cpu_supports("avx512vl")) {
+    return;
+  }
+  setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: keep running as we are
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  PreferAvx512Blas(argv);
   absl::SetProgramUsageMessage("Serves RVC speaker indexes over gRPC.\n  timbre-server --repo=DIR");
   absl::ParseCommandLine(argc, argv);
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));

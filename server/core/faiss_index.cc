@@ -34,8 +34,9 @@ extern "C" {
 int sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
            const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
            const float* beta, float* c, const int* ldc);
-// OpenBLAS's thread control; weak so that another BLAS still links.
+// OpenBLAS's thread control and kernel name; weak so that another BLAS still links.
 void openblas_set_num_threads(int num_threads) __attribute__((weak));
+char* openblas_get_corename() __attribute__((weak));
 }
 
 namespace timbre {
@@ -345,8 +346,12 @@ absl::Status FaissIndex::Search(const float* queries, int64_t count, const Searc
 }
 
 std::string FaissBuildInfo() {
-  return absl::StrCat("faiss ", FAISS_VERSION_MAJOR, ".", FAISS_VERSION_MINOR, ".",
-                      FAISS_VERSION_PATCH, " (", faiss::get_compile_options(), ")");
+  std::string info = absl::StrCat("faiss ", FAISS_VERSION_MAJOR, ".", FAISS_VERSION_MINOR, ".",
+                                  FAISS_VERSION_PATCH, " (", faiss::get_compile_options(), ")");
+  if (openblas_get_corename != nullptr) {
+    absl::StrAppend(&info, ", OpenBLAS kernels ", openblas_get_corename());
+  }
+  return info;
 }
 
 void UseSingleThreadedBlas() {

@@ -107,7 +107,8 @@ class FaissIndex {
   std::vector<float> materialized_;
 };
 
-// faiss's version and compile options, e.g. "faiss 1.7.3 (OPTIMIZE AVX2)".
+// faiss's version and compile options and the BLAS kernels in use, e.g.
+// "faiss 1.7.3 (OPTIMIZE AVX2), OpenBLAS kernels SkylakeX".
 std::string FaissBuildInfo();
 
 // Process-wide BLAS set-up: makes BLAS calls single-threaded so that the callers' own threads are

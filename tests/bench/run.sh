@@ -28,14 +28,9 @@ rvc_generic=$(/usr/bin/python3 tests/bench/rvc_step.py "$INDEX" "$DATA/queries.n
 echo "$rvc_avx2"; echo "$rvc_generic"
 
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-build/server/timbre-server --repo="$DATA/repo" --host=127.0.0.1 --port="$PORT" --metrics_port=-1 \
-  --poll_interval=0 > "$DATA/server.log" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  build/client/timbre speakers --server="127.0.0.1:$PORT" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+SERVER=
+stop_server() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; SERVER=; fi; }
+trap stop_server EXIT
 run() {  # name, then timbre bench flags
   local name="$1"; shift
   local json
@@ -44,14 +39,32 @@ run() {  # name, then timbre bench flags
   echo "$name $json"
   echo "$name|$json" >> "$DATA/runs.txt"
 }
+# measure LABEL ENV...: starts the server with ENV, runs the load patterns, stops it.
+measure() {
+  local label="$1"; shift
+  env "$@" build/server/timbre-server --repo="$DATA/repo" --host=127.0.0.1 --port="$PORT" \
+    --metrics_port=-1 --poll_interval=0 > "$DATA/server.log" 2>&1 &
+  SERVER=$!
+  for _ in $(seq 100); do
+    build/client/timbre speakers --server="127.0.0.1:$PORT" >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  local blas
+  blas=$(grep -o 'OpenBLAS kernels [A-Za-z0-9]*' "$DATA/server.log" | head -1)
+  echo "bench: timbre, $blas"
+  run "$label ($blas): 1 caller back to back, unary" --concurrency=1
+  run "$label ($blas): 1 caller back to back, stream" --concurrency=1 --mode=stream
+  run "$label ($blas): 8 callers x 4 calls/s, stream" --concurrency=8 --rate=4 --mode=stream
+  run "$label ($blas): 16 callers back to back, unary" --concurrency=16
+  run "$label ($blas): 16 callers back to back, stream" --concurrency=16 --mode=stream
+  run "$label ($blas): 32 callers back to back, stream" --concurrency=32 --mode=stream
+  stop_server
+}
 : > "$DATA/runs.txt"
-echo "bench: timbre"
-run "light: 1 caller, back to back, unary" --concurrency=1
-run "light: 1 caller, back to back, stream" --concurrency=1 --mode=stream
-run "real time: 8 callers x 4 calls/s, stream" --concurrency=8 --rate=4 --mode=stream
-run "saturation: 16 callers, unary" --concurrency=16
-run "saturation: 16 callers, stream" --concurrency=16 --mode=stream
-run "saturation: 32 callers, stream" --concurrency=32 --mode=stream
+# As the environment has it (this machine pins OPENBLAS_CORETYPE=Haswell), then with the server's
+# own choice (SkylakeX kernels on a CPU with AVX-512).
+measure "timbre" OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-}"
+measure "timbre" -u OPENBLAS_CORETYPE
 
 /usr/bin/python3 - "$DATA" "$rvc_avx2" "$rvc_generic" <<'PY'
 import json, platform, subprocess, sys, datetime
@@ -68,7 +81,7 @@ for rvc, label in ((rvc_avx2, "RVC step in-process, Python, AVX2 faiss"),
 for line in open(data + "/runs.txt"):
     name, js = line.rstrip("\n").split("|", 1)
     r = json.loads(js)
-    lines.append("| timbre %s | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |" % (
+    lines.append("| %s | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f |" % (
         name, r["calls_per_second"], r["frames_per_second"], r["p50_ms"], r["p99_ms"],
         r["server_p50_ms"], r["server_p99_ms"]) + (" (%d errors)" % r["errors"] if r["errors"] else ""))
 open(data + "/results.md", "w").write("\n".join(lines) + "\n")
