@@ -203,6 +203,12 @@ int main(int argc, char** argv) {
     return timbre::kExitUsage;
   }
   const std::string command = args[1];
+  if (command != "speakers" && command != "speaker" && command != "blend" &&
+      command != "search" && command != "bench") {
+    std::fprintf(stderr, "timbre: unknown command '%s'\nusage: %s\n", command.c_str(),
+                 absl::ProgramUsageMessage().data());
+    return timbre::kExitUsage;
+  }
   timbre::TimbreClient::Options options;
   options.target = absl::GetFlag(FLAGS_server);
   options.timeout = absl::GetFlag(FLAGS_timeout);
@@ -216,8 +222,5 @@ int main(int argc, char** argv) {
   if (command == "speaker") return timbre::Speaker(**client);
   if (command == "blend") return timbre::Blend(**client);
   if (command == "search") return timbre::Search(**client);
-  if (command == "bench") return timbre::Bench(**client);
-  std::fprintf(stderr, "timbre: unknown command '%s'\nusage: %s\n", command.c_str(),
-               absl::ProgramUsageMessage().data());
-  return timbre::kExitUsage;
+  return timbre::Bench(**client);
 }
