@@ -109,6 +109,34 @@ SearchParams Params(int k, int nprobe) {
   return params;
 }
 
+// Occupies the only worker of a scheduler with a task of `rows` rows until Release(), so that
+// the tasks submitted meanwhile queue up.
+class BusyWorker {
+ public:
+  BusyWorker(SearchScheduler& scheduler, std::shared_ptr<const IndexSnapshot> snapshot,
+             int64_t rows, uint32_t seed)
+      : probe_(std::move(snapshot), rows, Params(4, kNlist), seed) {
+    scheduler.Submit(probe_.Task([this] {
+      started_.Notify();
+      release_.WaitForNotification();
+    }));
+  }
+  // Releases the worker if the test did not, and waits for the task to finish with it.
+  ~BusyWorker() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+    probe_.finished.WaitForNotificationWithTimeout(absl::Seconds(20));
+  }
+
+  bool WaitUntilBusy() { return started_.WaitForNotificationWithTimeout(absl::Seconds(20)); }
+  void Release() { release_.Notify(); }
+  const Probe& probe() const { return probe_; }
+
+ private:
+  Probe probe_;
+  absl::Notification started_;
+  absl::Notification release_;
+};
+
 class SearchSchedulerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -200,14 +228,8 @@ TEST_F(SearchSchedulerTest, ConcurrentSubmitsAllCompleteExactlyOnce) {
 TEST_F(SearchSchedulerTest, QueuedTasksForTheSameSearchAreMerged) {
   auto scheduler = MakeScheduler(1);
   ASSERT_NE(scheduler, nullptr);
-  absl::Notification started;
-  absl::Notification release;
-  Probe blocker(*alice_, 2, Params(4, kNlist), 7);
-  scheduler->Submit(blocker.Task([&] {
-    started.Notify();
-    release.WaitForNotification();
-  }));
-  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  BusyWorker blocker(*scheduler, *alice_, 2, 7);
+  ASSERT_TRUE(blocker.WaitUntilBusy());
 
   // The only worker is busy: these queue up and are then searched as one batch.
   std::vector<std::unique_ptr<Probe>> probes;
@@ -215,12 +237,12 @@ TEST_F(SearchSchedulerTest, QueuedTasksForTheSameSearchAreMerged) {
     probes.push_back(std::make_unique<Probe>(*alice_, 3, Params(4, kNlist), 200 + i));
     scheduler->Submit(probes.back()->Task());
   }
-  release.Notify();
+  blocker.Release();
   for (const auto& probe : probes) {
     ASSERT_TRUE(probe->finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
   }
   scheduler.reset();
-  EXPECT_EQ(blocker.timing.batch_rows, 2);
+  EXPECT_EQ(blocker.probe().timing.batch_rows, 2);
   for (const auto& probe : probes) {
     EXPECT_EQ(probe->calls.load(), 1);
     EXPECT_THAT(probe->status, IsOk());
@@ -232,14 +254,8 @@ TEST_F(SearchSchedulerTest, QueuedTasksForTheSameSearchAreMerged) {
 TEST_F(SearchSchedulerTest, BatchesRespectMaxBatchRows) {
   auto scheduler = MakeScheduler(1, /*max_batch_rows=*/25);
   ASSERT_NE(scheduler, nullptr);
-  absl::Notification started;
-  absl::Notification release;
-  Probe blocker(*alice_, 1, Params(4, kNlist), 8);
-  scheduler->Submit(blocker.Task([&] {
-    started.Notify();
-    release.WaitForNotification();
-  }));
-  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  BusyWorker blocker(*scheduler, *alice_, 1, 8);
+  ASSERT_TRUE(blocker.WaitUntilBusy());
   std::vector<std::unique_ptr<Probe>> probes;
   for (int i = 0; i < 20; ++i) {
     probes.push_back(std::make_unique<Probe>(*alice_, 3, Params(4, kNlist), 300 + i));
@@ -248,7 +264,7 @@ TEST_F(SearchSchedulerTest, BatchesRespectMaxBatchRows) {
   // Larger than a batch on its own: searched alone, whole.
   Probe big(*alice_, 40, Params(4, kNlist), 9);
   scheduler->Submit(big.Task());
-  release.Notify();
+  blocker.Release();
   ASSERT_TRUE(big.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
   scheduler.reset();
   // 20 tasks of 3 rows in FIFO order: batches of 8, 8 and 4 tasks.
@@ -266,14 +282,8 @@ TEST_F(SearchSchedulerTest, BatchesRespectMaxBatchRows) {
 TEST_F(SearchSchedulerTest, DifferentSnapshotsOrParamsAreNeverMerged) {
   auto scheduler = MakeScheduler(1);
   ASSERT_NE(scheduler, nullptr);
-  absl::Notification started;
-  absl::Notification release;
-  Probe blocker(*alice_, 1, Params(4, kNlist), 10);
-  scheduler->Submit(blocker.Task([&] {
-    started.Notify();
-    release.WaitForNotification();
-  }));
-  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  BusyWorker blocker(*scheduler, *alice_, 1, 10);
+  ASSERT_TRUE(blocker.WaitUntilBusy());
 
   // Four kinds of search, three tasks of two rows each, submitted interleaved.
   struct Kind {
@@ -292,7 +302,7 @@ TEST_F(SearchSchedulerTest, DifferentSnapshotsOrParamsAreNeverMerged) {
       scheduler->Submit(probes.back()->Task());
     }
   }
-  release.Notify();
+  blocker.Release();
   for (const auto& probe : probes) {
     ASSERT_TRUE(probe->finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
   }
@@ -309,23 +319,17 @@ TEST_F(SearchSchedulerTest, DifferentSnapshotsOrParamsAreNeverMerged) {
 TEST_F(SearchSchedulerTest, DestructorFinishesQueuedTasks) {
   auto scheduler = MakeScheduler(1);
   ASSERT_NE(scheduler, nullptr);
-  absl::Notification started;
-  absl::Notification release;
-  Probe blocker(*alice_, 1, Params(4, kNlist), 11);
-  scheduler->Submit(blocker.Task([&] {
-    started.Notify();
-    release.WaitForNotification();
-  }));
-  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  BusyWorker blocker(*scheduler, *alice_, 1, 11);
+  ASSERT_TRUE(blocker.WaitUntilBusy());
   // Distinct k: each is its own batch, so most are still queued when the destructor starts.
   std::vector<std::unique_ptr<Probe>> probes;
   for (int i = 0; i < 12; ++i) {
     probes.push_back(std::make_unique<Probe>(*alice_, 50, Params(1 + i, kNlist), 500 + i));
     scheduler->Submit(probes.back()->Task());
   }
-  release.Notify();
+  blocker.Release();
   scheduler.reset();
-  EXPECT_EQ(blocker.calls.load(), 1);
+  EXPECT_EQ(blocker.probe().calls.load(), 1);
   for (const auto& probe : probes) {
     EXPECT_TRUE(probe->finished.HasBeenNotified());
     EXPECT_EQ(probe->calls.load(), 1);
