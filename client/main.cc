@@ -5,6 +5,14 @@
 //   timbre blend --speaker=NAME --input=in.npy --output=out.npy [--k= --index_rate= --nprobe=]
 //   timbre search --speaker=NAME --input=in.npy [--k= --nprobe=]
 //   timbre bench --speaker=NAME [--concurrency= --frames= --rate= --duration= --mode=unary|stream]
+//   timbre upload --input=DIR|FILE.npy                 upload a feature set (RVC's 3_feature768/)
+//   timbre import --server_path=DIR                    register a server directory as a feature set
+//   timbre feature-sets                                 list feature sets
+//   timbre build --speaker=NAME (--features=ID | --input=DIR) [--recipe=rvc|fastscan|auto|FACTORY]
+//                [--nprobe= --k_factor= --nlist= --cosine --qe_neighbours= --qe_alpha=
+//                 --kmeans_above= --kmeans_centroids= --no_kmeans --seed= --min_blend_cosine=
+//                 --detach]                             build and publish a new version, live
+//   timbre jobs | job --id=ID [--watch] | cancel --id=ID
 // Every command takes --server=host:port. Exit codes: 0 success, 1 the server refused or failed,
 // 2 bad usage or an unreadable input file.
 #include <cstdio>
@@ -17,6 +25,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "client/build_commands.h"
+#include "client/command_status.h"
 #include "client/load_generator.h"
 #include "client/npy_file.h"
 #include "client/timbre_client.h"
@@ -37,22 +47,34 @@ ABSL_FLAG(std::string, mode, "unary", "bench: unary or stream");
 ABSL_FLAG(std::string, queries, "", "bench: .npy float32 [n, dim] query frames (default random)");
 ABSL_FLAG(bool, json, false, "bench: print the report as JSON");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Deadline of each call");
+ABSL_FLAG(int, chunk_mb, 4, "upload: chunk size in MB");
+ABSL_FLAG(std::string, server_path, "", "import: directory or .npy file on the server");
+ABSL_FLAG(std::string, features, "", "build: feature set id (or use --input to upload first)");
+ABSL_FLAG(std::string, recipe, "rvc", "build: rvc, fastscan, auto, or a faiss index_factory string");
+ABSL_FLAG(int, nlist, 0, "build: inverted lists (fastscan); 0 = recipe default");
+ABSL_FLAG(int, k_factor, 0, "Re-ranking factor of RFlat indexes; 0 = default");
+ABSL_FLAG(bool, cosine, false, "build: L2-normalise rows, inner-product metric");
+ABSL_FLAG(bool, inner_product, false, "build: inner-product metric for a factory string");
+ABSL_FLAG(int, qe_neighbours, 0, "build: alpha query expansion neighbours; 0 = off");
+ABSL_FLAG(double, qe_alpha, 0, "build: alpha query expansion exponent; 0 = 3");
+ABSL_FLAG(int64_t, kmeans_above, 0, "build: compress sets above this many rows; 0 = 200000");
+ABSL_FLAG(int, kmeans_centroids, 0, "build: k-means centroids kept; 0 = 10000");
+ABSL_FLAG(bool, no_kmeans, false, "build: never compress by k-means");
+ABSL_FLAG(int64_t, seed, -1, "build: shuffle seed; -1 = random (recorded in the report)");
+ABSL_FLAG(double, min_blend_cosine, 0, "build (auto): fidelity target; 0 = 0.999");
+ABSL_FLAG(std::string, comment, "", "build: comment stored with the version");
+ABSL_FLAG(bool, detach, false, "build: return once the job has started");
+ABSL_FLAG(std::string, id, "", "job/cancel: job id");
+ABSL_FLAG(bool, watch, false, "job: follow the job until it ends");
 
 namespace timbre {
 namespace {
-
-constexpr int kExitFailed = 1;
-constexpr int kExitUsage = 2;
-
-int Fail(int code, const absl::Status& status) {
-  std::fprintf(stderr, "timbre: %s\n", status.ToString().c_str());
-  return code;
-}
 
 v1::RetrievalOptions OptionsFromFlags() {
   v1::RetrievalOptions options;
   options.set_k(static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_k))));
   options.set_nprobe(static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_nprobe))));
+  options.set_k_factor(static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_k_factor))));
   if (absl::GetFlag(FLAGS_index_rate) >= 0) {
     options.set_index_rate(static_cast<float>(absl::GetFlag(FLAGS_index_rate)));
   }
@@ -191,12 +213,87 @@ int Bench(const TimbreClient& client) {
   return report->errors > 0 ? kExitFailed : 0;
 }
 
+v1::BuildIndexRequest BuildRequestFromFlags(const std::string& feature_set_id) {
+  v1::BuildIndexRequest request;
+  request.set_speaker(absl::GetFlag(FLAGS_speaker));
+  request.set_feature_set_id(feature_set_id);
+  request.set_comment(absl::GetFlag(FLAGS_comment));
+  v1::Recipe& recipe = *request.mutable_recipe();
+  recipe = RecipeNamed(absl::GetFlag(FLAGS_recipe));
+  recipe.set_inner_product(absl::GetFlag(FLAGS_inner_product));
+  recipe.set_nlist(static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_nlist))));
+  recipe.set_nprobe(static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_nprobe))));
+  recipe.set_k_factor(static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_k_factor))));
+  recipe.set_cosine(absl::GetFlag(FLAGS_cosine));
+  recipe.mutable_query_expansion()->set_neighbours(
+      static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_qe_neighbours))));
+  recipe.mutable_query_expansion()->set_alpha(static_cast<float>(absl::GetFlag(FLAGS_qe_alpha)));
+  recipe.mutable_kmeans()->set_disabled(absl::GetFlag(FLAGS_no_kmeans));
+  recipe.mutable_kmeans()->set_above_rows(
+      static_cast<uint64_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_kmeans_above))));
+  recipe.mutable_kmeans()->set_centroids(
+      static_cast<uint32_t>(std::max(0, absl::GetFlag(FLAGS_kmeans_centroids))));
+  if (absl::GetFlag(FLAGS_seed) >= 0) {
+    recipe.set_shuffle_seed(static_cast<uint32_t>(absl::GetFlag(FLAGS_seed)));
+  }
+  recipe.set_min_blend_cosine(absl::GetFlag(FLAGS_min_blend_cosine));
+  return request;
+}
+
+// The feature-set and build commands.
+int BuilderCommand(const std::string& command, const BuilderClient& client) {
+  const int64_t chunk_bytes = int64_t{std::max(1, absl::GetFlag(FLAGS_chunk_mb))} << 20;
+  const std::string input = absl::GetFlag(FLAGS_input);
+  const std::string id = absl::GetFlag(FLAGS_id);
+  if ((command == "job" || command == "cancel") && id.empty()) {
+    return Fail(kExitUsage, absl::InvalidArgumentError("--id is required"));
+  }
+  if (command == "upload") {
+    if (input.empty()) return Fail(kExitUsage, absl::InvalidArgumentError("--input is required"));
+    return UploadCommand(client, input, chunk_bytes);
+  }
+  if (command == "import") {
+    if (absl::GetFlag(FLAGS_server_path).empty()) {
+      return Fail(kExitUsage, absl::InvalidArgumentError("--server_path is required"));
+    }
+    return ImportCommand(client, absl::GetFlag(FLAGS_server_path));
+  }
+  if (command == "feature-sets") return FeatureSetsCommand(client);
+  if (command == "jobs") return JobsCommand(client);
+  if (command == "job") return JobCommand(client, id, absl::GetFlag(FLAGS_watch));
+  if (command == "cancel") return CancelCommand(client, id);
+  // build
+  if (absl::GetFlag(FLAGS_speaker).empty()) {
+    return Fail(kExitUsage, absl::InvalidArgumentError("--speaker is required"));
+  }
+  std::string feature_set_id = absl::GetFlag(FLAGS_features);
+  if (feature_set_id.empty() == input.empty()) {
+    return Fail(kExitUsage, absl::InvalidArgumentError(
+                                "build needs exactly one of --features=ID and --input=DIR|FILE"));
+  }
+  if (!input.empty()) {
+    auto uploaded = client.Upload(input, chunk_bytes, [](int64_t, int64_t) {});
+    if (!uploaded.ok()) return Fail(kExitFailed, uploaded.status());
+    std::printf("uploaded feature set %s (%llu rows of dim %u)
+", uploaded->id().c_str(),
+                static_cast<unsigned long long>(uploaded->rows()), uploaded->dim());
+    feature_set_id = uploaded->id();
+  }
+  return BuildCommand(client, BuildRequestFromFlags(feature_set_id), absl::GetFlag(FLAGS_detach));
+}
+
+bool IsBuilderCommand(const std::string& command) {
+  return command == "upload" || command == "import" || command == "feature-sets" ||
+         command == "build" || command == "jobs" || command == "job" || command == "cancel";
+}
+
 }  // namespace
 }  // namespace timbre
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "timbre speakers|speaker|blend|search|bench [--server=host:port] [flags]");
+      "timbre speakers|speaker|blend|search|bench|upload|import|feature-sets|build|jobs|job|cancel "
+      "[--server=host:port] [flags]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() != 2) {
     std::fprintf(stderr, "usage: %s\n", absl::ProgramUsageMessage().data());
@@ -204,7 +301,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = args[1];
   if (command != "speakers" && command != "speaker" && command != "blend" &&
-      command != "search" && command != "bench") {
+      command != "search" && command != "bench" && !timbre::IsBuilderCommand(command)) {
     std::fprintf(stderr, "timbre: unknown command '%s'\nusage: %s\n", command.c_str(),
                  absl::ProgramUsageMessage().data());
     return timbre::kExitUsage;
@@ -212,6 +309,11 @@ int main(int argc, char** argv) {
   timbre::TimbreClient::Options options;
   options.target = absl::GetFlag(FLAGS_server);
   options.timeout = absl::GetFlag(FLAGS_timeout);
+  if (timbre::IsBuilderCommand(command)) {
+    auto builder = timbre::BuilderClient::Create(options);
+    if (!builder.ok()) return timbre::Fail(timbre::kExitUsage, builder.status());
+    return timbre::BuilderCommand(command, **builder);
+  }
   auto client = timbre::TimbreClient::Create(options);
   if (!client.ok()) return timbre::Fail(timbre::kExitUsage, client.status());
   const bool needs_speaker = command != "speakers";

@@ -64,14 +64,18 @@ absl::Status BlendSession::Close() {
   return FromGrpcStatus(stream_->Finish());
 }
 
-absl::StatusOr<std::unique_ptr<TimbreClient>> TimbreClient::Create(Options options) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const TimbreClient::Options& options) {
   if (options.target.empty()) return absl::InvalidArgumentError("--server is empty");
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(options.max_message_bytes);
   arguments.SetMaxSendMessageSize(options.max_message_bytes);
-  auto channel = grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(),
-                                           arguments);
-  return std::unique_ptr<TimbreClient>(new TimbreClient(std::move(options), std::move(channel)));
+  return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), arguments);
+}
+
+absl::StatusOr<std::unique_ptr<TimbreClient>> TimbreClient::Create(Options options) {
+  auto channel = MakeChannel(options);
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<TimbreClient>(new TimbreClient(std::move(options), *std::move(channel)));
 }
 
 TimbreClient::TimbreClient(Options options, std::shared_ptr<grpc::Channel> channel)

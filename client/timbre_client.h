@@ -85,6 +85,10 @@ class TimbreClient {
   std::unique_ptr<timbre::v1::Timbre::Stub> stub_;
 };
 
+// A channel to `options.target` with the options' message limits. Errors: INVALID_ARGUMENT for
+// an empty target. Does not connect until the first call.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const TimbreClient::Options& options);
+
 // Frames message from packed bytes.
 timbre::v1::Frames MakeFrames(timbre::v1::DType dtype, uint32_t num_frames, uint32_t dim,
                               std::string data);

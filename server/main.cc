@@ -27,6 +27,12 @@ ABSL_FLAG(int64_t, max_frames_per_call, 4096, "Most frames accepted in one call"
 ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
           "How often the repository is rescanned for new versions; 0 disables");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message accepted or sent");
+ABSL_FLAG(std::string, work_dir, "",
+          "Where uploaded feature sets and build job records are kept; default <repo>/.timbre");
+ABSL_FLAG(std::string, import_root, "",
+          "Server directory that ImportFeatures may read feature files from; empty disables it");
+ABSL_FLAG(int64_t, max_upload_bytes, int64_t{4} << 30, "Largest feature-set upload in bytes");
+ABSL_FLAG(int, max_queued_builds, 16, "Most build jobs waiting behind the running one");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "How long calls in flight may take to finish on SIGTERM");
 ABSL_FLAG(std::string, log_level, "info", "spdlog level: trace, debug, info, warn, error");
@@ -75,6 +81,10 @@ int main(int argc, char** argv) {
   options.max_frames_per_call = absl::GetFlag(FLAGS_max_frames_per_call);
   options.poll_interval = absl::GetFlag(FLAGS_poll_interval);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.work_dir = absl::GetFlag(FLAGS_work_dir);
+  options.import_root = absl::GetFlag(FLAGS_import_root);
+  options.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
+  options.max_queued_builds = absl::GetFlag(FLAGS_max_queued_builds);
   auto server = timbre::TimbreServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "timbre-server: %s\n", server.status().ToString().c_str());

@@ -5,14 +5,10 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "server/core/build_recipe.h"
 #include "server/core/faiss_index.h"
 
 namespace timbre {
-
-int RvcListCount(int64_t n) {
-  const int64_t by_sqrt = static_cast<int64_t>(16.0 * std::sqrt(static_cast<double>(n)));
-  return static_cast<int>(std::max<int64_t>(1, std::min(by_sqrt, n / 39)));
-}
 
 FrameMatrix GenerateClusteredFrames(int64_t rows, int dim, int clusters, uint32_t seed) {
   std::mt19937 random(seed);

@@ -25,9 +25,6 @@ struct DemoSpeakerOptions {
   uint32_t seed = 7;          // generator seed; the same seed gives the same frames
 };
 
-// RVC's number of inverted lists for n training rows: min(int(16 * sqrt(n)), n / 39), at least 1.
-int RvcListCount(int64_t n);
-
 // `rows` frames of `dim` values drawn around `clusters` centres. Deterministic in `seed`.
 FrameMatrix GenerateClusteredFrames(int64_t rows, int dim, int clusters, uint32_t seed);
 

@@ -345,6 +345,16 @@ absl::Status FaissIndex::Search(const float* queries, int64_t count, const Searc
   });
 }
 
+absl::Status FaissIndex::CheckDescription(const std::string& description, int dim,
+                                          Metric metric) {
+  return CatchFaiss(absl::StrCat("index_factory string '", description, "' for dim ", dim),
+                    absl::StatusCode::kInvalidArgument, [&] {
+                      std::unique_ptr<faiss::Index> index(faiss::index_factory(
+                          dim, description.c_str(),
+                          metric == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT));
+                    });
+}
+
 std::string FaissBuildInfo() {
   std::string info = absl::StrCat("faiss ", FAISS_VERSION_MAJOR, ".", FAISS_VERSION_MINOR, ".",
                                   FAISS_VERSION_PATCH, " (", faiss::get_compile_options(), ")");

@@ -54,6 +54,10 @@ class FaissIndex {
                                                            const float* vectors, int64_t count,
                                                            int dim);
 
+  // Checks that `description` is an index_factory string faiss accepts for `dim` and `metric`,
+  // without training anything. Errors: INVALID_ARGUMENT with faiss's reason.
+  static absl::Status CheckDescription(const std::string& description, int dim, Metric metric);
+
   ~FaissIndex();
   FaissIndex(const FaissIndex&) = delete;
   FaissIndex& operator=(const FaissIndex&) = delete;

@@ -13,6 +13,7 @@
 
 #include "absl/time/time.h"
 #include "server/core/faiss_index.h"
+#include "timbre/v1/version_metadata.pb.h"
 
 namespace timbre {
 
@@ -22,6 +23,9 @@ struct IndexSnapshot {
   std::string path;     // index file it was loaded from
   absl::Time loaded_at;
   std::unique_ptr<const FaissIndex> index;
+  // The version's metadata (empty for an RVC file): recipe, evaluation, whether query frames are
+  // normalised before searching (cosine indexes).
+  timbre::v1::VersionMetadata metadata;
 };
 
 }  // namespace timbre

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/core/blend.h"
+#include "server/core/feature_transforms.h"
 
 namespace timbre {
 
@@ -56,6 +57,8 @@ namespace {
 struct PendingCall {
   RetrievalCall call;
   std::shared_ptr<const IndexSnapshot> snapshot;
+  // The frames searched: the call's own, or L2-normalised copies for a cosine index.
+  FrameMatrix normalized;
   std::vector<float> scores;  // [rows, k]
   std::vector<int64_t> ids;   // [rows, k]
 };
@@ -108,6 +111,11 @@ void Submit(absl::StatusOr<std::shared_ptr<const IndexSnapshot>> checked, Retrie
   task.snapshot = pending->snapshot;
   task.params = pending->call.params;
   task.queries = pending->call.frames.values.data();
+  if (pending->snapshot->metadata.normalize_queries()) {
+    pending->normalized = pending->call.frames;
+    NormalizeRows(&pending->normalized);
+    task.queries = pending->normalized.values.data();
+  }
   task.rows = pending->call.frames.rows;
   task.scores = pending->scores.data();
   task.ids = pending->ids.data();

@@ -10,7 +10,7 @@ namespace {
 
 bool SameSearch(const SearchTask& a, const SearchTask& b) {
   return a.snapshot == b.snapshot && a.params.k == b.params.k &&
-         a.params.nprobe == b.params.nprobe;
+         a.params.nprobe == b.params.nprobe && a.params.k_factor == b.params.k_factor;
 }
 
 }  // namespace

@@ -11,9 +11,14 @@ namespace {
 
 absl::StatusOr<std::shared_ptr<const IndexSnapshot>> LoadSnapshot(absl::string_view speaker,
                                                                    const VersionSource& source) {
-  absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(source.index_path);
-  if (!index.ok()) return index.status();
   const timbre::v1::VersionMetadata& metadata = source.metadata;
+  LoadOptions load;
+  if (!metadata.vectors_file().empty()) {
+    load.vectors_path = absl::StrCat(source.index_path.substr(0, source.index_path.rfind('/') + 1),
+                                     metadata.vectors_file());
+  }
+  absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(source.index_path, load);
+  if (!index.ok()) return index.status();
   if (metadata.dim() != 0 && static_cast<int>(metadata.dim()) != (*index)->dim()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "version ", source.version, ": metadata says dim ", metadata.dim(), " but the index has ",
@@ -31,6 +36,7 @@ absl::StatusOr<std::shared_ptr<const IndexSnapshot>> LoadSnapshot(absl::string_v
   snapshot->path = source.index_path;
   snapshot->loaded_at = absl::Now();
   snapshot->index = *std::move(index);
+  snapshot->metadata = metadata;
   return std::shared_ptr<const IndexSnapshot>(std::move(snapshot));
 }
 

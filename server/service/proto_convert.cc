@@ -46,6 +46,7 @@ absl::StatusOr<RetrievalCall> ToRetrievalCall(const std::string& speaker,
   call.frames = *std::move(decoded);
   call.params.k = options.k() == 0 ? kDefaultK : static_cast<int>(std::min<uint32_t>(options.k(), 1u << 30));
   call.params.nprobe = static_cast<int>(std::min<uint32_t>(options.nprobe(), 1u << 30));
+  call.params.k_factor = static_cast<int>(std::min<uint32_t>(options.k_factor(), 1u << 16));
   call.index_rate = options.has_index_rate() ? options.index_rate() : kDefaultIndexRate;
   return call;
 }
@@ -85,6 +86,28 @@ void ToProto(const SpeakerStatus& status, timbre::v1::SpeakerInfo* out) {
   out->set_memory_bytes(index.memory_bytes());
   out->set_path(snapshot.path);
   out->set_loaded_at_unix_seconds(absl::ToUnixSeconds(snapshot.loaded_at));
+  out->set_k_factor(index.k_factor());
+  out->set_recipe(snapshot.metadata.recipe());
+  if (snapshot.metadata.has_evaluation()) *out->mutable_evaluation() = snapshot.metadata.evaluation();
+  out->set_normalize_queries(snapshot.metadata.normalize_queries());
+}
+
+void ToProto(const FeatureSetInfo& info, timbre::v1::FeatureSet* out) {
+  out->set_id(info.id);
+  out->set_source(info.source);
+  for (const FeatureFileInfo& file : info.files) {
+    timbre::v1::FeatureFile* proto = out->add_files();
+    proto->set_name(file.name);
+    proto->set_rows(file.rows);
+    proto->set_dim(file.dim);
+    proto->set_dtype(file.dtype);
+    proto->set_bytes(file.bytes);
+    proto->set_sha256(file.sha256);
+  }
+  out->set_rows(info.rows);
+  out->set_dim(info.dim);
+  out->set_bytes(info.bytes);
+  out->set_created_at_unix_seconds(absl::ToUnixSeconds(info.created_at));
 }
 
 }  // namespace timbre

@@ -9,9 +9,11 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "server/core/feature_set_store.h"
 #include "server/core/retriever.h"
 #include "server/core/search_scheduler.h"
 #include "server/core/speaker_registry.h"
+#include "timbre/v1/index_builder.pb.h"
 #include "timbre/v1/timbre.pb.h"
 
 namespace timbre {
@@ -32,6 +34,8 @@ void ToProto(const FrameMatrix& frames, DType dtype, timbre::v1::Frames* out);
 void ToProto(const SearchTiming& timing, absl::Duration blend, timbre::v1::ServerTiming* out);
 
 void ToProto(const SpeakerStatus& status, timbre::v1::SpeakerInfo* out);
+
+void ToProto(const FeatureSetInfo& info, timbre::v1::FeatureSet* out);
 
 }  // namespace timbre
 

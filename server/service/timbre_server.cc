@@ -10,11 +10,15 @@
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "server/core/demo_speaker.h"
+#include "server/core/build_job_queue.h"
 #include "server/core/faiss_index.h"
+#include "server/core/feature_set_store.h"
+#include "server/core/index_builder.h"
 #include "server/core/retriever.h"
 #include "server/core/search_scheduler.h"
 #include "server/core/speaker_registry.h"
 #include "server/core/speaker_repository.h"
+#include "server/service/index_builder_service.h"
 #include "server/service/server_metrics.h"
 #include "server/service/timbre_service.h"
 #include "spdlog/spdlog.h"
@@ -30,6 +34,10 @@ struct TimbreServer::Parts {
   std::unique_ptr<SearchScheduler> scheduler;
   std::unique_ptr<Retriever> retriever;
   std::unique_ptr<TimbreService> service;
+  std::unique_ptr<FeatureSetStore> feature_sets;
+  std::unique_ptr<IndexBuilder> builder;
+  std::unique_ptr<BuildJobQueue> jobs;
+  std::unique_ptr<IndexBuilderService> builder_service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   int metrics_port = -1;
@@ -51,6 +59,48 @@ absl::Status ValidateOptions(const TimbreServer::Options& options) {
   if (options.max_message_bytes < 1024) {
     return absl::InvalidArgumentError("max message size must be at least 1024 bytes");
   }
+  return absl::OkStatus();
+}
+
+// The feature-set store, the index builder and its job queue, and their gRPC service.
+absl::Status StartBuilds(const TimbreServer::Options& options, TimbreServer::Parts* parts) {
+  const std::string work_dir =
+      options.work_dir.empty() ? absl::StrCat(options.repo, "/.timbre") : options.work_dir;
+  FeatureSetStore::Options store_options;
+  store_options.root = absl::StrCat(work_dir, "/feature-sets");
+  store_options.import_root = options.import_root;
+  store_options.max_upload_bytes = options.max_upload_bytes;
+  auto feature_sets = FeatureSetStore::Create(store_options);
+  if (!feature_sets.ok()) return feature_sets.status();
+  parts->feature_sets = *std::move(feature_sets);
+
+  IndexBuilder::Options builder_options;
+  builder_options.feature_sets = parts->feature_sets.get();
+  builder_options.repository = parts->repository.get();
+  auto builder = IndexBuilder::Create(builder_options);
+  if (!builder.ok()) return builder.status();
+  parts->builder = *std::move(builder);
+
+  BuildJobQueue::Options queue_options;
+  queue_options.builder = parts->builder.get();
+  queue_options.jobs_dir = absl::StrCat(work_dir, "/jobs");
+  queue_options.max_queued = options.max_queued_builds;
+  SpeakerRegistry* registry = parts->registry.get();
+  queue_options.on_published = [registry](const std::string& speaker) {
+    if (absl::Status refreshed = registry->Refresh(); !refreshed.ok()) {
+      spdlog::warn("rescanning after publishing speaker '{}': {}", speaker, refreshed.ToString());
+    }
+  };
+  queue_options.on_finished = [](const timbre::v1::BuildJob& job) {
+    spdlog::info("build {} of speaker '{}': {} {}", job.id(), job.speaker(),
+                 timbre::v1::BuildJob::State_Name(job.state()),
+                 job.error().empty() ? absl::StrCat("version ", job.report().version()) : job.error());
+  };
+  auto jobs = BuildJobQueue::Create(std::move(queue_options));
+  if (!jobs.ok()) return jobs.status();
+  parts->jobs = *std::move(jobs);
+  parts->builder_service = std::make_unique<IndexBuilderService>(
+      parts->feature_sets.get(), parts->jobs.get(), parts->metrics.get());
   return absl::OkStatus();
 }
 
@@ -120,6 +170,7 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
     parts->metrics_port = ports.empty() ? options.metrics_port : ports.front();
   }
 
+  if (absl::Status builds = StartBuilds(options, parts.get()); !builds.ok()) return builds;
   parts->service = std::make_unique<TimbreService>(parts->retriever.get(), parts->registry.get(),
                                                    parts->metrics.get());
   grpc::EnableDefaultHealthCheckService(true);
@@ -130,6 +181,7 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   builder.RegisterService(parts->service.get());
+  builder.RegisterService(parts->builder_service.get());
   parts->server = builder.BuildAndStart();
   if (parts->server == nullptr || parts->port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
@@ -147,6 +199,8 @@ TimbreServer::~TimbreServer() {
   // object and the service go away.
   parts_->scheduler.reset();
   parts_->server.reset();
+  // A running build is cancelled; its job is recorded as such.
+  parts_->jobs.reset();
 }
 
 int TimbreServer::port() const { return parts_->port; }

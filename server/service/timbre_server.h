@@ -1,8 +1,9 @@
 // TimbreServer: assembles the core and the gRPC service into a running server.
 //
 // Start() opens the speaker repository (creating a demo speaker in an empty one if asked),
-// loads every speaker, starts the search workers, the gRPC server (timbre.v1.Timbre, the standard
-// grpc.health.v1 service and server reflection) and the Prometheus endpoint.
+// loads every speaker, starts the search workers, the build-job worker, the gRPC server
+// (timbre.v1.Timbre, timbre.v1.IndexBuilder, the standard grpc.health.v1 service and server
+// reflection) and the Prometheus endpoint.
 //
 // Thread-safe.
 #ifndef TIMBRE_SERVER_SERVICE_TIMBRE_SERVER_H_
@@ -41,6 +42,16 @@ class TimbreServer {
     // Largest gRPC message accepted or sent, in bytes. Default 64 MiB (4096 v2 frames in float32
     // are 12.6 MB).
     int max_message_bytes = 64 << 20;
+    // Where uploaded feature sets and build job records are kept. Default: "<repo>/.timbre"
+    // (hidden entries of the repository are never read as speakers).
+    std::string work_dir;
+    // Server directories that ImportFeatures may read from; empty disables ImportFeatures.
+    // Default empty.
+    std::string import_root;
+    // Largest feature-set upload, in bytes. Default 4 GiB.
+    int64_t max_upload_bytes = int64_t{4} << 30;
+    // Most build jobs waiting behind the running one. Default 16.
+    int max_queued_builds = 16;
   };
 
   // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository;

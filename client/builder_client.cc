@@ -1,0 +1,202 @@
+#include "client/builder_client.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/core/sha256.h"
+
+namespace timbre {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Reads `path` in chunks of `chunk_bytes`, calling `chunk` with each. Errors: NOT_FOUND if the
+// file cannot be opened; INTERNAL for a read error; those `chunk` returns.
+absl::Status ForEachChunk(const std::string& path, int64_t chunk_bytes,
+                          absl::FunctionRef<absl::Status(absl::string_view)> chunk) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open '", path, "'"));
+  std::string buffer(static_cast<size_t>(chunk_bytes), '\0');
+  while (in) {
+    in.read(buffer.data(), chunk_bytes);
+    const std::streamsize got = in.gcount();
+    if (got <= 0) break;
+    if (absl::Status sent = chunk(absl::string_view(buffer.data(), got)); !sent.ok()) return sent;
+  }
+  if (in.bad()) return absl::InternalError(absl::StrCat("cannot read '", path, "'"));
+  return absl::OkStatus();
+}
+
+template <typename Response>
+absl::StatusOr<Response> Finish(const grpc::Status& status, Response response) {
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> FeatureFilesAt(const std::string& path) {
+  std::error_code error;
+  const fs::file_status status = fs::status(path, error);
+  if (error || !fs::exists(status)) return absl::NotFoundError(absl::StrCat("no such file or directory '", path, "'"));
+  if (!fs::is_directory(status)) return std::vector<std::string>{path};
+  std::vector<std::string> files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(path, error)) {
+    if (entry.is_regular_file() && absl::EndsWith(entry.path().filename().string(), ".npy")) {
+      files.push_back(entry.path().string());
+    }
+  }
+  if (error) return absl::NotFoundError(absl::StrCat("cannot list '", path, "': ", error.message()));
+  if (files.empty()) return absl::InvalidArgumentError(absl::StrCat("'", path, "' has no .npy files"));
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+absl::StatusOr<std::unique_ptr<BuilderClient>> BuilderClient::Create(TimbreClient::Options options) {
+  auto channel = MakeChannel(options);
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<BuilderClient>(new BuilderClient(std::move(options), *std::move(channel)));
+}
+
+BuilderClient::BuilderClient(TimbreClient::Options options, std::shared_ptr<grpc::Channel> channel)
+    : options_(std::move(options)),
+      channel_(std::move(channel)),
+      stub_(timbre::v1::IndexBuilder::NewStub(channel_)) {}
+
+void BuilderClient::SetDeadline(grpc::ClientContext& context) const {
+  context.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoMilliseconds(options_.timeout));
+}
+
+absl::StatusOr<timbre::v1::FeatureSet> BuilderClient::Upload(
+    const std::string& path, int64_t chunk_bytes,
+    absl::FunctionRef<void(int64_t, int64_t)> progress) const {
+  if (chunk_bytes < 1) return absl::InvalidArgumentError("the chunk size must be positive");
+  auto files = FeatureFilesAt(path);
+  if (!files.ok()) return files.status();
+  // Headers first need each file's size and digest.
+  std::vector<timbre::v1::UploadFeaturesRequest> headers;
+  int64_t total = 0;
+  for (const std::string& file : *files) {
+    Sha256 digest;
+    int64_t size = 0;
+    absl::Status hashed = ForEachChunk(file, chunk_bytes, [&](absl::string_view bytes) {
+      digest.Update(bytes);
+      size += static_cast<int64_t>(bytes.size());
+      return absl::OkStatus();
+    });
+    if (!hashed.ok()) return hashed;
+    timbre::v1::UploadFeaturesRequest header;
+    header.mutable_file()->set_name(fs::path(file).filename().string());
+    header.mutable_file()->set_size_bytes(static_cast<uint64_t>(size));
+    header.mutable_file()->set_sha256(digest.HexDigest());
+    headers.push_back(std::move(header));
+    total += size;
+  }
+
+  grpc::ClientContext context;
+  timbre::v1::FeatureSet response;
+  auto writer = stub_->UploadFeatures(&context, &response);
+  int64_t sent = 0;
+  bool stream_open = true;
+  for (size_t i = 0; i < files->size() && stream_open; ++i) {
+    stream_open = writer->Write(headers[i]);
+    absl::Status read = ForEachChunk((*files)[i], chunk_bytes, [&](absl::string_view bytes) {
+      timbre::v1::UploadFeaturesRequest chunk;
+      chunk.set_chunk(std::string(bytes));
+      // A refused write means the server ended the call; its status says why.
+      if (!stream_open || !(stream_open = writer->Write(chunk))) return absl::OkStatus();
+      sent += static_cast<int64_t>(bytes.size());
+      progress(sent, total);
+      return absl::OkStatus();
+    });
+    if (!read.ok()) {
+      context.TryCancel();
+      writer->Finish().ok();
+      return read;
+    }
+  }
+  writer->WritesDone();
+  return Finish(writer->Finish(), std::move(response));
+}
+
+absl::StatusOr<timbre::v1::FeatureSet> BuilderClient::Import(const std::string& server_path) const {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  timbre::v1::ImportFeaturesRequest request;
+  request.set_path(server_path);
+  timbre::v1::FeatureSet response;
+  return Finish(stub_->ImportFeatures(&context, request, &response), std::move(response));
+}
+
+absl::StatusOr<timbre::v1::ListFeatureSetsResponse> BuilderClient::ListFeatureSets() const {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  timbre::v1::ListFeatureSetsResponse response;
+  return Finish(stub_->ListFeatureSets(&context, {}, &response), std::move(response));
+}
+
+absl::Status BuilderClient::DeleteFeatureSet(const std::string& id) const {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  timbre::v1::DeleteFeatureSetRequest request;
+  request.set_id(id);
+  timbre::v1::DeleteFeatureSetResponse response;
+  return FromGrpcStatus(stub_->DeleteFeatureSet(&context, request, &response));
+}
+
+absl::StatusOr<timbre::v1::BuildJob> BuilderClient::Build(
+    const timbre::v1::BuildIndexRequest& request) const {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  timbre::v1::BuildJob response;
+  return Finish(stub_->BuildIndex(&context, request, &response), std::move(response));
+}
+
+absl::StatusOr<timbre::v1::BuildJob> BuilderClient::GetJob(const std::string& id) const {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  timbre::v1::GetJobRequest request;
+  request.set_id(id);
+  timbre::v1::BuildJob response;
+  return Finish(stub_->GetJob(&context, request, &response), std::move(response));
+}
+
+absl::StatusOr<timbre::v1::ListJobsResponse> BuilderClient::ListJobs() const {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  timbre::v1::ListJobsResponse response;
+  return Finish(stub_->ListJobs(&context, {}, &response), std::move(response));
+}
+
+absl::StatusOr<timbre::v1::BuildJob> BuilderClient::CancelJob(const std::string& id) const {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  timbre::v1::CancelJobRequest request;
+  request.set_id(id);
+  timbre::v1::BuildJob response;
+  return Finish(stub_->CancelJob(&context, request, &response), std::move(response));
+}
+
+absl::StatusOr<timbre::v1::BuildJob> BuilderClient::WatchJob(
+    const std::string& id, absl::FunctionRef<void(const timbre::v1::BuildJob&)> on_update) const {
+  grpc::ClientContext context;
+  timbre::v1::WatchJobRequest request;
+  request.set_id(id);
+  auto reader = stub_->WatchJob(&context, request);
+  timbre::v1::BuildJob job;
+  bool any = false;
+  while (reader->Read(&job)) {
+    any = true;
+    on_update(job);
+  }
+  absl::Status status = FromGrpcStatus(reader->Finish());
+  if (!status.ok()) return status;
+  if (!any) return absl::UnavailableError(absl::StrCat("the watch of job ", id, " ended without a record"));
+  return job;
+}
+
+}  // namespace timbre

@@ -1,0 +1,62 @@
+// IndexBuilderService: the timbre.v1.IndexBuilder gRPC service, a thin stateless adapter over
+// the core's FeatureSetStore and BuildJobQueue.
+//
+// Uploads are written chunk by chunk as they arrive (UploadFeaturesReactor); builds run on the
+// job queue's worker, never on gRPC threads; WatchJob streams a job's record at every change
+// (WatchJobReactor). Each call records its metrics and log line once, through CallRecorder.
+//
+// Thread-safe.
+#ifndef TIMBRE_SERVER_SERVICE_INDEX_BUILDER_SERVICE_H_
+#define TIMBRE_SERVER_SERVICE_INDEX_BUILDER_SERVICE_H_
+
+#include "server/core/build_job_queue.h"
+#include "server/core/feature_set_store.h"
+#include "server/service/server_metrics.h"
+#include "timbre/v1/index_builder.grpc.pb.h"
+
+namespace timbre {
+
+class IndexBuilderService final : public timbre::v1::IndexBuilder::CallbackService {
+ public:
+  // All collaborators must outlive the service.
+  IndexBuilderService(FeatureSetStore* feature_sets, BuildJobQueue* jobs, ServerMetrics* metrics)
+      : feature_sets_(feature_sets), jobs_(jobs), metrics_(metrics) {}
+
+  grpc::ServerReadReactor<timbre::v1::UploadFeaturesRequest>* UploadFeatures(
+      grpc::CallbackServerContext* context, timbre::v1::FeatureSet* response) override;
+  grpc::ServerUnaryReactor* ImportFeatures(grpc::CallbackServerContext* context,
+                                           const timbre::v1::ImportFeaturesRequest* request,
+                                           timbre::v1::FeatureSet* response) override;
+  grpc::ServerUnaryReactor* GetFeatureSet(grpc::CallbackServerContext* context,
+                                          const timbre::v1::GetFeatureSetRequest* request,
+                                          timbre::v1::FeatureSet* response) override;
+  grpc::ServerUnaryReactor* ListFeatureSets(grpc::CallbackServerContext* context,
+                                            const timbre::v1::ListFeatureSetsRequest* request,
+                                            timbre::v1::ListFeatureSetsResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteFeatureSet(grpc::CallbackServerContext* context,
+                                             const timbre::v1::DeleteFeatureSetRequest* request,
+                                             timbre::v1::DeleteFeatureSetResponse* response) override;
+  grpc::ServerUnaryReactor* BuildIndex(grpc::CallbackServerContext* context,
+                                       const timbre::v1::BuildIndexRequest* request,
+                                       timbre::v1::BuildJob* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
+                                   const timbre::v1::GetJobRequest* request,
+                                   timbre::v1::BuildJob* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context,
+                                     const timbre::v1::ListJobsRequest* request,
+                                     timbre::v1::ListJobsResponse* response) override;
+  grpc::ServerWriteReactor<timbre::v1::BuildJob>* WatchJob(
+      grpc::CallbackServerContext* context, const timbre::v1::WatchJobRequest* request) override;
+  grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
+                                      const timbre::v1::CancelJobRequest* request,
+                                      timbre::v1::BuildJob* response) override;
+
+ private:
+  FeatureSetStore* feature_sets_;
+  BuildJobQueue* jobs_;
+  ServerMetrics* metrics_;
+};
+
+}  // namespace timbre
+
+#endif  // TIMBRE_SERVER_SERVICE_INDEX_BUILDER_SERVICE_H_

@@ -1,0 +1,77 @@
+#include "server/service/watch_job_reactor.h"
+
+#include "server/service/grpc_status.h"
+
+namespace timbre {
+namespace {
+
+bool IsFinal(timbre::v1::BuildJob::State state) {
+  return state == timbre::v1::BuildJob::STATE_SUCCEEDED ||
+         state == timbre::v1::BuildJob::STATE_FAILED ||
+         state == timbre::v1::BuildJob::STATE_CANCELLED;
+}
+
+}  // namespace
+
+WatchJobReactor::WatchJobReactor(BuildJobQueue* jobs, ServerMetrics* metrics,
+                                 const std::string& id)
+    : recorder_(metrics, "WatchJob") {
+  absl::StatusOr<std::unique_ptr<JobWatch>> watch =
+      jobs->Watch(id, [this](const timbre::v1::BuildJob& job) { Offer(job); });
+  if (!watch.ok()) {
+    absl::MutexLock lock(&mutex_);
+    finished_ = true;
+    Finish(recorder_.Record(ToGrpcStatus(watch.status()), 0));
+    return;
+  }
+  watch_ = *std::move(watch);
+}
+
+void WatchJobReactor::Offer(const timbre::v1::BuildJob& job) {
+  absl::MutexLock lock(&mutex_);
+  if (finished_) return;
+  pending_ = job;
+  if (!write_in_flight_) Pump();
+}
+
+void WatchJobReactor::Pump() {
+  if (pending_.has_value()) {
+    writing_ = *std::move(pending_);
+    pending_.reset();
+    write_in_flight_ = true;
+    StartWrite(&writing_);
+    return;
+  }
+  if (IsFinal(writing_.state()) && !finished_) {
+    finished_ = true;
+    Finish(recorder_.Record(grpc::Status::OK, 0));
+  }
+}
+
+void WatchJobReactor::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mutex_);
+  write_in_flight_ = false;
+  if (!ok) {
+    if (!finished_) {
+      finished_ = true;
+      Finish(recorder_.Record(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"), 0));
+    }
+    return;
+  }
+  Pump();
+}
+
+void WatchJobReactor::OnCancel() {
+  absl::MutexLock lock(&mutex_);
+  if (finished_) return;
+  finished_ = true;
+  Finish(recorder_.Record(grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled"), 0));
+}
+
+void WatchJobReactor::OnDone() {
+  // Unsubscribe first: no notification starts after this returns.
+  watch_.reset();
+  delete this;
+}
+
+}  // namespace timbre
