@@ -1,0 +1,300 @@
+#include "server/core/build_job_queue.h"
+
+#include <filesystem>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "tests/test_support.h"
+
+namespace timbre {
+namespace {
+
+using ::testing::HasSubstr;
+using ::timbre::testing::IsOk;
+using ::timbre::testing::ScratchDir;
+using ::timbre::testing::StatusIs;
+using ::timbre::testing::WaitFor;
+using timbre::v1::BuildJob;
+
+// A build runner whose builds go through two stages and then wait until released (or cancelled).
+class FakeRunner : public BuildRunner {
+ public:
+  absl::StatusOr<BuildPlan> Plan(const BuildRequest& request) const override {
+    if (request.speaker == "bad") return absl::InvalidArgumentError("speaker 'bad' is refused");
+    BuildPlan plan;
+    plan.shuffle_seed = request.recipe.has_shuffle_seed() ? request.recipe.shuffle_seed() : 5;
+    return plan;
+  }
+
+  absl::StatusOr<timbre::v1::BuildReport> Build(const BuildRequest& request,
+                                                BuildObserver* observer) const override {
+    observer->BeginStage("loading", 0.5);
+    observer->Progress(0.5, "half loaded");
+    observer->BeginStage("training", 0.5);
+    started_.Notify();
+    while (!release_.HasBeenNotified()) {
+      if (observer->cancelled()) return BuildCancelledError();
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    if (request.comment == "fail") return absl::InvalidArgumentError("faiss refused the rows");
+    timbre::v1::BuildReport report;
+    report.set_version("3");
+    return report;
+  }
+
+  void WaitStarted() const { started_.WaitForNotification(); }
+  void Release() { release_.Notify(); }
+
+ private:
+  mutable absl::Notification started_;
+  absl::Notification release_;
+};
+
+BuildRequest Request(const std::string& speaker, const std::string& comment = "") {
+  BuildRequest request;
+  request.speaker = speaker;
+  request.feature_set_id = "fs-1";
+  request.recipe.set_kind(timbre::v1::Recipe::KIND_RVC);
+  request.comment = comment;
+  return request;
+}
+
+class BuildJobQueueTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<BuildJobQueue> MakeQueue(int max_queued = 16) {
+    BuildJobQueue::Options options;
+    options.builder = &runner_;
+    options.jobs_dir = dir_.Join("jobs");
+    options.max_queued = max_queued;
+    options.on_published = [this](const std::string& speaker) {
+      absl::MutexLock lock(&mutex_);
+      published_.push_back(speaker);
+    };
+    auto queue = BuildJobQueue::Create(std::move(options));
+    EXPECT_THAT(queue, IsOk());
+    return *std::move(queue);
+  }
+
+  BuildJob::State StateOf(const BuildJobQueue& queue, const std::string& id) {
+    return queue.Get(id)->state();
+  }
+
+  ScratchDir dir_;
+  FakeRunner runner_;
+  absl::Mutex mutex_;
+  std::vector<std::string> published_ ABSL_GUARDED_BY(mutex_);
+};
+
+TEST_F(BuildJobQueueTest, RunsAJobToSuccessAndReportsThePublishedSpeaker) {
+  auto queue = MakeQueue();
+  auto job = queue->Submit(Request("alice"));
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(job->state(), BuildJob::STATE_QUEUED);
+  EXPECT_EQ(job->speaker(), "alice");
+  EXPECT_EQ(job->recipe().shuffle_seed(), 5u) << "the planned seed is recorded";
+  runner_.WaitStarted();
+  EXPECT_EQ(StateOf(*queue, job->id()), BuildJob::STATE_RUNNING);
+  EXPECT_EQ(queue->Get(job->id())->stage(), "training");
+  EXPECT_DOUBLE_EQ(queue->Get(job->id())->fraction(), 0.5);
+  runner_.Release();
+  ASSERT_TRUE(WaitFor([&] { return StateOf(*queue, job->id()) == BuildJob::STATE_SUCCEEDED; }));
+  const BuildJob done = *queue->Get(job->id());
+  EXPECT_EQ(done.report().version(), "3");
+  EXPECT_DOUBLE_EQ(done.fraction(), 1.0);
+  EXPECT_GT(done.finished_at_unix_ms(), 0);
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mutex_);
+    return published_.size() == 1;
+  }));
+  absl::MutexLock lock(&mutex_);
+  EXPECT_EQ(published_[0], "alice");
+}
+
+TEST_F(BuildJobQueueTest, RefusedPlanRecordsNoJob) {
+  auto queue = MakeQueue();
+  EXPECT_THAT(queue->Submit(Request("bad")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'bad'")));
+  EXPECT_TRUE(queue->List().empty());
+}
+
+TEST_F(BuildJobQueueTest, FailedBuildIsRecordedWithItsReason) {
+  auto queue = MakeQueue();
+  auto job = queue->Submit(Request("alice", "fail"));
+  ASSERT_THAT(job, IsOk());
+  runner_.Release();
+  ASSERT_TRUE(WaitFor([&] { return StateOf(*queue, job->id()) == BuildJob::STATE_FAILED; }));
+  EXPECT_THAT(queue->Get(job->id())->error(), HasSubstr("INVALID_ARGUMENT: faiss refused"));
+  absl::MutexLock lock(&mutex_);
+  EXPECT_TRUE(published_.empty());
+}
+
+TEST_F(BuildJobQueueTest, CancelStopsARunningBuild) {
+  auto queue = MakeQueue();
+  auto job = queue->Submit(Request("alice"));
+  ASSERT_THAT(job, IsOk());
+  runner_.WaitStarted();
+  auto cancelled = queue->Cancel(job->id());
+  ASSERT_THAT(cancelled, IsOk());
+  EXPECT_EQ(cancelled->state(), BuildJob::STATE_RUNNING);
+  ASSERT_TRUE(WaitFor([&] { return StateOf(*queue, job->id()) == BuildJob::STATE_CANCELLED; }));
+  EXPECT_THAT(queue->Get(job->id())->error(), HasSubstr("cancelled"));
+  EXPECT_THAT(queue->Cancel(job->id()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already ended")));
+}
+
+TEST_F(BuildJobQueueTest, CancelOfAQueuedJobIsImmediate) {
+  auto queue = MakeQueue();
+  auto first = queue->Submit(Request("alice"));
+  auto second = queue->Submit(Request("bob"));
+  ASSERT_THAT(second, IsOk());
+  runner_.WaitStarted();
+  auto cancelled = queue->Cancel(second->id());
+  ASSERT_THAT(cancelled, IsOk());
+  EXPECT_EQ(cancelled->state(), BuildJob::STATE_CANCELLED);
+  runner_.Release();
+  ASSERT_TRUE(WaitFor([&] { return StateOf(*queue, first->id()) == BuildJob::STATE_SUCCEEDED; }));
+  EXPECT_EQ(StateOf(*queue, second->id()), BuildJob::STATE_CANCELLED) << "never ran";
+}
+
+TEST_F(BuildJobQueueTest, FullQueueIsRefused) {
+  auto queue = MakeQueue(/*max_queued=*/1);
+  ASSERT_THAT(queue->Submit(Request("a")), IsOk());
+  runner_.WaitStarted();  // a runs; the queue is empty again
+  ASSERT_THAT(queue->Submit(Request("b")), IsOk());
+  EXPECT_THAT(queue->Submit(Request("c")),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("already waiting")));
+  runner_.Release();
+}
+
+TEST_F(BuildJobQueueTest, WatchSeesEveryStageInOrderAndEndsWithTheFinalState) {
+  auto queue = MakeQueue();
+  auto job = queue->Submit(Request("alice"));
+  ASSERT_THAT(job, IsOk());
+  absl::Mutex mutex;
+  std::vector<BuildJob> seen;
+  auto watch = queue->Watch(job->id(), [&](const BuildJob& record) {
+    absl::MutexLock lock(&mutex);
+    seen.push_back(record);
+  });
+  ASSERT_THAT(watch, IsOk());
+  runner_.WaitStarted();
+  runner_.Release();
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mutex);
+    return !seen.empty() && seen.back().state() == BuildJob::STATE_SUCCEEDED;
+  }));
+  absl::MutexLock lock(&mutex);
+  std::vector<std::string> stages;
+  for (size_t i = 0; i < seen.size(); ++i) {
+    if (stages.empty() || stages.back() != seen[i].stage()) stages.push_back(seen[i].stage());
+    if (i > 0) EXPECT_GE(seen[i].fraction(), seen[i - 1].fraction()) << "never backwards";
+  }
+  EXPECT_THAT(stages, ::testing::IsSupersetOf({"loading", "training", "done"}));
+  EXPECT_EQ(stages.back(), "done");
+}
+
+TEST_F(BuildJobQueueTest, WatchOfAnEndedJobDeliversItOnce) {
+  auto queue = MakeQueue();
+  auto job = queue->Submit(Request("alice"));
+  runner_.Release();
+  ASSERT_TRUE(WaitFor([&] { return StateOf(*queue, job->id()) == BuildJob::STATE_SUCCEEDED; }));
+  int calls = 0;
+  auto watch = queue->Watch(job->id(), [&](const BuildJob& record) {
+    ++calls;
+    EXPECT_EQ(record.state(), BuildJob::STATE_SUCCEEDED);
+  });
+  ASSERT_THAT(watch, IsOk());
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(BuildJobQueueTest, ADestroyedWatchGetsNoMoreCalls) {
+  auto queue = MakeQueue();
+  auto job = queue->Submit(Request("alice"));
+  runner_.WaitStarted();
+  std::atomic<int> calls{0};
+  auto watch = queue->Watch(job->id(), [&](const BuildJob&) { ++calls; });
+  ASSERT_THAT(watch, IsOk());
+  watch->reset();
+  const int before = calls.load();
+  runner_.Release();
+  ASSERT_TRUE(WaitFor([&] { return StateOf(*queue, job->id()) == BuildJob::STATE_SUCCEEDED; }));
+  EXPECT_EQ(calls.load(), before);
+}
+
+TEST_F(BuildJobQueueTest, IdsAreValidated) {
+  auto queue = MakeQueue();
+  EXPECT_THAT(queue->Get("../../etc/passwd"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("malformed")));
+  EXPECT_THAT(queue->Get("job-000000000000"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("job-000000000000")));
+  EXPECT_THAT(queue->Cancel("nope"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("malformed")));
+  EXPECT_THAT(queue->Watch("job-000000000000", [](const BuildJob&) {}),
+              StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
+TEST_F(BuildJobQueueTest, ListIsNewestFirst) {
+  auto queue = MakeQueue();
+  auto first = queue->Submit(Request("a"));
+  absl::SleepFor(absl::Milliseconds(2));  // distinct creation times
+  auto second = queue->Submit(Request("b"));
+  runner_.Release();
+  const std::vector<BuildJob> jobs = queue->List();
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].id(), second->id());
+  EXPECT_EQ(jobs[1].id(), first->id());
+}
+
+TEST_F(BuildJobQueueTest, ARestartedQueueMarksTheInterruptedBuildFailed) {
+  ScratchDir crashed;
+  std::string id;
+  {
+    auto queue = MakeQueue();
+    auto job = queue->Submit(Request("alice"));
+    id = job->id();
+    runner_.WaitStarted();
+    // What a killed server leaves behind: the record as it was while running.
+    std::filesystem::copy(dir_.Join("jobs"), crashed.Join("jobs"));
+    runner_.Release();
+  }
+  BuildJobQueue::Options options;
+  options.builder = &runner_;
+  options.jobs_dir = crashed.Join("jobs");
+  auto restarted = BuildJobQueue::Create(std::move(options));
+  ASSERT_THAT(restarted, IsOk());
+  auto job = (*restarted)->Get(id);
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(job->state(), BuildJob::STATE_FAILED);
+  EXPECT_THAT(job->error(), HasSubstr("the server stopped during the build"));
+  EXPECT_THAT(job->error(), HasSubstr("training"));
+  // The failure is persisted: a second restart reads it as it is.
+  (*restarted).reset();
+  BuildJobQueue::Options again;
+  again.builder = &runner_;
+  again.jobs_dir = crashed.Join("jobs");
+  EXPECT_EQ((*BuildJobQueue::Create(std::move(again)))->Get(id)->state(), BuildJob::STATE_FAILED);
+}
+
+TEST_F(BuildJobQueueTest, ShutdownCancelsTheRunningAndQueuedJobs) {
+  std::string running, queued;
+  {
+    auto queue = MakeQueue();
+    running = queue->Submit(Request("a"))->id();
+    queued = queue->Submit(Request("b"))->id();
+    runner_.WaitStarted();
+  }
+  BuildJobQueue::Options options;
+  options.builder = &runner_;
+  options.jobs_dir = dir_.Join("jobs");
+  auto restarted = BuildJobQueue::Create(std::move(options));
+  ASSERT_THAT(restarted, IsOk());
+  EXPECT_EQ((*restarted)->Get(running)->state(), BuildJob::STATE_CANCELLED);
+  EXPECT_THAT((*restarted)->Get(running)->error(), HasSubstr("shut down during the build"));
+  EXPECT_EQ((*restarted)->Get(queued)->state(), BuildJob::STATE_CANCELLED);
+  runner_.Release();
+}
+
+TEST(BuildJobQueueCreateTest, NeedsABuilderAndADirectory) {
+  EXPECT_THAT(BuildJobQueue::Create({}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("builder")));
+}
+
+}  // namespace
+}  // namespace timbre
