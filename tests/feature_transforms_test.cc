@@ -31,6 +31,7 @@ using ::timbre::testing::IsOk;
 using ::timbre::testing::ReadFile;
 using ::timbre::testing::RecordingBuildControl;
 using ::timbre::testing::StatusIs;
+using ::timbre::testing::TrainOrDie;
 
 // ---------------------------------------------------------------------------------------------
 // The shuffle, against permutations made by numpy 1.24.2 (Debian bookworm's python3-numpy) with
@@ -150,7 +151,7 @@ TEST(NormalizeRowsTest, UnitNormsAndZeroRowsStayZero) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// α-query expansion, against a brute-force reference written from the notes' formula:
+// alpha-query expansion, against a brute-force reference written from the notes' formula:
 //   sims = X @ X.T; for each row, the m largest sims (itself included);
 //   x' = normalise(sum_j sims_j^alpha * X[j])
 
@@ -193,34 +194,33 @@ void ExpectRowsNear(const FrameMatrix& actual, const FrameMatrix& expected, floa
   }
 }
 
+// Expands `rows` and checks the result against ReferenceExpansion; returns it (empty on error).
+FrameMatrix ExpectExpansionMatchesReference(const FrameMatrix& rows, float alpha, int neighbours) {
+  absl::StatusOr<FrameMatrix> expanded = AlphaQueryExpand(rows, {alpha, neighbours}, nullptr);
+  EXPECT_THAT(expanded, IsOk());
+  if (!expanded.ok()) return FrameMatrix();
+  ExpectRowsNear(*expanded, ReferenceExpansion(rows, neighbours, alpha), 1e-5f);
+  return *std::move(expanded);
+}
+
 TEST(AlphaQueryExpandTest, MatchesBruteForceReferenceWithAlphaThree) {
   const FrameMatrix rows = NormalizedClusteredRows(300, 12, 6, 21);
-  AlphaQueryExpansion options;
-  options.alpha = 3.0f;
-  options.neighbours = 5;
-  absl::StatusOr<FrameMatrix> expanded = AlphaQueryExpand(rows, options, nullptr);
-  ASSERT_THAT(expanded, IsOk());
-  ExpectRowsNear(*expanded, ReferenceExpansion(rows, 5, 3.0), 1e-5f);
+  const FrameMatrix expanded = ExpectExpansionMatchesReference(rows, 3.0f, 5);
+  ASSERT_EQ(expanded.values.size(), rows.values.size());
   float largest_change = 0.0f;
   for (size_t i = 0; i < rows.values.size(); ++i) {
-    largest_change = std::max(largest_change, std::abs(expanded->values[i] - rows.values[i]));
+    largest_change = std::max(largest_change, std::abs(expanded.values[i] - rows.values[i]));
   }
   EXPECT_GT(largest_change, 0.01f);  // the expansion moved the rows
-  for (int64_t i = 0; i < expanded->rows; ++i) {
-    EXPECT_NEAR(Norm(expanded->row(i), expanded->dim), 1.0, 1e-5);
+  for (int64_t i = 0; i < expanded.rows; ++i) {
+    EXPECT_NEAR(Norm(expanded.row(i), expanded.dim), 1.0, 1e-5);
   }
 }
 
 TEST(AlphaQueryExpandTest, MatchesBruteForceReferenceWithFractionalAlpha) {
   // 50 rows per tight cluster: a row's 7 nearest rows share its cluster, every similarity among
   // them is positive, and the notes' np.power is defined (the reference would give NaN otherwise).
-  const FrameMatrix rows = NormalizedClusteredRows(200, 8, 4, 22);
-  AlphaQueryExpansion options;
-  options.alpha = 0.5f;
-  options.neighbours = 7;
-  absl::StatusOr<FrameMatrix> expanded = AlphaQueryExpand(rows, options, nullptr);
-  ASSERT_THAT(expanded, IsOk());
-  ExpectRowsNear(*expanded, ReferenceExpansion(rows, 7, 0.5), 1e-5f);
+  ExpectExpansionMatchesReference(NormalizedClusteredRows(200, 8, 4, 22), 0.5f, 7);
 }
 
 TEST(AlphaQueryExpandTest, NegativeSimilarityWeighsNothing) {
@@ -254,14 +254,11 @@ TEST(AlphaQueryExpandTest, NeighbourSearchIsExactUpToThresholdThenIvf) {
 
 TEST(AlphaQueryExpandTest, IvfNeighbourIndexProbingEveryListMatchesReference) {
   const FrameMatrix rows = NormalizedClusteredRows(400, 10, 8, 24);
-  TrainOptions recipe;
-  recipe.description = "IVF8,Flat";
-  recipe.metric = Metric::kInnerProduct;
-  recipe.nprobe = 8;
-  auto index = FaissIndex::Train(recipe, rows.values.data(), rows.rows, rows.dim);
-  ASSERT_THAT(index, IsOk());
+  const std::unique_ptr<FaissIndex> index =
+      TrainOrDie("IVF8,Flat", Metric::kInnerProduct, rows, /*nprobe=*/8);
+  ASSERT_NE(index, nullptr);
   absl::StatusOr<FrameMatrix> expanded =
-      AlphaQueryExpandWithIndex(rows, {3.0f, 4}, **index, nullptr);
+      AlphaQueryExpandWithIndex(rows, {3.0f, 4}, *index, nullptr);
   ASSERT_THAT(expanded, IsOk());
   ExpectRowsNear(*expanded, ReferenceExpansion(rows, 4, 3.0), 1e-5f);
 }
@@ -271,13 +268,10 @@ TEST(AlphaQueryExpandTest, ApproximatePathAboveThresholdStaysCloseToExact) {
   const AlphaQueryExpansion options{3.0f, 4};
   absl::StatusOr<FrameMatrix> approximate = AlphaQueryExpand(rows, options, nullptr);
   ASSERT_THAT(approximate, IsOk());
-  TrainOptions flat;
-  flat.description = "Flat";
-  flat.metric = Metric::kInnerProduct;
-  auto exact_index = FaissIndex::Train(flat, rows.values.data(), rows.rows, rows.dim);
-  ASSERT_THAT(exact_index, IsOk());
+  const std::unique_ptr<FaissIndex> exact_index = TrainOrDie("Flat", Metric::kInnerProduct, rows);
+  ASSERT_NE(exact_index, nullptr);
   absl::StatusOr<FrameMatrix> exact =
-      AlphaQueryExpandWithIndex(rows, options, **exact_index, nullptr);
+      AlphaQueryExpandWithIndex(rows, options, *exact_index, nullptr);
   ASSERT_THAT(exact, IsOk());
   double cosine_sum = 0.0;
   for (int64_t i = 0; i < rows.rows; ++i) {
@@ -308,17 +302,16 @@ TEST(AlphaQueryExpandTest, RejectsBadOptions) {
 
 TEST(AlphaQueryExpandTest, RejectsAMismatchedNeighbourIndex) {
   const FrameMatrix rows = NormalizedClusteredRows(20, 4, 2, 27);
-  TrainOptions l2;
-  l2.description = "Flat";
-  auto l2_index = FaissIndex::Train(l2, rows.values.data(), rows.rows, rows.dim);
-  ASSERT_THAT(l2_index, IsOk());
-  EXPECT_THAT(AlphaQueryExpandWithIndex(rows, {3.0f, 2}, **l2_index, nullptr),
+  const std::unique_ptr<FaissIndex> l2_index = TrainOrDie("Flat", Metric::kL2, rows);
+  ASSERT_NE(l2_index, nullptr);
+  EXPECT_THAT(AlphaQueryExpandWithIndex(rows, {3.0f, 2}, *l2_index, nullptr),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("(L2)")));
-  TrainOptions ip = l2;
-  ip.metric = Metric::kInnerProduct;
-  auto short_index = FaissIndex::Train(ip, rows.values.data(), rows.rows - 1, rows.dim);
-  ASSERT_THAT(short_index, IsOk());
-  EXPECT_THAT(AlphaQueryExpandWithIndex(rows, {3.0f, 2}, **short_index, nullptr),
+  FrameMatrix fewer = rows;
+  fewer.rows -= 1;
+  fewer.values.resize(fewer.rows * fewer.dim);
+  const std::unique_ptr<FaissIndex> short_index = TrainOrDie("Flat", Metric::kInnerProduct, fewer);
+  ASSERT_NE(short_index, nullptr);
+  EXPECT_THAT(AlphaQueryExpandWithIndex(rows, {3.0f, 2}, *short_index, nullptr),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("19 vectors")));
 }
 

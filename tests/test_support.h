@@ -2,6 +2,7 @@
 #ifndef TIMBRE_TESTS_TEST_SUPPORT_H_
 #define TIMBRE_TESTS_TEST_SUPPORT_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/build_control.h"
+#include "server/core/faiss_index.h"
 #include "server/core/frame_codec.h"
 
 namespace timbre::testing {
@@ -31,6 +33,11 @@ class ScratchDir {
 // Writes `contents` to `path` (creating parent directories).
 void WriteFile(const std::string& path, const std::string& contents);
 std::string ReadFile(const std::string& path);
+
+// Trains `description` (an index_factory string) with `metric` and stored `nprobe` on all of
+// `frames`; on error fails the test and returns null.
+std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric metric,
+                                       const FrameMatrix& frames, int nprobe = 1);
 
 // Trains IVF{nlist},Flat (L2, nprobe 1) on `frames` as RVC does and writes it to `path`.
 void WriteRvcIndex(const FrameMatrix& frames, int nlist, const std::string& path);
