@@ -17,6 +17,8 @@ import sys
 import faiss
 import numpy as np
 
+from rvc_train_index import train_index
+
 out = sys.argv[1] if len(sys.argv) > 1 else "rvc_build"
 SEED = 1729
 DIM = 256
@@ -30,26 +32,15 @@ for name, rows in FILES.items():
     frames = centres[rng.integers(0, len(centres), rows)] + 0.35 * rng.standard_normal((rows, DIM))
     np.save(os.path.join(out, name), frames.astype(np.float32))
 
-# RVC's train_index, step by step (v1 features: 256-d).
+# RVC's train_index: the sorted files concatenated, then rvc_train_index.train_index.
 feature_dir = out
 npys = []
 listdir_res = sorted(n for n in os.listdir(feature_dir) if n.endswith(".npy"))
 for name in listdir_res:
     npys.append(np.load("%s/%s" % (feature_dir, name)))
 big_npy = np.concatenate(npys, 0)
-big_npy_idx = np.arange(big_npy.shape[0])
-np.random.seed(SEED)
-np.random.shuffle(big_npy_idx)
-big_npy = big_npy[big_npy_idx]
-n_ivf = min(int(16 * np.sqrt(big_npy.shape[0])), big_npy.shape[0] // 39)
-index = faiss.index_factory(DIM, "IVF%s,Flat" % n_ivf)
-index_ivf = faiss.extract_index_ivf(index)
-index_ivf.nprobe = 1
-index.train(big_npy)
-batch_size_add = 8192
-for i in range(0, big_npy.shape[0], batch_size_add):
-    index.add(big_npy[i:i + batch_size_add])
-index_name = "added_IVF%s_Flat_nprobe_%s_fixture_v1.index" % (n_ivf, index_ivf.nprobe)
+index, big_npy_idx, n_ivf = train_index(big_npy, SEED)
+index_name = "added_IVF%s_Flat_nprobe_1_fixture_v1.index" % n_ivf
 for stale in os.listdir(out):
     if stale.startswith("added_") and stale != index_name:
         os.remove(os.path.join(out, stale))
@@ -63,7 +54,7 @@ fixture = {
     "rows": int(big_npy.shape[0]),
     "files_in_read_order": [{"name": n, "rows": FILES[n]} for n in listdir_res],
     "n_ivf": n_ivf,
-    "nprobe": int(index_ivf.nprobe),
+    "nprobe": int(faiss.extract_index_ivf(index).nprobe),
     "index_file": index_name,
     "shuffled_row_indices_head": [int(i) for i in big_npy_idx[:HEAD]],
     "faiss_version": faiss.__version__,
