@@ -158,9 +158,9 @@ TEST_F(CandidateEvaluationTest, RejectsMismatchedInputs) {
   EXPECT_THAT(EvaluateCandidate(*ivf_, Probing(1), *exact_,
                                 GenerateClusteredFrames(10, 2 * kDim, 2, 3), options, nullptr),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("queries have dim 32")));
-  EXPECT_THAT(EvaluateCandidate(*ivf_, Probing(1), *exact_, Rows(*queries_, 0, 0), options,
-                                nullptr),
-              StatusIs(StatusCode::kInvalidArgument, HasSubstr("no held-out queries")));
+  EXPECT_THAT(
+      EvaluateCandidate(*ivf_, Probing(1), *exact_, Rows(*queries_, 0, 0), options, nullptr),
+      StatusIs(StatusCode::kInvalidArgument, HasSubstr("no held-out queries")));
 }
 
 TEST_F(CandidateEvaluationTest, RejectsBadParamsAndOptions) {

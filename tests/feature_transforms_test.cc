@@ -135,10 +135,10 @@ double Norm(const float* row, int dim) {
 }
 
 TEST(NormalizeRowsTest, UnitNormsAndZeroRowsStayZero) {
-  FrameMatrix rows = Matrix(3, {3, 4, 0,          // norm 5
-                                0, 0, 0,          // zero
-                                -2, 1, 2,         // norm 3
-                                1e-12f, 0, 0});   // below the 1e-9 floor: scaled by 1e9
+  FrameMatrix rows = Matrix(3, {3, 4, 0,         // norm 5
+                                0, 0, 0,         // zero
+                                -2, 1, 2,        // norm 3
+                                1e-12f, 0, 0});  // below the 1e-9 floor: scaled by 1e9
   NormalizeRows(&rows);
   EXPECT_NEAR(rows.values[0], 0.6f, 1e-7);
   EXPECT_NEAR(rows.values[1], 0.8f, 1e-7);
@@ -351,8 +351,8 @@ std::string FixturePath(const std::string& name) {
 std::vector<int64_t> JsonIntegers(const std::string& json, const std::string& key) {
   const size_t at = json.find(absl::StrCat("\"", key, "\":"));
   if (at == std::string::npos) return {};
-  absl::string_view rest = absl::StripLeadingAsciiWhitespace(
-      absl::string_view(json).substr(at + key.size() + 3));
+  absl::string_view rest =
+      absl::StripLeadingAsciiWhitespace(absl::string_view(json).substr(at + key.size() + 3));
   const bool list = absl::ConsumePrefix(&rest, "[");
   rest = rest.substr(0, rest.find(list ? ']' : ','));
   std::vector<int64_t> values;
@@ -403,15 +403,15 @@ TEST(RvcBuildFixtureTest, SeededShuffleReproducesRvcsRowOrder) {
   }
 
   // RVC added the shuffled rows in order: id i of its index is shuffled row i.
-  absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(FixturePath(
-      absl::StrCat("added_IVF", n_ivf[0], "_Flat_nprobe_1_fixture_v1.index")));
+  absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(
+      FixturePath(absl::StrCat("added_IVF", n_ivf[0], "_Flat_nprobe_1_fixture_v1.index")));
   ASSERT_THAT(index, IsOk());
   EXPECT_EQ((*index)->nlist(), n_ivf[0]);
   EXPECT_EQ(n_ivf[0], RvcListCount(concatenated.rows));
   ASSERT_EQ((*index)->size(), shuffled.rows);
   for (int64_t i = 0; i < shuffled.rows; ++i) {
-    ASSERT_EQ(0, std::memcmp((*index)->StoredVector(i), shuffled.row(i),
-                             sizeof(float) * shuffled.dim))
+    ASSERT_EQ(0,
+              std::memcmp((*index)->StoredVector(i), shuffled.row(i), sizeof(float) * shuffled.dim))
         << "stored vector " << i;
   }
 }

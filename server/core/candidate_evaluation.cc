@@ -25,7 +25,8 @@ struct BatchResult {
   std::vector<float> blend;   // [rows, dim]
 
   BatchResult(int64_t rows, int k, int dim)
-      : scores(static_cast<size_t>(rows) * k), ids(scores.size()),
+      : scores(static_cast<size_t>(rows) * k),
+        ids(scores.size()),
         blend(static_cast<size_t>(rows) * dim) {}
 };
 
@@ -33,12 +34,13 @@ struct BatchResult {
 absl::Status SearchAndBlend(const FaissIndex& index, const SearchParams& params,
                             const float* queries, int64_t count, float index_rate,
                             BatchResult* result) {
-  absl::Status searched = index.Search(queries, count, params, /*threads=*/1,
-                                       result->scores.data(), result->ids.data());
+  absl::Status searched = index.Search(queries, count, params, /*threads=*/1, result->scores.data(),
+                                       result->ids.data());
   if (!searched.ok()) return searched;
-  BlendFrames(queries, count, index.dim(), result->scores.data(), result->ids.data(), params.k,
-              index.metric(), index_rate, [&index](int64_t id) { return index.StoredVector(id); },
-              result->blend.data());
+  BlendFrames(
+      queries, count, index.dim(), result->scores.data(), result->ids.data(), params.k,
+      index.metric(), index_rate, [&index](int64_t id) { return index.StoredVector(id); },
+      result->blend.data());
   return absl::OkStatus();
 }
 
@@ -130,8 +132,8 @@ absl::Status MeasureFidelity(const FaissIndex& candidate, const SearchParams& pa
                            reference.blend.data() + r * queries.dim, queries.dim);
     }
     ReportProgress(control, 0.5 * (start + count) / queries.rows,
-                   absl::StrCat("evaluating ", candidate.description(), ": ", start + count,
-                                " of ", queries.rows, " queries against exact search"));
+                   absl::StrCat("evaluating ", candidate.description(), ": ", start + count, " of ",
+                                queries.rows, " queries against exact search"));
   }
   figures->recall_at_k = static_cast<double>(shared) / (static_cast<double>(queries.rows) * k);
   figures->mean_blend_cosine = cosine_sum / queries.rows;
@@ -181,17 +183,14 @@ absl::Status MeasureLatency(const FaissIndex& candidate, const SearchParams& par
 
 }  // namespace
 
-absl::StatusOr<CandidateFigures> EvaluateCandidate(const FaissIndex& candidate,
-                                                   const SearchParams& params,
-                                                   const FaissIndex& exact,
-                                                   const FrameMatrix& held_out_queries,
-                                                   const EvaluationOptions& options,
-                                                   BuildControl* control) {
+absl::StatusOr<CandidateFigures> EvaluateCandidate(
+    const FaissIndex& candidate, const SearchParams& params, const FaissIndex& exact,
+    const FrameMatrix& held_out_queries, const EvaluationOptions& options, BuildControl* control) {
   absl::Status valid = ValidateEvaluation(candidate, params, exact, held_out_queries, options);
   if (!valid.ok()) return valid;
   CandidateFigures figures;
-  absl::Status measured = MeasureFidelity(candidate, params, exact, held_out_queries, options,
-                                          control, &figures);
+  absl::Status measured =
+      MeasureFidelity(candidate, params, exact, held_out_queries, options, control, &figures);
   if (measured.ok()) {
     measured = MeasureLatency(candidate, params, held_out_queries, options, control, &figures);
   }

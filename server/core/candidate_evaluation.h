@@ -63,12 +63,9 @@ struct CandidateFigures {
 // the queries' dim differs or there are no queries; params.k != options.k; params.nprobe is
 // outside [0, candidate.nlist()]; an option is out of range. CANCELLED (BuildCancelledError) if
 // `control` is cancelled. INTERNAL if a search fails.
-absl::StatusOr<CandidateFigures> EvaluateCandidate(const FaissIndex& candidate,
-                                                   const SearchParams& params,
-                                                   const FaissIndex& exact,
-                                                   const FrameMatrix& held_out_queries,
-                                                   const EvaluationOptions& options,
-                                                   BuildControl* control);
+absl::StatusOr<CandidateFigures> EvaluateCandidate(
+    const FaissIndex& candidate, const SearchParams& params, const FaissIndex& exact,
+    const FrameMatrix& held_out_queries, const EvaluationOptions& options, BuildControl* control);
 
 }  // namespace timbre
 

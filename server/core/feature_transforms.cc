@@ -29,13 +29,13 @@ absl::Status ValidateExpansion(const FrameMatrix& rows, const AlphaQueryExpansio
         "query expansion needs at least one row of dim >= 1, got ", rows.rows, " x ", rows.dim));
   }
   if (options.neighbours < 1 || options.neighbours > rows.rows) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("query expansion neighbours is ", options.neighbours, "; it must be in [1, ",
-                     rows.rows, "], the number of rows"));
+    return absl::InvalidArgumentError(absl::StrCat("query expansion neighbours is ",
+                                                   options.neighbours, "; it must be in [1, ",
+                                                   rows.rows, "], the number of rows"));
   }
   if (!std::isfinite(options.alpha) || options.alpha < 0.0f) {
-    return absl::InvalidArgumentError(absl::StrCat("query expansion alpha is ", options.alpha,
-                                                   "; it must be finite and >= 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("query expansion alpha is ", options.alpha, "; it must be finite and >= 0"));
   }
   return absl::OkStatus();
 }
@@ -146,11 +146,11 @@ absl::StatusOr<FrameMatrix> AlphaQueryExpandWithIndex(const FrameMatrix& normali
   if (neighbour_index.metric() != Metric::kInnerProduct ||
       neighbour_index.dim() != normalized_rows.dim ||
       neighbour_index.size() != normalized_rows.rows) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "query expansion needs an inner-product index of the ", normalized_rows.rows,
-        " rows of dim ", normalized_rows.dim, "; got ", neighbour_index.description(), " of ",
-        neighbour_index.size(), " vectors of dim ", neighbour_index.dim(),
-        neighbour_index.metric() == Metric::kL2 ? " (L2)" : " (inner product)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("query expansion needs an inner-product index of the ", normalized_rows.rows,
+                     " rows of dim ", normalized_rows.dim, "; got ", neighbour_index.description(),
+                     " of ", neighbour_index.size(), " vectors of dim ", neighbour_index.dim(),
+                     neighbour_index.metric() == Metric::kL2 ? " (L2)" : " (inner product)"));
   }
   const int64_t n = normalized_rows.rows;
   const int k = options.neighbours;

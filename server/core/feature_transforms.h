@@ -67,8 +67,8 @@ inline constexpr int kApproximateNeighbourSearchNprobe = 16;
 //   larger: "IVF{L},Flat" with L = int(sqrt(rows)) and nprobe kApproximateNeighbourSearchNprobe.
 // L = sqrt(N) rather than RVC's min(16 sqrt(N), N/39): faiss's k-means runs 25 iterations over
 // min(N, 256 L) rows, so RVC's 3,333 lists at 130k x 768 would cost ~17 TFLOP to train, close to
-// the exact search it replaces; with 361 lists training costs ~1.3 TFLOP and the search, probing
-// 16 lists of ~361 rows, another ~1.2 TFLOP. The neighbour sets that matter here are few (m is
+// the exact search it replaces; with 360 lists training costs ~1.3 TFLOP and the search, probing
+// 16 lists of ~360 rows, another ~1.2 TFLOP. The neighbour sets that matter here are few (m is
 // small) and near, which a 16-list probe finds with high recall on clustered features.
 TrainOptions NeighbourSearchRecipe(int64_t rows);
 
