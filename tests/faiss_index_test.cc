@@ -26,22 +26,13 @@ using ::timbre::testing::IsOk;
 using ::timbre::testing::ReadFile;
 using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
+using ::timbre::testing::TrainOrDie;
 using ::timbre::testing::WriteFile;
 using ::timbre::testing::WriteRvcIndex;
 
 constexpr int kDim = 16;
 constexpr int kRows = 400;
 constexpr int kNlist = 8;
-
-std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric metric,
-                                       const FrameMatrix& frames) {
-  TrainOptions options;
-  options.description = description;
-  options.metric = metric;
-  auto index = FaissIndex::Train(options, frames.values.data(), frames.rows, frames.dim);
-  EXPECT_THAT(index, IsOk());
-  return index.ok() ? *std::move(index) : nullptr;
-}
 
 // Stored rows with a little noise, then a few random points: queries near and far from the data.
 FrameMatrix Queries(const FrameMatrix& data, int64_t count, uint32_t seed) {

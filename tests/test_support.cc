@@ -42,13 +42,23 @@ std::string ReadFile(const std::string& path) {
   return contents.str();
 }
 
-void WriteRvcIndex(const FrameMatrix& frames, int nlist, const std::string& path) {
+std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric metric,
+                                       const FrameMatrix& frames, int nprobe) {
   TrainOptions options;
-  options.description = absl::StrCat("IVF", nlist, ",Flat");
+  options.description = description;
+  options.metric = metric;
+  options.nprobe = nprobe;
   auto index = FaissIndex::Train(options, frames.values.data(), frames.rows, frames.dim);
-  ASSERT_TRUE(index.ok()) << index.status();
+  EXPECT_TRUE(index.ok()) << index.status();
+  return index.ok() ? *std::move(index) : nullptr;
+}
+
+void WriteRvcIndex(const FrameMatrix& frames, int nlist, const std::string& path) {
+  std::unique_ptr<FaissIndex> index =
+      TrainOrDie(absl::StrCat("IVF", nlist, ",Flat"), Metric::kL2, frames);
+  ASSERT_NE(index, nullptr);
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  ASSERT_TRUE((*index)->Write(path).ok());
+  ASSERT_TRUE(index->Write(path).ok());
 }
 
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {

@@ -2,13 +2,18 @@
 #ifndef TIMBRE_TESTS_TEST_SUPPORT_H_
 #define TIMBRE_TESTS_TEST_SUPPORT_H_
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/build_control.h"
+#include "server/core/faiss_index.h"
 #include "server/core/frame_codec.h"
 
 namespace timbre::testing {
@@ -29,8 +34,40 @@ class ScratchDir {
 void WriteFile(const std::string& path, const std::string& contents);
 std::string ReadFile(const std::string& path);
 
+// Trains `description` (an index_factory string) with `metric` and stored `nprobe` on all of
+// `frames`; on error fails the test and returns null.
+std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric metric,
+                                       const FrameMatrix& frames, int nprobe = 1);
+
 // Trains IVF{nlist},Flat (L2, nprobe 1) on `frames` as RVC does and writes it to `path`.
 void WriteRvcIndex(const FrameMatrix& frames, int nlist, const std::string& path);
+
+// A BuildControl that records every progress report and becomes cancelled after
+// `cancel_after_reports` reports (never if negative). Thread-safe.
+class RecordingBuildControl : public BuildControl {
+ public:
+  explicit RecordingBuildControl(int cancel_after_reports = -1)
+      : cancel_after_reports_(cancel_after_reports) {}
+
+  bool cancelled() const override {
+    absl::MutexLock lock(&mutex_);
+    return cancel_after_reports_ >= 0 &&
+           static_cast<int>(fractions_.size()) >= cancel_after_reports_;
+  }
+  void Progress(double fraction, absl::string_view message) override {
+    absl::MutexLock lock(&mutex_);
+    fractions_.push_back(fraction);
+  }
+  std::vector<double> fractions() const {
+    absl::MutexLock lock(&mutex_);
+    return fractions_;
+  }
+
+ private:
+  const int cancel_after_reports_;
+  mutable absl::Mutex mutex_;
+  std::vector<double> fractions_ ABSL_GUARDED_BY(mutex_);
+};
 
 // Polls `condition` every few milliseconds until it holds or `timeout` passes; returns whether
 // it held. For waiting on state changes without fixed sleeps.

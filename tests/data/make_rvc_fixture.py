@@ -11,6 +11,8 @@ import sys
 import faiss
 import numpy as np
 
+from rvc_train_index import train_index
+
 out = sys.argv[1] if len(sys.argv) > 1 else "."
 rng = np.random.default_rng(20231)
 dim, n, clusters = 256, 1000, 40
@@ -18,20 +20,10 @@ centres = rng.standard_normal((clusters, dim)).astype(np.float32)
 big_npy = (centres[rng.integers(0, clusters, n)] +
            0.35 * rng.standard_normal((n, dim))).astype(np.float32)
 
-# RVC's train_index, step by step.
-big_npy_idx = np.arange(big_npy.shape[0])
-np.random.seed(7)
-np.random.shuffle(big_npy_idx)
+# RVC's train_index (rvc_train_index.py), seeded.
+index, big_npy_idx, n_ivf = train_index(big_npy, seed=7)
 big_npy = big_npy[big_npy_idx]
-n_ivf = min(int(16 * np.sqrt(big_npy.shape[0])), big_npy.shape[0] // 39)
-index = faiss.index_factory(dim, "IVF%s,Flat" % n_ivf)
-index_ivf = faiss.extract_index_ivf(index)
-index_ivf.nprobe = 1
-index.train(big_npy)
-batch_size_add = 8192
-for i in range(0, big_npy.shape[0], batch_size_add):
-    index.add(big_npy[i:i + batch_size_add])
-name = "added_IVF%s_Flat_nprobe_%s_fixture_v1.index" % (n_ivf, index_ivf.nprobe)
+name = "added_IVF%s_Flat_nprobe_1_fixture_v1.index" % n_ivf
 faiss.write_index(index, os.path.join(out, name))
 
 # RVC's retrieval and blend (pipeline.py), on queries near the stored frames.
