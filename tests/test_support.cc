@@ -60,4 +60,25 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
   return condition();
 }
 
+void FakeBuildControl::CancelAtReport(int reports) {
+  absl::MutexLock lock(&mutex_);
+  cancel_at_report_ = reports;
+}
+
+bool FakeBuildControl::cancelled() const {
+  if (polls_left_.load() >= 0 && polls_left_.fetch_sub(1) <= 0) cancelled_ = true;
+  return cancelled_;
+}
+
+void FakeBuildControl::Progress(double fraction, absl::string_view message) {
+  absl::MutexLock lock(&mutex_);
+  reports_.push_back({fraction, std::string(message)});
+  if (static_cast<int>(reports_.size()) == cancel_at_report_) cancelled_ = true;
+}
+
+std::vector<FakeBuildControl::Report> FakeBuildControl::reports() const {
+  absl::MutexLock lock(&mutex_);
+  return reports_;
+}
+
 }  // namespace timbre::testing

@@ -2,13 +2,20 @@
 #ifndef TIMBRE_TESTS_TEST_SUPPORT_H_
 #define TIMBRE_TESTS_TEST_SUPPORT_H_
 
+#include <atomic>
+#include <functional>
 #include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/build_control.h"
 #include "server/core/frame_codec.h"
 
 namespace timbre::testing {
@@ -35,6 +42,34 @@ void WriteRvcIndex(const FrameMatrix& frames, int nlist, const std::string& path
 // Polls `condition` every few milliseconds until it holds or `timeout` passes; returns whether
 // it held. For waiting on state changes without fixed sleeps.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout = absl::Seconds(20));
+
+// A BuildControl that records the progress reported and is cancelled on demand: by Cancel(),
+// after a number of progress reports, or after a number of cancelled() polls. Thread-safe.
+class FakeBuildControl : public BuildControl {
+ public:
+  struct Report {
+    double fraction;
+    std::string message;
+  };
+
+  void Cancel() { cancelled_ = true; }
+  // Cancels itself inside the `reports`-th Progress() call.
+  void CancelAtReport(int reports) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Answers "not cancelled" to the first `polls` cancelled() calls and "cancelled" after them.
+  void CancelAfterPolls(int polls) { polls_left_ = polls; }
+
+  bool cancelled() const override;
+  void Progress(double fraction, absl::string_view message) override ABSL_LOCKS_EXCLUDED(mutex_);
+
+  std::vector<Report> reports() const ABSL_LOCKS_EXCLUDED(mutex_);
+
+ private:
+  mutable std::atomic<bool> cancelled_{false};
+  mutable std::atomic<int> polls_left_{-1};  // -1: not counting
+  mutable absl::Mutex mutex_;
+  std::vector<Report> reports_ ABSL_GUARDED_BY(mutex_);
+  int cancel_at_report_ ABSL_GUARDED_BY(mutex_) = 0;
+};
 
 inline const absl::Status& GetStatus(const absl::Status& status) { return status; }
 template <typename T>
