@@ -18,7 +18,7 @@ using ::testing::Ge;
 using ::testing::HasSubstr;
 using ::testing::Lt;
 using ::timbre::testing::IsOk;
-using ::timbre::testing::RecordingBuildControl;
+using ::timbre::testing::FakeBuildControl;
 using ::timbre::testing::StatusIs;
 using ::timbre::testing::TrainOrDie;
 
@@ -120,7 +120,7 @@ TEST_F(CandidateEvaluationTest, LatencyFiguresArePositiveAndOrdered) {
 }
 
 TEST_F(CandidateEvaluationTest, ReportsProgressAndStopsWhenCancelled) {
-  RecordingBuildControl control;
+  FakeBuildControl control;
   ASSERT_THAT(EvaluateCandidate(*ivf_, Probing(2), *exact_, *queries_, FewCalls(), &control),
               IsOk());
   const std::vector<double> fractions = control.fractions();
@@ -128,11 +128,13 @@ TEST_F(CandidateEvaluationTest, ReportsProgressAndStopsWhenCancelled) {
   EXPECT_TRUE(std::is_sorted(fractions.begin(), fractions.end()));
   EXPECT_DOUBLE_EQ(fractions.back(), 1.0);
 
-  RecordingBuildControl cancelled(0);
+  FakeBuildControl cancelled;
+  cancelled.Cancel();
   EXPECT_THAT(EvaluateCandidate(*ivf_, Probing(2), *exact_, *queries_, FewCalls(), &cancelled),
               StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
   // Cancelled after the fidelity pass's report and the first of the timing pass's reports.
-  RecordingBuildControl cancelled_while_timing(2);
+  FakeBuildControl cancelled_while_timing;
+  cancelled_while_timing.CancelAtReport(2);
   EXPECT_THAT(EvaluateCandidate(*ivf_, Probing(2), *exact_, *queries_, EvaluationOptions(),
                                 &cancelled_while_timing),
               StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));

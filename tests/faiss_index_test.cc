@@ -1,16 +1,21 @@
 #include "server/core/faiss_index.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <functional>
 #include <memory>
 #include <numeric>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gmock/gmock.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/core/demo_speaker.h"
 #include "tests/test_support.h"
@@ -20,8 +25,11 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::Each;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
+using ::timbre::testing::FakeBuildControl;
 using ::timbre::testing::IsOk;
 using ::timbre::testing::ReadFile;
 using ::timbre::testing::ScratchDir;
@@ -58,13 +66,14 @@ struct Neighbours {
 };
 
 Neighbours SearchOrDie(const FaissIndex& index, const FrameMatrix& queries, int k, int nprobe,
-                       int threads = 1) {
+                       int threads = 1, int k_factor = 0) {
   Neighbours result;
   result.scores.resize(queries.rows * k);
   result.ids.resize(queries.rows * k);
   SearchParams params;
   params.k = k;
   params.nprobe = nprobe;
+  params.k_factor = k_factor;
   EXPECT_THAT(index.Search(queries.values.data(), queries.rows, params, threads,
                            result.scores.data(), result.ids.data()),
               IsOk());
@@ -139,14 +148,39 @@ class FaissIndexTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     frames_ = new FrameMatrix(GenerateClusteredFrames(kRows, kDim, 8, 5));
+    pq_frames_ = new FrameMatrix(GenerateClusteredFrames(kPqRows, kDim, 8, 11));
   }
-  static void TearDownTestSuite() { delete frames_; }
+  static void TearDownTestSuite() {
+    delete frames_;
+    delete pq_frames_;
+  }
+
+  // Writes `index` to the scratch directory and loads it back.
+  std::unique_ptr<FaissIndex> WriteAndLoad(const FaissIndex& index, const LoadOptions& options = {}) {
+    const std::string path = scratch_.Join("written.index");
+    EXPECT_THAT(index.Write(path), IsOk());
+    auto loaded = FaissIndex::Load(path, options);
+    EXPECT_THAT(loaded, IsOk());
+    return loaded.ok() ? *std::move(loaded) : nullptr;
+  }
 
   static FrameMatrix* frames_;
+  // Enough rows to train 4-bit PQ codes (16 centroids per sub-quantizer) without warnings.
+  static constexpr int64_t kPqRows = 1200;
+  static FrameMatrix* pq_frames_;
   ScratchDir scratch_;
 };
 
 FrameMatrix* FaissIndexTest::frames_ = nullptr;
+FrameMatrix* FaissIndexTest::pq_frames_ = nullptr;
+
+// A search result as the expectation of ExpectExact.
+Exact AsExact(const Neighbours& neighbours) {
+  Exact exact;
+  exact.scores.assign(neighbours.scores.begin(), neighbours.scores.end());
+  exact.ids = neighbours.ids;
+  return exact;
+}
 
 TEST_F(FaissIndexTest, LoadMissingFileIsNotFound) {
   const std::string path = scratch_.Join("missing.index");
@@ -355,8 +389,23 @@ TEST_F(FaissIndexTest, ThreadedCoarseStepGivesIdenticalResults) {
 TEST_F(FaissIndexTest, BadFactoryStringIsInvalidArgument) {
   TrainOptions options;
   options.description = "NotAnIndex,Flat";
+  // faiss's reason, without its "Error in <function> at <file>:<line>" prefix.
   EXPECT_THAT(FaissIndex::Train(options, frames_->values.data(), frames_->rows, kDim),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NotAnIndex,Flat")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("NotAnIndex,Flat"), HasSubstr("could not parse"),
+                             Not(HasSubstr("Error in")), Not(HasSubstr(".cpp:")))));
+}
+
+TEST_F(FaissIndexTest, BadTrainOptionsAreInvalidArgument) {
+  for (auto change : std::vector<std::function<void(TrainOptions&)>>{
+           [](TrainOptions& o) { o.nprobe = 0; }, [](TrainOptions& o) { o.add_batch = 0; },
+           [](TrainOptions& o) { o.k_factor = -1; }}) {
+    TrainOptions options;
+    options.description = "IVF8,Flat";
+    change(options);
+    EXPECT_THAT(FaissIndex::Train(options, frames_->values.data(), frames_->rows, kDim),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("IVF8,Flat")));
+  }
 }
 
 TEST_F(FaissIndexTest, TooFewTrainingVectorsIsInvalidArgument) {
@@ -415,6 +464,294 @@ TEST_P(InnerProductTest, StoresExactVectorsAndSearchesExactly) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Recipes, InnerProductTest, ::testing::Values("Flat", "IVF8,Flat"));
+
+// ---- Index factory recipes ---------------------------------------------------------------------
+
+struct Recipe {
+  const char* description;
+  int nlist;           // 0 for non-IVF
+  int k_factor;        // k_factor() after training with the default
+  bool exact_vectors;  // stores_exact_vectors()
+  bool exact_search;   // all lists and enough candidates give the exact neighbours
+};
+
+class FactoryStringTest : public FaissIndexTest,
+                          public ::testing::WithParamInterface<std::tuple<Recipe, Metric>> {};
+
+TEST_P(FactoryStringTest, MakesTheIndexItNames) {
+  const auto& [recipe, metric] = GetParam();
+  const FrameMatrix& data = *pq_frames_;
+  // nprobe stored = all lists, so that every recipe can be searched exhaustively.
+  std::unique_ptr<FaissIndex> trained =
+      TrainOrDie(recipe.description, metric, data, std::max(1, recipe.nlist));
+  ASSERT_NE(trained, nullptr);
+  std::unique_ptr<FaissIndex> loaded = WriteAndLoad(*trained);
+  ASSERT_NE(loaded, nullptr);
+  for (const FaissIndex* index : {trained.get(), loaded.get()}) {
+    EXPECT_EQ(index->description(), recipe.description);
+    EXPECT_EQ(index->nlist(), recipe.nlist);
+    EXPECT_EQ(index->nprobe(), recipe.nlist);
+    EXPECT_EQ(index->metric(), metric);
+    EXPECT_EQ(index->k_factor(), recipe.k_factor);
+    EXPECT_EQ(index->stores_exact_vectors(), recipe.exact_vectors);
+    EXPECT_EQ(index->size(), kPqRows);
+    EXPECT_EQ(index->dim(), kDim);
+  }
+  const FrameMatrix queries = Queries(data, 20, 8);
+  constexpr int kK = 5;
+  // k_factor large enough to re-rank every vector; indexes without a refine step ignore it.
+  const Neighbours got = SearchOrDie(*loaded, queries, kK, 0, 1, kPqRows / kK);
+  if (recipe.exact_search) {
+    ExpectExact(got, BruteForce(data, queries, kK, metric), data, queries, kK, metric);
+  } else {
+    EXPECT_THAT(got.ids, Each(AllOf(::testing::Ge(0), ::testing::Lt(kPqRows))));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Recipes, FactoryStringTest,
+    ::testing::Combine(::testing::Values(Recipe{"IVF8,Flat", 8, 0, true, true},
+                                         Recipe{"IVF8,PQ8x4fs,RFlat", 8, 1, true, true},
+                                         Recipe{"IVF8,PQ8x4fs", 8, 0, false, false},
+                                         Recipe{"IVF8_HNSW32,Flat", 8, 0, true, true},
+                                         Recipe{"Flat", 0, 0, true, true}),
+                       ::testing::Values(Metric::kL2, Metric::kInnerProduct)),
+    [](const ::testing::TestParamInfo<std::tuple<Recipe, Metric>>& info) {
+      std::string name = std::get<0>(info.param).description;
+      for (char& c : name) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return name + (std::get<1>(info.param) == Metric::kL2 ? "_L2" : "_IP");
+    });
+
+// ---- Re-ranking --------------------------------------------------------------------------------
+
+TEST_F(FaissIndexTest, PerCallKFactorRerankingReachesTheExactNeighbours) {
+  const FrameMatrix& data = *pq_frames_;
+  // All lists probed, so the candidates are limited by k_factor alone.
+  std::unique_ptr<FaissIndex> refined = TrainOrDie("IVF8,PQ8x4fs,RFlat", Metric::kL2, data, kNlist);
+  std::unique_ptr<FaissIndex> flat = TrainOrDie("Flat", Metric::kL2, data);
+  ASSERT_NE(refined, nullptr);
+  ASSERT_NE(flat, nullptr);
+  ASSERT_EQ(refined->k_factor(), 1);
+  const FrameMatrix queries = Queries(data, 50, 9);
+  constexpr int kK = 8;
+  const Neighbours exact = SearchOrDie(*flat, queries, kK, 0);
+
+  // k_factor 0 is the stored one.
+  const Neighbours stored = SearchOrDie(*refined, queries, kK, 0, 1, /*k_factor=*/0);
+  const Neighbours one = SearchOrDie(*refined, queries, kK, 0, 1, /*k_factor=*/1);
+  EXPECT_EQ(stored.ids, one.ids);
+  EXPECT_EQ(stored.scores, one.scores);
+  // Re-ranking only the k PQ candidates misses some exact neighbours, but its scores are exact.
+  EXPECT_NE(stored.ids, exact.ids);
+  for (int64_t q = 0; q < queries.rows; ++q) {
+    for (int j = 0; j < kK; ++j) {
+      const int64_t id = stored.ids[q * kK + j];
+      ASSERT_GE(id, 0);
+      EXPECT_TRUE(Close(stored.scores[q * kK + j],
+                        Score(queries.row(q), data.row(id), kDim, Metric::kL2), 1e-4));
+      if (j > 0) {
+        EXPECT_LE(stored.scores[q * kK + j - 1], stored.scores[q * kK + j]);
+      }
+    }
+  }
+  // Enough candidates give the Flat index's neighbours with exact distances.
+  const Neighbours reranked = SearchOrDie(*refined, queries, kK, 0, 1, /*k_factor=*/32);
+  ExpectExact(reranked, AsExact(exact), data, queries, kK, Metric::kL2);
+}
+
+TEST_F(FaissIndexTest, StoredKFactorIsUsedAndSurvivesWriteAndLoad) {
+  const FrameMatrix& data = *pq_frames_;
+  std::unique_ptr<FaissIndex> trained =
+      TrainOrDie("IVF8,PQ8x4fs,RFlat", Metric::kInnerProduct, data, kNlist, /*k_factor=*/4);
+  ASSERT_NE(trained, nullptr);
+  std::unique_ptr<FaissIndex> loaded = WriteAndLoad(*trained);
+  ASSERT_NE(loaded, nullptr);
+  EXPECT_EQ(trained->k_factor(), 4);
+  EXPECT_EQ(loaded->k_factor(), 4);
+  const FrameMatrix queries = Queries(data, 50, 10);
+  const Neighbours stored = SearchOrDie(*loaded, queries, 6, 0, 1, /*k_factor=*/0);
+  const Neighbours four = SearchOrDie(*loaded, queries, 6, 0, 1, /*k_factor=*/4);
+  const Neighbours one = SearchOrDie(*loaded, queries, 6, 0, 1, /*k_factor=*/1);
+  EXPECT_EQ(stored.ids, four.ids);
+  EXPECT_EQ(stored.scores, four.scores);
+  EXPECT_NE(stored.ids, one.ids);
+}
+
+TEST_F(FaissIndexTest, RefinedIvfPqTakesPerCallNprobe) {
+  const FrameMatrix& data = *pq_frames_;
+  // "np": no polysemous training, which takes a second and is irrelevant here.
+  std::unique_ptr<FaissIndex> index = TrainOrDie("IVF8,PQ8x4np,RFlat", Metric::kL2, data);
+  ASSERT_NE(index, nullptr);
+  EXPECT_EQ(index->description(), "IVF8,PQ8x4,RFlat");
+  EXPECT_EQ(index->nprobe(), 1);
+  const FrameMatrix queries = Queries(data, 40, 11);
+  constexpr int kK = 6;
+  const Neighbours all_lists = SearchOrDie(*index, queries, kK, kNlist, 1, /*k_factor=*/200);
+  ExpectExact(all_lists, BruteForce(data, queries, kK, Metric::kL2), data, queries, kK,
+              Metric::kL2);
+  const Neighbours one_list = SearchOrDie(*index, queries, kK, 0, 1, /*k_factor=*/200);
+  EXPECT_NE(one_list.ids, all_lists.ids);
+}
+
+TEST_F(FaissIndexTest, FastScanRejectsAnotherNprobe) {
+  const FrameMatrix queries = Queries(*pq_frames_, 10, 12);
+  for (const char* description : {"IVF8,PQ8x4fs", "IVF8,PQ8x4fs,RFlat"}) {
+    SCOPED_TRACE(description);
+    std::unique_ptr<FaissIndex> index =
+        TrainOrDie(description, Metric::kL2, *pq_frames_, /*nprobe=*/2);
+    ASSERT_NE(index, nullptr);
+    EXPECT_EQ(index->nprobe(), 2);
+    std::vector<float> scores(queries.rows * 4);
+    std::vector<int64_t> ids(queries.rows * 4);
+    SearchParams params;
+    params.k = 4;
+    params.nprobe = 3;
+    EXPECT_THAT(index->Search(queries.values.data(), queries.rows, params, 1, scores.data(),
+                              ids.data()),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("nprobe is 3"), HasSubstr("stored nprobe 2"),
+                               HasSubstr(description))));
+    // The stored value, asked for explicitly or as 0, is fine.
+    const Neighbours zero = SearchOrDie(*index, queries, 4, 0);
+    const Neighbours two = SearchOrDie(*index, queries, 4, 2);
+    EXPECT_EQ(zero.ids, two.ids);
+  }
+}
+
+TEST_F(FaissIndexTest, NegativeKFactorIsInvalidArgument) {
+  std::unique_ptr<FaissIndex> index = TrainOrDie("Flat", Metric::kL2, *frames_);
+  ASSERT_NE(index, nullptr);
+  std::vector<float> scores(8);
+  std::vector<int64_t> ids(8);
+  SearchParams params;
+  params.k_factor = -1;
+  EXPECT_THAT(index->Search(frames_->values.data(), 1, params, 1, scores.data(), ids.data()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("k_factor is -1")));
+}
+
+// ---- Sidecar of exact vectors ------------------------------------------------------------------
+
+TEST_F(FaissIndexTest, SidecarGivesExactStoredVectors) {
+  const FrameMatrix& data = *pq_frames_;
+  std::unique_ptr<FaissIndex> index = TrainOrDie("IVF8,PQ8x4fs", Metric::kL2, data);
+  ASSERT_NE(index, nullptr);
+  const std::string vectors_path = scratch_.Join("vectors.f32");
+  ASSERT_THAT(FaissIndex::WriteVectorsFile(vectors_path, data.values.data(), data.rows, kDim),
+              IsOk());
+
+  std::unique_ptr<FaissIndex> plain = WriteAndLoad(*index);
+  ASSERT_NE(plain, nullptr);
+  EXPECT_FALSE(plain->stores_exact_vectors());
+  EXPECT_NE(std::memcmp(plain->StoredVector(0), data.row(0), kDim * sizeof(float)), 0);
+
+  LoadOptions options;
+  options.vectors_path = vectors_path;
+  std::unique_ptr<FaissIndex> exact = WriteAndLoad(*index, options);
+  ASSERT_NE(exact, nullptr);
+  EXPECT_TRUE(exact->stores_exact_vectors());
+  for (int64_t id = 0; id < data.rows; ++id) {
+    ASSERT_EQ(std::memcmp(exact->StoredVector(id), data.row(id), kDim * sizeof(float)), 0)
+        << "id " << id;
+  }
+  // The sidecar changes what StoredVector returns, not how the index searches.
+  const FrameMatrix queries = Queries(data, 20, 13);
+  EXPECT_EQ(SearchOrDie(*plain, queries, 5, 0).ids, SearchOrDie(*exact, queries, 5, 0).ids);
+}
+
+TEST_F(FaissIndexTest, SidecarOfTheWrongSizeIsInvalidArgument) {
+  std::unique_ptr<FaissIndex> index = TrainOrDie("Flat", Metric::kL2, *frames_);
+  ASSERT_NE(index, nullptr);
+  const std::string index_path = scratch_.Join("flat.index");
+  ASSERT_THAT(index->Write(index_path), IsOk());
+  LoadOptions options;
+  options.vectors_path = scratch_.Join("short.f32");
+  ASSERT_THAT(FaissIndex::WriteVectorsFile(options.vectors_path, frames_->values.data(),
+                                           kRows - 1, kDim),
+              IsOk());
+  EXPECT_THAT(FaissIndex::Load(index_path, options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(options.vectors_path),
+                             HasSubstr(absl::StrCat((kRows - 1) * kDim * 4, " bytes")),
+                             HasSubstr(absl::StrCat(kRows * kDim * 4, " bytes")))));
+  options.vectors_path = scratch_.Join("missing.f32");
+  EXPECT_THAT(FaissIndex::Load(index_path, options),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr(options.vectors_path)));
+}
+
+TEST_F(FaissIndexTest, WriteVectorsFileRoundTrips) {
+  const std::string path = scratch_.Join("vectors.f32");
+  ASSERT_THAT(FaissIndex::WriteVectorsFile(path, frames_->values.data(), kRows, kDim), IsOk());
+  const std::string bytes = ReadFile(path);
+  ASSERT_EQ(bytes.size(), size_t{kRows} * kDim * sizeof(float));
+  EXPECT_EQ(std::memcmp(bytes.data(), frames_->values.data(), bytes.size()), 0);
+  // Rewriting replaces the file.
+  ASSERT_THAT(FaissIndex::WriteVectorsFile(path, frames_->values.data(), 1, kDim), IsOk());
+  EXPECT_EQ(ReadFile(path).size(), kDim * sizeof(float));
+  EXPECT_THAT(FaissIndex::WriteVectorsFile(path, frames_->values.data(), -1, kDim),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(path)));
+}
+
+TEST_F(FaissIndexTest, WriteVectorsFileFailureLeavesNothingBehind) {
+  const std::string missing_dir = scratch_.Join("no/such/dir/vectors.f32");
+  EXPECT_THAT(FaissIndex::WriteVectorsFile(missing_dir, frames_->values.data(), kRows, kDim),
+              StatusIs(absl::StatusCode::kInternal,
+                       AllOf(HasSubstr(missing_dir), HasSubstr("No such file"))));
+  // The data is written, but the final rename fails: the target is a directory.
+  const std::string dir = scratch_.Join("target");
+  ASSERT_TRUE(std::filesystem::create_directory(dir));
+  EXPECT_THAT(FaissIndex::WriteVectorsFile(dir, frames_->values.data(), kRows, kDim),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr(dir)));
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(scratch_.path())) {
+    names.push_back(entry.path().filename().string());
+  }
+  EXPECT_THAT(names, ElementsAre("target"));
+}
+
+// ---- Training progress and cancellation --------------------------------------------------------
+
+TEST_F(FaissIndexTest, TrainReportsTrainingThenTheFractionAdded) {
+  TrainOptions options;
+  options.description = "IVF8,Flat";
+  options.add_batch = 100;
+  FakeBuildControl control;
+  ASSERT_THAT(FaissIndex::Train(options, frames_->values.data(), kRows, kDim, &control), IsOk());
+  const std::vector<FakeBuildControl::Report> reports = control.reports();
+  ASSERT_EQ(reports.size(), 5u);
+  EXPECT_EQ(reports[0].fraction, 0.0);
+  EXPECT_THAT(reports[0].message, HasSubstr("training IVF8,Flat"));
+  for (int batch = 1; batch <= 4; ++batch) {
+    EXPECT_DOUBLE_EQ(reports[batch].fraction, batch / 4.0);
+    EXPECT_EQ(reports[batch].message, absl::StrCat("added ", batch * 100, " of 400 vectors"));
+  }
+}
+
+TEST_F(FaissIndexTest, CancellingDuringTrainingStopsFaissKmeans) {
+  // 10 k-means iterations over 100,000 x 64 to 2,048 centroids would take seconds; the cancel
+  // is seen at faiss's first interrupt check inside the first iteration.
+  const FrameMatrix data = GenerateClusteredFrames(100000, 64, 256, 14);
+  TrainOptions options;
+  options.description = "IVF2048,Flat";
+  FakeBuildControl control;
+  control.CancelAtReport(1);  // "training ...", reported just before faiss's train runs
+  EXPECT_THAT(FaissIndex::Train(options, data.values.data(), data.rows, data.dim, &control),
+              StatusIs(absl::StatusCode::kCancelled, ::testing::_));
+  // Nothing was added: training itself stopped.
+  EXPECT_EQ(control.reports().size(), 1u);
+}
+
+TEST_F(FaissIndexTest, CancellingBetweenAddBatchesStopsAdding) {
+  TrainOptions options;
+  options.description = "IVF8,Flat";
+  options.add_batch = 100;
+  FakeBuildControl control;
+  control.CancelAtReport(3);  // training, then two batches added
+  EXPECT_THAT(FaissIndex::Train(options, frames_->values.data(), kRows, kDim, &control),
+              StatusIs(absl::StatusCode::kCancelled, ::testing::_));
+  EXPECT_EQ(control.reports().size(), 3u);
+}
 
 TEST(FaissBuildInfoTest, NamesFaiss) { EXPECT_THAT(FaissBuildInfo(), StartsWith("faiss 1.")); }
 

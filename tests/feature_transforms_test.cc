@@ -29,7 +29,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::timbre::testing::IsOk;
 using ::timbre::testing::ReadFile;
-using ::timbre::testing::RecordingBuildControl;
+using ::timbre::testing::FakeBuildControl;
 using ::timbre::testing::StatusIs;
 using ::timbre::testing::TrainOrDie;
 
@@ -317,7 +317,7 @@ TEST(AlphaQueryExpandTest, RejectsAMismatchedNeighbourIndex) {
 
 TEST(AlphaQueryExpandTest, ReportsProgressToCompletion) {
   const FrameMatrix rows = NormalizedClusteredRows(9000, 4, 8, 28);
-  RecordingBuildControl control;
+  FakeBuildControl control;
   ASSERT_THAT(AlphaQueryExpand(rows, {3.0f, 3}, &control), IsOk());
   const std::vector<double> fractions = control.fractions();
   ASSERT_GE(fractions.size(), 3u);  // indexing, then at least two batches
@@ -327,11 +327,13 @@ TEST(AlphaQueryExpandTest, ReportsProgressToCompletion) {
 
 TEST(AlphaQueryExpandTest, StopsWhenCancelled) {
   const FrameMatrix rows = NormalizedClusteredRows(9000, 4, 8, 29);
-  RecordingBuildControl cancelled_at_once(0);
+  FakeBuildControl cancelled_at_once;
+  cancelled_at_once.Cancel();
   EXPECT_THAT(AlphaQueryExpand(rows, {3.0f, 3}, &cancelled_at_once),
               StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
   EXPECT_TRUE(cancelled_at_once.fractions().empty());
-  RecordingBuildControl cancelled_after_first_batch(2);
+  FakeBuildControl cancelled_after_first_batch;
+  cancelled_after_first_batch.CancelAtReport(2);
   EXPECT_THAT(AlphaQueryExpand(rows, {3.0f, 3}, &cancelled_after_first_batch),
               StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
   EXPECT_EQ(cancelled_after_first_batch.fractions().size(), 2u);

@@ -43,11 +43,12 @@ std::string ReadFile(const std::string& path) {
 }
 
 std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric metric,
-                                       const FrameMatrix& frames, int nprobe) {
+                                       const FrameMatrix& frames, int nprobe, int k_factor) {
   TrainOptions options;
   options.description = description;
   options.metric = metric;
   options.nprobe = nprobe;
+  options.k_factor = k_factor;
   auto index = FaissIndex::Train(options, frames.values.data(), frames.rows, frames.dim);
   EXPECT_TRUE(index.ok()) << index.status();
   return index.ok() ? *std::move(index) : nullptr;
@@ -68,6 +69,33 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return condition();
+}
+
+std::vector<double> FakeBuildControl::fractions() const {
+  std::vector<double> out;
+  for (const Report& report : reports()) out.push_back(report.fraction);
+  return out;
+}
+
+void FakeBuildControl::CancelAtReport(int reports) {
+  absl::MutexLock lock(&mutex_);
+  cancel_at_report_ = reports;
+}
+
+bool FakeBuildControl::cancelled() const {
+  if (polls_left_.load() >= 0 && polls_left_.fetch_sub(1) <= 0) cancelled_ = true;
+  return cancelled_;
+}
+
+void FakeBuildControl::Progress(double fraction, absl::string_view message) {
+  absl::MutexLock lock(&mutex_);
+  reports_.push_back({fraction, std::string(message)});
+  if (static_cast<int>(reports_.size()) == cancel_at_report_) cancelled_ = true;
+}
+
+std::vector<FakeBuildControl::Report> FakeBuildControl::reports() const {
+  absl::MutexLock lock(&mutex_);
+  return reports_;
 }
 
 }  // namespace timbre::testing

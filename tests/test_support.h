@@ -3,11 +3,15 @@
 #define TIMBRE_TESTS_TEST_SUPPORT_H_
 
 #include <memory>
+#include <atomic>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -37,41 +41,44 @@ std::string ReadFile(const std::string& path);
 // Trains `description` (an index_factory string) with `metric` and stored `nprobe` on all of
 // `frames`; on error fails the test and returns null.
 std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric metric,
-                                       const FrameMatrix& frames, int nprobe = 1);
+                                       const FrameMatrix& frames, int nprobe = 1,
+                                       int k_factor = 0);
 
 // Trains IVF{nlist},Flat (L2, nprobe 1) on `frames` as RVC does and writes it to `path`.
 void WriteRvcIndex(const FrameMatrix& frames, int nlist, const std::string& path);
 
-// A BuildControl that records every progress report and becomes cancelled after
-// `cancel_after_reports` reports (never if negative). Thread-safe.
-class RecordingBuildControl : public BuildControl {
- public:
-  explicit RecordingBuildControl(int cancel_after_reports = -1)
-      : cancel_after_reports_(cancel_after_reports) {}
-
-  bool cancelled() const override {
-    absl::MutexLock lock(&mutex_);
-    return cancel_after_reports_ >= 0 &&
-           static_cast<int>(fractions_.size()) >= cancel_after_reports_;
-  }
-  void Progress(double fraction, absl::string_view message) override {
-    absl::MutexLock lock(&mutex_);
-    fractions_.push_back(fraction);
-  }
-  std::vector<double> fractions() const {
-    absl::MutexLock lock(&mutex_);
-    return fractions_;
-  }
-
- private:
-  const int cancel_after_reports_;
-  mutable absl::Mutex mutex_;
-  std::vector<double> fractions_ ABSL_GUARDED_BY(mutex_);
-};
-
 // Polls `condition` every few milliseconds until it holds or `timeout` passes; returns whether
 // it held. For waiting on state changes without fixed sleeps.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout = absl::Seconds(20));
+
+// A BuildControl that records the progress reported and is cancelled on demand: by Cancel(),
+// after a number of progress reports, or after a number of cancelled() polls. Thread-safe.
+class FakeBuildControl : public BuildControl {
+ public:
+  struct Report {
+    double fraction;
+    std::string message;
+  };
+
+  void Cancel() { cancelled_ = true; }
+  // Cancels itself inside the `reports`-th Progress() call.
+  void CancelAtReport(int reports) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Answers "not cancelled" to the first `polls` cancelled() calls and "cancelled" after them.
+  void CancelAfterPolls(int polls) { polls_left_ = polls; }
+
+  bool cancelled() const override;
+  void Progress(double fraction, absl::string_view message) override ABSL_LOCKS_EXCLUDED(mutex_);
+
+  std::vector<Report> reports() const ABSL_LOCKS_EXCLUDED(mutex_);
+  std::vector<double> fractions() const ABSL_LOCKS_EXCLUDED(mutex_);
+
+ private:
+  mutable std::atomic<bool> cancelled_{false};
+  mutable std::atomic<int> polls_left_{-1};  // -1: not counting
+  mutable absl::Mutex mutex_;
+  std::vector<Report> reports_ ABSL_GUARDED_BY(mutex_);
+  int cancel_at_report_ ABSL_GUARDED_BY(mutex_) = 0;
+};
 
 inline const absl::Status& GetStatus(const absl::Status& status) { return status; }
 template <typename T>

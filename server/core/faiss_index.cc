@@ -1,9 +1,14 @@
 #include "server/core/faiss_index.h"
 
+#include <fcntl.h>
 #include <omp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <limits>
@@ -12,6 +17,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFFastScan.h>
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexIVFPQFastScan.h>
@@ -19,6 +25,8 @@
 #include <faiss/IndexPQFastScan.h>
 #include <faiss/IVFlib.h>
 #include <faiss/IndexRefine.h>
+#include <faiss/impl/AuxIndexStructures.h>
+#include <faiss/impl/DistanceComputer.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
@@ -27,6 +35,8 @@
 #include <faiss/utils/Heap.h>
 #include <faiss/utils/utils.h>
 
+#include "absl/base/config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 extern "C" {
@@ -39,13 +49,73 @@ void openblas_set_num_threads(int num_threads) __attribute__((weak));
 char* openblas_get_corename() __attribute__((weak));
 }
 
+#ifndef ABSL_IS_LITTLE_ENDIAN
+#error "the vectors file format is little-endian float32, read and written as host floats"
+#endif
+
 namespace timbre {
 namespace {
 
 using faiss_idx = faiss::Index::idx_t;
+using KeepSmallest = faiss::CMax<float, faiss_idx>;  // heap of the k smallest scores (L2)
+using KeepLargest = faiss::CMin<float, faiss_idx>;   // heap of the k largest (inner product)
 
 // Queries per coarse-step block: bounds the [block, nlist] score buffer.
 constexpr int64_t kCoarseBlock = 256;
+
+// ---- Cancellation of faiss's own loops -------------------------------------------------------
+
+// The BuildControl of the build step running faiss code on this thread, if any.
+thread_local const BuildControl* current_build_control = nullptr;
+
+// faiss consults one process-wide InterruptCallback from its long loops (k-means iterations,
+// exhaustive-search blocks, IVF and HNSW search). timbre's asks the calling thread's BuildControl,
+// so threads without one (every search) are never interrupted.
+class BuildControlInterrupt final : public faiss::InterruptCallback {
+ public:
+  bool want_interrupt() override { return IsCancelled(current_build_control); }
+};
+
+// Installed once per process, during static initialisation, before any thread can be running
+// faiss code that reads the callback. Cost for searches: faiss's IVF search takes the callback's
+// mutex once per query to ask it.
+[[maybe_unused]] const bool kBuildControlInterruptInstalled = [] {
+  faiss::InterruptCallback::instance.reset(new BuildControlInterrupt);
+  return true;
+}();
+
+// Sets the calling thread's BuildControl for the faiss calls in its scope.
+class ScopedBuildControl {
+ public:
+  explicit ScopedBuildControl(const BuildControl* control)
+      : previous_(current_build_control) {
+    current_build_control = control;
+  }
+  ~ScopedBuildControl() { current_build_control = previous_; }
+  ScopedBuildControl(const ScopedBuildControl&) = delete;
+  ScopedBuildControl& operator=(const ScopedBuildControl&) = delete;
+
+ private:
+  const BuildControl* previous_;
+};
+
+// faiss's reason without its "Error in <function> at <file>:<line>: " prefixes (nested when
+// faiss rethrows an exception from a worker thread).
+absl::string_view FaissReason(absl::string_view message) {
+  while (absl::StartsWith(message, "Error in ")) {
+    const size_t at = message.find(" at ");
+    if (at == absl::string_view::npos) break;
+    const size_t colon = message.find(": ", at);
+    if (colon == absl::string_view::npos) break;
+    message.remove_prefix(colon + 2);
+  }
+  return message;
+}
+
+// ---- Structure ---------------------------------------------------------------------------------
+
+// M of an HNSW graph: level 0 has 2 * M neighbours, the levels above M.
+int HnswM(const faiss::IndexHNSW& index) { return index.hnsw.nb_neighbors(1); }
 
 std::string DescribeIndex(const faiss::Index* index) {
   if (auto* refine = dynamic_cast<const faiss::IndexRefine*>(index)) {
@@ -55,7 +125,7 @@ std::string DescribeIndex(const faiss::Index* index) {
   if (auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) {
     std::string coarse = absl::StrCat("IVF", ivf->nlist);
     if (auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(ivf->quantizer)) {
-      absl::StrAppend(&coarse, "_HNSW", hnsw->hnsw.nb_neighbors(1) / 2);
+      absl::StrAppend(&coarse, "_HNSW", HnswM(*hnsw));
     }
     if (dynamic_cast<const faiss::IndexIVFFlat*>(index)) return coarse + ",Flat";
     if (auto* fs = dynamic_cast<const faiss::IndexIVFPQFastScan*>(index)) {
@@ -68,7 +138,7 @@ std::string DescribeIndex(const faiss::Index* index) {
   }
   if (dynamic_cast<const faiss::IndexFlat*>(index)) return "Flat";
   if (auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index)) {
-    return absl::StrCat("HNSW", hnsw->hnsw.nb_neighbors(1) / 2);
+    return absl::StrCat("HNSW", HnswM(*hnsw));
   }
   if (auto* fs = dynamic_cast<const faiss::IndexPQFastScan*>(index)) {
     return absl::StrCat("PQ", fs->pq.M, "x", fs->pq.nbits, "fs");
@@ -97,19 +167,144 @@ int64_t EstimateBytes(const faiss::Index* index) {
   return index->ntotal * static_cast<int64_t>(index->d * sizeof(float));
 }
 
-// Runs `fn`, turning faiss's and the standard library's exceptions into a status with `context`.
-template <typename Fn>
-absl::Status CatchFaiss(absl::string_view context, absl::StatusCode code, Fn&& fn) {
-  try {
-    fn();
-    return absl::OkStatus();
-  } catch (const faiss::FaissException& e) {
-    return absl::Status(code, absl::StrCat(context, ": ", e.msg));
-  } catch (const std::bad_alloc&) {
-    return absl::Status(code, absl::StrCat(context, ": out of memory (corrupt sizes?)"));
-  } catch (const std::exception& e) {
-    return absl::Status(code, absl::StrCat(context, ": ", e.what()));
+// True if `index` keeps the added vectors as raw floats, so that reconstruction is exact.
+bool HoldsRawVectors(const faiss::Index* index) {
+  if (dynamic_cast<const faiss::IndexFlat*>(index) != nullptr ||
+      dynamic_cast<const faiss::IndexIVFFlat*>(index) != nullptr) {
+    return true;
   }
+  auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index);
+  return hnsw != nullptr && dynamic_cast<const faiss::IndexFlat*>(hnsw->storage) != nullptr;
+}
+
+// ---- Selecting the best k ----------------------------------------------------------------------
+
+// The `k` best of the scores offered, kept in faiss's heap over [k] scores and ids. C is
+// KeepSmallest or KeepLargest. Finish() sorts them best first, missing ids (-1) last.
+template <class C>
+class BestK {
+ public:
+  BestK(int64_t k, float* scores, int64_t* ids) : k_(k), scores_(scores), ids_(ids) {
+    faiss::heap_heapify<C>(k_, scores_, ids_);
+  }
+  void Offer(float score, int64_t id) {
+    if (C::cmp(scores_[0], score)) faiss::heap_replace_top<C>(k_, scores_, ids_, score, id);
+  }
+  void Finish() { faiss::heap_reorder<C>(k_, scores_, ids_); }
+
+ private:
+  int64_t k_;
+  float* scores_;
+  int64_t* ids_;
+};
+
+// Calls offer_all(best) with a BestK that keeps the nearest by `metric`, then sorts the result.
+template <typename OfferAll>
+void SelectNearest(Metric metric, int64_t k, float* scores, int64_t* ids, OfferAll&& offer_all) {
+  if (metric == Metric::kL2) {
+    BestK<KeepSmallest> best(k, scores, ids);
+    offer_all(best);
+    best.Finish();
+  } else {
+    BestK<KeepLargest> best(k, scores, ids);
+    offer_all(best);
+    best.Finish();
+  }
+}
+
+// ---- Files -------------------------------------------------------------------------------------
+
+// `what` and the OS reason; RESOURCE_EXHAUSTED when the disk or quota is full.
+absl::Status ErrnoStatus(int error, absl::string_view what) {
+  const std::string message = absl::StrCat(what, ": ", std::strerror(error));
+  if (error == ENOSPC || error == EDQUOT || error == EFBIG) {
+    return absl::ResourceExhaustedError(message);
+  }
+  return absl::InternalError(message);
+}
+
+// Closes a file descriptor on scope exit unless released.
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ~ScopedFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  int get() const { return fd_; }
+  // Closes now; returns 0 or the errno of close().
+  int Close() {
+    const int result = ::close(fd_);
+    fd_ = -1;
+    return result == 0 ? 0 : errno;
+  }
+
+ private:
+  int fd_;
+};
+
+// Writes all `size` bytes; returns 0 or the errno of the failing write().
+int WriteAll(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t written = ::write(fd, data, size);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    data += written;
+    size -= static_cast<size_t>(written);
+  }
+  return 0;
+}
+
+// Reads exactly `size` bytes; returns 0, the errno of the failing read(), or EIO at a premature
+// end of file.
+int ReadAll(int fd, char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t got = ::read(fd, data, size);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (got == 0) return EIO;
+    data += got;
+    size -= static_cast<size_t>(got);
+  }
+  return 0;
+}
+
+// Reads a vectors file that must hold `count` rows of `dim` finite floats.
+absl::StatusOr<std::vector<float>> ReadVectorsFile(const std::string& path, int64_t count,
+                                                   int dim) {
+  const std::string what = absl::StrCat("vectors file '", path, "'");
+  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    const int error = errno;
+    if (error == ENOENT) return absl::NotFoundError(absl::StrCat(what, ": ", std::strerror(error)));
+    return ErrnoStatus(error, what);
+  }
+  struct stat info;
+  if (fstat(fd.get(), &info) != 0) return ErrnoStatus(errno, what);
+  if (!S_ISREG(info.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " is not a regular file"));
+  }
+  const int64_t expected = count * dim * static_cast<int64_t>(sizeof(float));
+  if (info.st_size != expected) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " has ", info.st_size, " bytes; the index's ", count, " vectors of dim ", dim,
+        " need ", expected, " bytes (float32, no header)"));
+  }
+  std::vector<float> values(static_cast<size_t>(count) * dim);
+  const int error = ReadAll(fd.get(), reinterpret_cast<char*>(values.data()), expected);
+  if (error != 0) return ErrnoStatus(error, what);
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " has a NaN or infinite value in row ",
+                                                     i / dim, ", column ", i % dim));
+    }
+  }
+  return values;
 }
 
 // Restores the calling thread's OpenMP thread count on scope exit.
@@ -126,22 +321,39 @@ class ScopedOmpThreads {
 
 }  // namespace
 
+absl::Status CallFaiss(absl::string_view context, absl::StatusCode code,
+                       const BuildControl* control, absl::FunctionRef<void()> call) {
+  ScopedBuildControl scoped_control(control);
+  try {
+    call();
+    return absl::OkStatus();
+  } catch (const faiss::FaissException& e) {
+    if (absl::StrContains(e.msg, "computation interrupted")) return BuildCancelledError();
+    return absl::Status(code, absl::StrCat(context, ": ", FaissReason(e.msg)));
+  } catch (const std::bad_alloc&) {
+    return absl::Status(code, absl::StrCat(context, ": out of memory (corrupt sizes?)"));
+  } catch (const std::exception& e) {
+    return absl::Status(code, absl::StrCat(context, ": ", e.what()));
+  }
+}
+
 FaissIndex::FaissIndex(std::unique_ptr<faiss::Index> index) : index_(std::move(index)) {}
 
 FaissIndex::~FaissIndex() = default;
 
-absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Load(const std::string& path) {
+absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Load(const std::string& path,
+                                                             const LoadOptions& options) {
   struct stat info;
   if (stat(path.c_str(), &info) != 0) {
     return absl::NotFoundError(absl::StrCat("index file '", path, "': ", std::strerror(errno)));
   }
   std::unique_ptr<faiss::Index> raw;
-  absl::Status read = CatchFaiss(absl::StrCat("index file '", path, "' is not a readable faiss index"),
-                                 absl::StatusCode::kInvalidArgument,
-                                 [&] { raw.reset(faiss::read_index(path.c_str())); });
+  absl::Status read = CallFaiss(absl::StrCat("index file '", path, "' is not a readable faiss index"),
+                                absl::StatusCode::kInvalidArgument, nullptr,
+                                [&] { raw.reset(faiss::read_index(path.c_str())); });
   if (!read.ok()) return read;
   std::unique_ptr<FaissIndex> index(new FaissIndex(std::move(raw)));
-  absl::Status prepared = index->Prepare();
+  absl::Status prepared = index->Prepare(options.vectors_path);
   if (!prepared.ok()) {
     return absl::Status(prepared.code(), absl::StrCat("index file '", path, "': ", prepared.message()));
   }
@@ -150,118 +362,218 @@ absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Load(const std::string& 
 
 absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Train(const TrainOptions& options,
                                                               const float* vectors,
-                                                              int64_t count, int dim) {
+                                                              int64_t count, int dim,
+                                                              BuildControl* control) {
+  const std::string context =
+      absl::StrCat("training '", options.description, "' on ", count, " vectors of dim ", dim);
+  if (dim < 1 || count < 1 || vectors == nullptr || options.nprobe < 1 ||
+      options.add_batch < 1 || options.k_factor < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        context, ": needs dim >= 1, vectors >= 1, nprobe >= 1 (is ", options.nprobe,
+        "), add_batch >= 1 (is ", options.add_batch, ") and k_factor >= 0 (is ",
+        options.k_factor, ")"));
+  }
   std::unique_ptr<faiss::Index> raw;
   const faiss::MetricType metric =
       options.metric == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
-  absl::Status built = CatchFaiss(
-      absl::StrCat("training '", options.description, "' on ", count, " vectors of dim ", dim),
-      absl::StatusCode::kInvalidArgument, [&] {
-        raw.reset(faiss::index_factory(dim, options.description.c_str(), metric));
-        if (auto* ivf = faiss::ivflib::try_extract_index_ivf(raw.get())) ivf->nprobe = options.nprobe;
-        raw->train(count, vectors);
-        for (int64_t start = 0; start < count; start += options.add_batch) {
-          raw->add(std::min(options.add_batch, count - start), vectors + start * dim);
-        }
-      });
-  if (!built.ok()) return built;
+  absl::Status made = CallFaiss(context, absl::StatusCode::kInvalidArgument, nullptr, [&] {
+    raw.reset(faiss::index_factory(dim, options.description.c_str(), metric));
+  });
+  if (!made.ok()) return made;
+  auto* refine = dynamic_cast<faiss::IndexRefine*>(raw.get());
+  if (refine != nullptr && options.k_factor > 0) refine->k_factor = options.k_factor;
+  if (auto* ivf = faiss::ivflib::try_extract_index_ivf(refine ? refine->base_index : raw.get())) {
+    ivf->nprobe = options.nprobe;
+  }
+
+  if (IsCancelled(control)) return BuildCancelledError();
+  ReportProgress(control, 0.0,
+                 absl::StrCat("training ", options.description, " on ", count, " vectors"));
+  absl::Status trained = CallFaiss(context, absl::StatusCode::kInvalidArgument, control,
+                                   [&] { raw->train(count, vectors); });
+  if (!trained.ok()) return trained;
+  for (int64_t start = 0; start < count; start += options.add_batch) {
+    if (IsCancelled(control)) return BuildCancelledError();
+    const int64_t batch = std::min(options.add_batch, count - start);
+    absl::Status added = CallFaiss(context, absl::StatusCode::kInvalidArgument, control,
+                                   [&] { raw->add(batch, vectors + start * dim); });
+    if (!added.ok()) return added;
+    ReportProgress(control, static_cast<double>(start + batch) / count,
+                   absl::StrCat("added ", start + batch, " of ", count, " vectors"));
+  }
   std::unique_ptr<FaissIndex> index(new FaissIndex(std::move(raw)));
-  absl::Status prepared = index->Prepare();
+  absl::Status prepared = index->Prepare(/*vectors_path=*/"");
   if (!prepared.ok()) return prepared;
   return index;
 }
 
 absl::Status FaissIndex::Write(const std::string& path) const {
-  return CatchFaiss(absl::StrCat("writing index file '", path, "'"), absl::StatusCode::kInternal,
-                    [&] { faiss::write_index(index_.get(), path.c_str()); });
+  return CallFaiss(absl::StrCat("writing index file '", path, "'"), absl::StatusCode::kInternal,
+                   nullptr, [&] { faiss::write_index(index_.get(), path.c_str()); });
 }
 
-absl::Status FaissIndex::Prepare() {
-  dim_ = index_->d;
-  size_ = index_->ntotal;
-  metric_ = index_->metric_type == faiss::METRIC_INNER_PRODUCT ? Metric::kInnerProduct
-                                                                : Metric::kL2;
+absl::Status FaissIndex::WriteVectorsFile(const std::string& path, const float* vectors,
+                                          int64_t count, int dim) {
+  const std::string what = absl::StrCat("writing vectors file '", path, "'");
+  if (count < 0 || dim < 1 || (count > 0 && vectors == nullptr)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": needs count >= 0 (is ", count,
+                                                   "), dim >= 1 (is ", dim, ") and vectors"));
+  }
+  std::string temp = path + ".partial-XXXXXX";
+  ScopedFd fd(mkostemp(temp.data(), O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoStatus(errno, what);
+  int error = fchmod(fd.get(), 0644) == 0 ? 0 : errno;
+  if (error == 0) {
+    error = WriteAll(fd.get(), reinterpret_cast<const char*>(vectors),
+                     static_cast<size_t>(count) * dim * sizeof(float));
+  }
+  if (error == 0 && fsync(fd.get()) != 0) error = errno;
+  const int close_error = fd.Close();
+  if (error == 0) error = close_error;
+  if (error == 0 && std::rename(temp.c_str(), path.c_str()) != 0) error = errno;
+  if (error != 0) {
+    ::unlink(temp.c_str());
+    return ErrnoStatus(error, what);
+  }
+  return absl::OkStatus();
+}
+
+int FaissIndex::k_factor() const {
+  if (refine_ == nullptr) return 0;
+  return std::max(1, static_cast<int>(std::lround(refine_->k_factor)));
+}
+
+absl::Status FaissIndex::SetSearchDefaults(int nprobe, int k_factor) {
+  if (nprobe < 0 || k_factor < 0 || (nprobe > 0 && nprobe > nlist_)) {
+    return absl::InvalidArgumentError(absl::StrCat("search defaults nprobe ", nprobe, ", k_factor ",
+                                                   k_factor, " do not fit ", description_));
+  }
+  if (nprobe > 0) {
+    faiss::ivflib::try_extract_index_ivf(index_.get())->nprobe = nprobe;
+    nprobe_ = nprobe;
+  }
+  if (k_factor > 0 && refine_ != nullptr) {
+    dynamic_cast<faiss::IndexRefine*>(index_.get())->k_factor = static_cast<float>(k_factor);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FaissIndex::Prepare(const std::string& vectors_path) {
   if (index_->metric_type != faiss::METRIC_L2 &&
       index_->metric_type != faiss::METRIC_INNER_PRODUCT) {
     return absl::InvalidArgumentError("only L2 and inner-product indexes are supported");
   }
-  description_ = DescribeIndex(index_.get());
+  FindStructure();
   if (size_ == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the index (", description_, ") holds no vectors; an RVC trained_*.index file has none, "
         "serve the added_*.index file"));
   }
-  faiss::IndexIVF* ivf = dynamic_cast<faiss::IndexIVF*>(index_.get());
-  if (ivf != nullptr) {
-    nprobe_ = static_cast<int>(ivf->nprobe);
-    nlist_ = static_cast<int>(ivf->nlist);
-    auto* flat = dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer);
-    if (flat != nullptr && flat->metric_type == ivf->metric_type &&
-        flat->ntotal == static_cast<faiss_idx>(ivf->nlist)) {
-      centroids_ = flat->get_xb();
-      centroid_norms_.resize(nlist_);
-      for (int c = 0; c < nlist_; ++c) {
-        const float* centroid = centroids_ + static_cast<int64_t>(c) * dim_;
-        float norm = 0.0f;
-        for (int j = 0; j < dim_; ++j) norm += centroid[j] * centroid[j];
-        centroid_norms_[c] = norm;
-      }
+  if (ivf_ != nullptr) {
+    absl::Status ids = CheckIvfIds();
+    if (!ids.ok()) return ids;
+  }
+  if (!vectors_path.empty()) {
+    absl::StatusOr<std::vector<float>> sidecar = ReadVectorsFile(vectors_path, size_, dim_);
+    if (!sidecar.ok()) return sidecar.status();
+    owned_vectors_ = *std::move(sidecar);
+  }
+  absl::Status mapped = MapStoredVectors(!vectors_path.empty());
+  if (!mapped.ok()) return mapped;
+  memory_bytes_ = EstimateBytes(index_.get()) +
+                  static_cast<int64_t>(stored_.size() * sizeof(float*) +
+                                       owned_vectors_.size() * sizeof(float) +
+                                       centroid_norms_.size() * sizeof(float));
+  return absl::OkStatus();
+}
+
+void FaissIndex::FindStructure() {
+  dim_ = index_->d;
+  size_ = index_->ntotal;
+  metric_ = index_->metric_type == faiss::METRIC_INNER_PRODUCT ? Metric::kInnerProduct
+                                                                : Metric::kL2;
+  description_ = DescribeIndex(index_.get());
+  refine_ = dynamic_cast<const faiss::IndexRefine*>(index_.get());
+  ivf_ = dynamic_cast<const faiss::IndexIVF*>(refine_ != nullptr ? refine_->base_index
+                                                                  : index_.get());
+  if (ivf_ == nullptr) return;
+  nprobe_ = static_cast<int>(ivf_->nprobe);
+  nlist_ = static_cast<int>(ivf_->nlist);
+  fixed_nprobe_ = dynamic_cast<const faiss::IndexIVFFastScan*>(ivf_) != nullptr;
+  auto* flat = dynamic_cast<const faiss::IndexFlat*>(ivf_->quantizer);
+  if (!fixed_nprobe_ && flat != nullptr && flat->metric_type == ivf_->metric_type &&
+      flat->ntotal == static_cast<faiss_idx>(ivf_->nlist)) {
+    centroids_ = flat->get_xb();
+    centroid_norms_.resize(nlist_);
+    for (int c = 0; c < nlist_; ++c) {
+      const float* centroid = centroids_ + static_cast<int64_t>(c) * dim_;
+      float norm = 0.0f;
+      for (int j = 0; j < dim_; ++j) norm += centroid[j] * centroid[j];
+      centroid_norms_[c] = norm;
     }
   }
+}
 
-  // The id -> stored vector table, without copying where the index keeps raw floats.
-  stored_.assign(size_, nullptr);
-  auto claim = [&](faiss_idx id, const float* vector) -> absl::Status {
-    if (id < 0 || id >= size_ || stored_[id] != nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the index has id ", id, "; only indexes with ids 0..", size_ - 1, " are supported"));
+absl::Status FaissIndex::CheckIvfIds() const {
+  std::vector<bool> seen(size_, false);
+  for (size_t list = 0; list < ivf_->nlist; ++list) {
+    faiss::InvertedLists::ScopedIds ids(ivf_->invlists, list);
+    const size_t n = ivf_->invlists->list_size(list);
+    for (size_t j = 0; j < n; ++j) {
+      const faiss_idx id = ids[j];
+      if (id < 0 || id >= size_ || seen[id]) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the index has id ", id, "; only indexes with ids 0..", size_ - 1, " are supported"));
+      }
+      seen[id] = true;
     }
-    stored_[id] = vector;
+  }
+  const auto missing = std::find(seen.begin(), seen.end(), false);
+  if (missing != seen.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the index lacks id ", missing - seen.begin(), "; only indexes with ids 0..",
+                     size_ - 1, " are supported"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FaissIndex::MapStoredVectors(bool have_sidecar) {
+  stored_.resize(size_);
+  if (have_sidecar) {
+    for (faiss_idx id = 0; id < size_; ++id) stored_[id] = owned_vectors_.data() + id * dim_;
+    stores_exact_vectors_ = true;
     return absl::OkStatus();
-  };
-  const faiss::Index* exact = index_.get();
-  if (auto* refine = dynamic_cast<const faiss::IndexRefine*>(exact)) exact = refine->refine_index;
+  }
+  // Without copying where the index keeps raw floats.
+  const faiss::Index* exact = refine_ != nullptr ? refine_->refine_index : index_.get();
+  stores_exact_vectors_ = HoldsRawVectors(exact);
   auto* ivf_flat = dynamic_cast<const faiss::IndexIVFFlat*>(exact);
   const bool array_lists =
-      ivf_flat != nullptr &&
+      ivf_flat == ivf_ && ivf_flat != nullptr &&
       (dynamic_cast<const faiss::ArrayInvertedLists*>(ivf_flat->invlists) != nullptr ||
        dynamic_cast<const faiss::OnDiskInvertedLists*>(ivf_flat->invlists) != nullptr);
   if (auto* flat = dynamic_cast<const faiss::IndexFlat*>(exact)) {
     for (faiss_idx id = 0; id < size_; ++id) stored_[id] = flat->get_xb() + id * dim_;
   } else if (array_lists) {
+    // Ids were checked to be 0..size-1 by CheckIvfIds.
     for (size_t list = 0; list < ivf_flat->nlist; ++list) {
       const size_t n = ivf_flat->invlists->list_size(list);
       const faiss_idx* ids = ivf_flat->invlists->get_ids(list);
       const uint8_t* codes = ivf_flat->invlists->get_codes(list);
       for (size_t j = 0; j < n; ++j) {
-        absl::Status claimed =
-            claim(ids[j], reinterpret_cast<const float*>(codes + j * ivf_flat->code_size));
-        if (!claimed.ok()) return claimed;
+        stored_[ids[j]] = reinterpret_cast<const float*>(codes + j * ivf_flat->code_size);
       }
     }
   } else {
     // Other structures: reconstruct every vector once (approximate for compressed codes).
-    materialized_.resize(static_cast<size_t>(size_) * dim_);
-    absl::Status reconstructed = CatchFaiss(
+    owned_vectors_.resize(static_cast<size_t>(size_) * dim_);
+    absl::Status reconstructed = CallFaiss(
         absl::StrCat("index (", description_, ") cannot return its stored vectors"),
-        absl::StatusCode::kInvalidArgument, [&] {
-          if (ivf != nullptr) ivf->make_direct_map(true);
-          index_->reconstruct_n(0, size_, materialized_.data());
-        });
+        absl::StatusCode::kInvalidArgument, nullptr,
+        [&] { exact->reconstruct_n(0, size_, owned_vectors_.data()); });
     if (!reconstructed.ok()) return reconstructed;
-    for (faiss_idx id = 0; id < size_; ++id) stored_[id] = materialized_.data() + id * dim_;
+    for (faiss_idx id = 0; id < size_; ++id) stored_[id] = owned_vectors_.data() + id * dim_;
   }
-  for (faiss_idx id = 0; id < size_; ++id) {
-    if (stored_[id] == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the index lacks id ", id, "; only indexes with ids 0..", size_ - 1,
-                       " are supported"));
-    }
-  }
-  memory_bytes_ = EstimateBytes(index_.get()) +
-                  static_cast<int64_t>(stored_.size() * sizeof(float*) +
-                                       materialized_.size() * sizeof(float) +
-                                       centroid_norms_.size() * sizeof(float));
   return absl::OkStatus();
 }
 
@@ -286,62 +598,93 @@ void FaissIndex::AssignLists(const float* queries, int64_t count, int nprobe, in
     }
     for (int r = 0; r < rows; ++r) {
       const float* row = products.data() + static_cast<int64_t>(r) * nlist_;
-      float* out_scores = coarse_scores + (start + r) * nprobe;
-      int64_t* out_lists = coarse_lists + (start + r) * nprobe;
+      // L2: ||q - c||^2 = ||q||^2 + ||c||^2 - 2<q, c>; inner product: <q, c>.
+      float query_norm = 0.0f;
       if (l2) {
-        // ||q - c||^2 = ||q||^2 + ||c||^2 - 2<q, c>; keep the nprobe smallest.
         const float* q = block + static_cast<int64_t>(r) * dim_;
-        float query_norm = 0.0f;
         for (int j = 0; j < dim_; ++j) query_norm += q[j] * q[j];
-        faiss::heap_heapify<faiss::CMax<float, faiss_idx>>(nprobe, out_scores, out_lists);
-        for (int c = 0; c < nlist_; ++c) {
-          const float distance = query_norm + centroid_norms_[c] - 2.0f * row[c];
-          if (distance < out_scores[0]) {
-            faiss::heap_replace_top<faiss::CMax<float, faiss_idx>>(nprobe, out_scores,
-                                                                    out_lists, distance, c);
-          }
-        }
-        faiss::heap_reorder<faiss::CMax<float, faiss_idx>>(nprobe, out_scores, out_lists);
-      } else {
-        faiss::heap_heapify<faiss::CMin<float, faiss_idx>>(nprobe, out_scores, out_lists);
-        for (int c = 0; c < nlist_; ++c) {
-          if (row[c] > out_scores[0]) {
-            faiss::heap_replace_top<faiss::CMin<float, faiss_idx>>(nprobe, out_scores,
-                                                                    out_lists, row[c], c);
-          }
-        }
-        faiss::heap_reorder<faiss::CMin<float, faiss_idx>>(nprobe, out_scores, out_lists);
       }
+      SelectNearest(metric_, nprobe, coarse_scores + (start + r) * nprobe,
+                    coarse_lists + (start + r) * nprobe, [&](auto& best) {
+                      for (int c = 0; c < nlist_; ++c) {
+                        best.Offer(l2 ? query_norm + centroid_norms_[c] - 2.0f * row[c] : row[c],
+                                   c);
+                      }
+                    });
     }
+  }
+}
+
+void FaissIndex::SearchBase(const float* queries, int64_t count, int64_t k, int nprobe,
+                            int threads, float* scores, int64_t* ids) const {
+  const faiss::Index* base = refine_ != nullptr ? refine_->base_index : index_.get();
+  if (centroids_ != nullptr) {
+    std::vector<float> coarse_scores(static_cast<size_t>(count) * nprobe);
+    std::vector<int64_t> coarse_lists(static_cast<size_t>(count) * nprobe);
+    AssignLists(queries, count, nprobe, threads, coarse_scores.data(), coarse_lists.data());
+    faiss::SearchParametersIVF ivf_params;
+    ivf_params.nprobe = nprobe;
+    // Single-threaded scan of the chosen lists; the coarse step above used `threads`.
+    omp_set_num_threads(1);
+    ivf_->search_preassigned(count, queries, k, coarse_lists.data(), coarse_scores.data(), scores,
+                             ids, false, &ivf_params);
+    return;
+  }
+  if (ivf_ != nullptr && !fixed_nprobe_) {
+    faiss::SearchParametersIVF ivf_params;
+    ivf_params.nprobe = nprobe;
+    base->search(count, queries, k, scores, ids, &ivf_params);
+    return;
+  }
+  // Non-IVF indexes, and IVF FastScan with its stored nprobe (Search checked the call's).
+  base->search(count, queries, k, scores, ids);
+}
+
+void FaissIndex::Rerank(const float* queries, int64_t count, int k, int64_t candidates,
+                        const int64_t* candidate_ids, float* scores, int64_t* ids) const {
+  std::unique_ptr<faiss::DistanceComputer> distance(refine_->refine_index->get_distance_computer());
+  for (int64_t q = 0; q < count; ++q) {
+    distance->set_query(queries + q * dim_);
+    const int64_t* row = candidate_ids + q * candidates;
+    SelectNearest(metric_, k, scores + q * k, ids + q * k, [&](auto& best) {
+      for (int64_t j = 0; j < candidates; ++j) {
+        if (row[j] >= 0) best.Offer((*distance)(row[j]), row[j]);
+      }
+    });
   }
 }
 
 absl::Status FaissIndex::Search(const float* queries, int64_t count, const SearchParams& params,
                                 int threads, float* scores, int64_t* ids) const {
   static_assert(sizeof(faiss_idx) == sizeof(int64_t), "faiss ids are 64-bit");
+  if (params.k_factor < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "k_factor is ", params.k_factor, "; it must be >= 0 (0 = the index's stored k_factor)"));
+  }
+  if (fixed_nprobe_ && params.nprobe != 0 && params.nprobe != nprobe_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "nprobe is ", params.nprobe, ", but the IVF FastScan index (", description_,
+        ") can only be searched with its stored nprobe ", nprobe_,
+        "; ask for 0 (the stored value) or rebuild the index with the nprobe wanted"));
+  }
   ScopedOmpThreads omp_threads(std::max(1, threads));
   const int nprobe = params.nprobe > 0 ? params.nprobe : std::max(1, nprobe_);
-  return CatchFaiss("search", absl::StatusCode::kInternal, [&] {
-    if (centroids_ != nullptr) {
-      std::vector<float> coarse_scores(static_cast<size_t>(count) * nprobe);
-      std::vector<int64_t> coarse_lists(static_cast<size_t>(count) * nprobe);
-      AssignLists(queries, count, nprobe, threads, coarse_scores.data(), coarse_lists.data());
-      faiss::SearchParametersIVF ivf_params;
-      ivf_params.nprobe = nprobe;
-      // Single-threaded scan of the chosen lists; the coarse step above used `threads`.
-      omp_set_num_threads(1);
-      static_cast<const faiss::IndexIVF*>(index_.get())
-          ->search_preassigned(count, queries, params.k, coarse_lists.data(),
-                               coarse_scores.data(), scores, ids, false, &ivf_params);
-      return;
-    }
-    if (nlist_ > 0 && dynamic_cast<const faiss::IndexIVF*>(index_.get()) != nullptr) {
-      faiss::SearchParametersIVF ivf_params;
-      ivf_params.nprobe = nprobe;
-      index_->search(count, queries, params.k, scores, ids, &ivf_params);
-      return;
-    }
-    index_->search(count, queries, params.k, scores, ids);
+  if (refine_ == nullptr) {
+    return CallFaiss("search", absl::StatusCode::kInternal, nullptr, [&] {
+      SearchBase(queries, count, params.k, nprobe, threads, scores, ids);
+    });
+  }
+  // Candidates per query as faiss's IndexRefine counts them, at least k and at most all vectors.
+  const int64_t wanted = params.k_factor > 0
+                             ? int64_t{params.k} * params.k_factor
+                             : static_cast<int64_t>(params.k * refine_->k_factor);
+  const int64_t candidates = std::max<int64_t>(params.k, std::min(wanted, size_));
+  std::vector<float> candidate_scores(static_cast<size_t>(count) * candidates);
+  std::vector<int64_t> candidate_ids(static_cast<size_t>(count) * candidates);
+  return CallFaiss("search", absl::StatusCode::kInternal, nullptr, [&] {
+    SearchBase(queries, count, candidates, nprobe, threads, candidate_scores.data(),
+               candidate_ids.data());
+    Rerank(queries, count, params.k, candidates, candidate_ids.data(), scores, ids);
   });
 }
 

@@ -1,7 +1,7 @@
 // FaissIndex: the one adapter between timbre and faiss.
 //
-// Only faiss_index.cc includes faiss headers and catches faiss::FaissException; everything above
-// sees this class, absl::Status and the types of search_types.h.
+// Only faiss_index.cc and faiss_kmeans.cc include faiss headers and catch faiss::FaissException;
+// everything above sees this class, absl::Status and the types of search_types.h.
 //
 // A FaissIndex is immutable once created: Search() and StoredVector() are const, never touch
 // shared faiss state, and take per-call knobs as arguments, so one index serves any number of
@@ -11,8 +11,13 @@
 // one sgemm against the centroids with their norms computed once at load, optionally split across
 // threads by centroid range, followed by faiss's IndexIVF::search_preassigned on the chosen lists.
 // This is what faiss does when it uses BLAS, minus per-call norm computation, and it is used for
-// any batch size (faiss switches to BLAS only from 20 queries up). Other indexes are searched
-// through faiss's own Index::search.
+// any batch size (faiss switches to BLAS only from 20 queries up). IVF FastScan indexes (which
+// have no search_preassigned) and IVF indexes with another coarse quantizer (e.g. HNSW) go
+// through faiss's own search; other indexes through faiss's Index::search.
+//
+// Refined indexes ("...,RFlat", "...,Refine(...)") are re-ranked here rather than by faiss's
+// IndexRefine::search, which takes no per-call knobs: the base index is searched (by the paths
+// above) for k * k_factor candidates, which are re-scored by the refine index and the best k kept.
 //
 // Thread-safe.
 #ifndef TIMBRE_SERVER_CORE_FAISS_INDEX_H_
@@ -23,36 +28,69 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "server/core/build_control.h"
 #include "server/core/search_types.h"
 
 namespace faiss {
 struct Index;
+struct IndexIVF;
+struct IndexRefine;
 }  // namespace faiss
 
 namespace timbre {
 
 // How an index is trained from vectors.
 struct TrainOptions {
-  std::string description;  // faiss index_factory string, e.g. "IVF512,Flat"
+  std::string description;   // faiss index_factory string, e.g. "IVF512,Flat"
   Metric metric = Metric::kL2;
-  int nprobe = 1;           // stored in the index (IVF only)
-  int64_t add_batch = 8192; // vectors added per faiss add() call, as RVC does
+  int nprobe = 1;            // stored in the index (IVF only), >= 1
+  int64_t add_batch = 8192;  // vectors added per faiss add() call, as RVC does; >= 1
+  int k_factor = 0;          // stored in a refined index; 0 leaves faiss's default (1); >= 0
+};
+
+// How an index file is read.
+struct LoadOptions {
+  // Optional sidecar file of the exact stored vectors: raw little-endian float32, size() * dim()
+  // values in id order, no header (as WriteVectorsFile writes it). When set, StoredVector()
+  // returns its rows instead of the index's own (possibly compressed or normalised) vectors.
+  // Empty (the default) = no sidecar.
+  std::string vectors_path;
 };
 
 class FaissIndex {
  public:
-  // Reads a faiss index file. Errors: NOT_FOUND if the file is missing; INVALID_ARGUMENT (with
-  // faiss's reason) for a corrupt, truncated or non-faiss file, an index without vectors (an RVC
-  // trained_ file) or one whose ids are not 0..n-1.
-  static absl::StatusOr<std::unique_ptr<FaissIndex>> Load(const std::string& path);
+  // Reads a faiss index file and, if `options.vectors_path` is set, its sidecar of exact vectors.
+  // Errors: NOT_FOUND if either file is missing; INVALID_ARGUMENT (with faiss's reason) for a
+  // corrupt, truncated or non-faiss file, an index without vectors (an RVC trained_ file) or one
+  // whose ids are not 0..n-1; INVALID_ARGUMENT naming the sidecar, the expected and the actual
+  // bytes when its size is not size() * dim() * 4, or naming the row of a NaN or infinite value;
+  // INTERNAL if the sidecar cannot be read.
+  static absl::StatusOr<std::unique_ptr<FaissIndex>> Load(const std::string& path,
+                                                          const LoadOptions& options = {});
 
-  // Trains an index of `options.description` on `vectors` ([count, dim]) and adds them all.
-  // Errors: INVALID_ARGUMENT for a bad factory string or too few vectors to train.
+  // Trains an index of `options.description` on `vectors` ([count, dim]) and adds them all, in
+  // batches of `options.add_batch`; ids are the rows' positions.
+  // `control` (may be null) hears Progress (0, "training ...") before faiss's train, then after
+  // each add batch the fraction of vectors added; cancellation is checked before training and
+  // between add batches, and faiss's own long loops (k-means inside train) stop too.
+  // Errors: INVALID_ARGUMENT for bad options or a bad factory string (with faiss's message) or
+  // too few vectors to train; CANCELLED (BuildCancelledError()) when `control` was cancelled.
   static absl::StatusOr<std::unique_ptr<FaissIndex>> Train(const TrainOptions& options,
                                                            const float* vectors, int64_t count,
-                                                           int dim);
+                                                           int dim,
+                                                           BuildControl* control = nullptr);
+
+  // Writes `count` vectors of `dim` floats ([count, dim], row-major) to `path` in the sidecar
+  // format of LoadOptions::vectors_path. Writes a temporary file next to `path` and renames it
+  // into place, so `path` is either complete or untouched; nothing is left behind on failure.
+  // Errors: INVALID_ARGUMENT for count < 0, dim < 1 or null vectors; RESOURCE_EXHAUSTED (disk
+  // full, quota) or INTERNAL (anything else) with the OS reason.
+  static absl::Status WriteVectorsFile(const std::string& path, const float* vectors,
+                                       int64_t count, int dim);
 
   // Checks that `description` is an index_factory string faiss accepts for `dim` and `metric`,
   // without training anything. Errors: INVALID_ARGUMENT with faiss's reason.
@@ -68,30 +106,53 @@ class FaissIndex {
   int dim() const { return dim_; }
   int64_t size() const { return size_; }
   Metric metric() const { return metric_; }
-  // index_factory-style description of the structure, e.g. "IVF3333,Flat".
+  // index_factory-style description of the structure, e.g. "IVF3333,Flat" or
+  // "IVF1024,PQ384x4fs,RFlat".
   const std::string& description() const { return description_; }
-  // nprobe stored in the index; 0 for non-IVF indexes.
+  // nprobe stored in the index (in the base of a refined one); 0 for non-IVF indexes.
   int nprobe() const { return nprobe_; }
-  // Inverted lists; 0 for non-IVF indexes.
+  // Inverted lists (of the base of a refined index); 0 for non-IVF indexes.
   int nlist() const { return nlist_; }
+  // k_factor stored in a refined index (rounded to an integer, at least 1); 0 otherwise.
+  int k_factor() const;
+
+  // Changes the stored nprobe (IVF indexes) and k_factor (refined indexes); 0 leaves a value as
+  // it is. For a build measuring one trained index at several settings.
+  // REQUIRES: the index is not shared yet (no concurrent Search). Errors: INVALID_ARGUMENT for
+  // a negative value or an nprobe above nlist().
+  absl::Status SetSearchDefaults(int nprobe, int k_factor);
+  // True if StoredVector() returns the vectors exactly as they were added (Flat, IVF-Flat,
+  // HNSW-Flat, refined with a flat refine index) or as a loaded sidecar holds them; false when it
+  // returns reconstructions of compressed codes.
+  bool stores_exact_vectors() const { return stores_exact_vectors_; }
   // Approximate resident bytes: stored codes and ids, centroids, and timbre's lookup tables.
   int64_t memory_bytes() const { return memory_bytes_; }
 
   // Searches `count` queries ([count, dim]) for their `params.k` nearest stored vectors, writing
-  // [count, k] scores (squared L2 or inner product) and ids (kNoNeighbour where missing).
-  // `threads` (>= 1) is how many threads the coarse step may use.
+  // [count, k] scores (squared L2 or inner product) and ids, nearest first, kNoNeighbour (with
+  // the worst possible score) where missing. Scores of a refined index are the refine index's
+  // (exact for RFlat). `threads` (>= 1) is how many threads the coarse step may use.
   // REQUIRES: params.k >= 1; 0 <= params.nprobe <= nlist().
-  // Errors: INTERNAL if faiss fails.
+  // Errors: INVALID_ARGUMENT for params.k_factor < 0, or for a params.nprobe other than 0 and
+  // nprobe() on an IVF FastScan index (faiss cannot change its nprobe per call); INTERNAL if
+  // faiss fails.
   absl::Status Search(const float* queries, int64_t count, const SearchParams& params, int threads,
                       float* scores, int64_t* ids) const;
 
-  // The stored vector with this id (dim() values), exact for Flat, IVF-Flat and refined indexes.
+  // The stored vector with this id (dim() values); see stores_exact_vectors().
   // REQUIRES: 0 <= id < size().
   const float* StoredVector(int64_t id) const { return stored_[id]; }
 
  private:
   explicit FaissIndex(std::unique_ptr<faiss::Index> index);
-  absl::Status Prepare();
+  absl::Status Prepare(const std::string& vectors_path);
+  void FindStructure();
+  absl::Status MapStoredVectors(bool have_sidecar);
+  absl::Status CheckIvfIds() const;
+  void SearchBase(const float* queries, int64_t count, int64_t k, int nprobe, int threads,
+                  float* scores, int64_t* ids) const;
+  void Rerank(const float* queries, int64_t count, int k, int64_t candidates,
+              const int64_t* candidate_ids, float* scores, int64_t* ids) const;
   void AssignLists(const float* queries, int64_t count, int nprobe, int threads,
                    float* coarse_scores, int64_t* coarse_lists) const;
 
@@ -103,13 +164,30 @@ class FaissIndex {
   int nprobe_ = 0;
   int nlist_ = 0;
   int64_t memory_bytes_ = 0;
-  // Set for IVF indexes with a flat coarse quantizer: the centroids and their squared norms.
+  // The refined index, if index_ is one; its base is searched, its refine index re-scores.
+  const faiss::IndexRefine* refine_ = nullptr;
+  // The IVF index searched (index_ or the base of refine_), if any.
+  const faiss::IndexIVF* ivf_ = nullptr;
+  // True for IVF FastScan: faiss searches it only with its stored nprobe.
+  bool fixed_nprobe_ = false;
+  // Set for IVF indexes with a flat coarse quantizer and search_preassigned: the centroids and
+  // their squared norms.
   const float* centroids_ = nullptr;
   std::vector<float> centroid_norms_;
-  // id -> stored vector, pointing into the index's own storage or into materialized_.
+  // id -> stored vector, pointing into the index's own storage or into owned_vectors_.
   std::vector<const float*> stored_;
-  std::vector<float> materialized_;
+  // Vectors read from the sidecar file or reconstructed from compressed codes.
+  std::vector<float> owned_vectors_;
+  bool stores_exact_vectors_ = false;
 };
+
+// Runs `call`, code that calls faiss, for the adapter's files (faiss_index.cc, faiss_kmeans.cc).
+// While it runs, faiss's own long loops (k-means iterations, exhaustive-search blocks) on this
+// thread stop once `control` (may be null: never) is cancelled. Returns OK, BuildCancelledError()
+// for an interrupted computation, or a status of `code` whose message is `context`, ": " and
+// faiss's (or the standard library's) reason.
+absl::Status CallFaiss(absl::string_view context, absl::StatusCode code,
+                       const BuildControl* control, absl::FunctionRef<void()> call);
 
 // faiss's version and compile options and the BLAS kernels in use, e.g.
 // "faiss 1.7.3 (OPTIMIZE AVX2), OpenBLAS kernels SkylakeX".

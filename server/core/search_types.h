@@ -16,6 +16,9 @@ enum class Metric {
 struct SearchParams {
   int k = 8;       // neighbours per query, >= 1
   int nprobe = 0;  // inverted lists probed; 0 = the value stored in the index
+  int k_factor = 0;  // re-ranking factor for refined indexes (...,RFlat): k*k_factor candidates
+                     // are re-scored exactly; 0 = the index's stored k_factor; ignored by
+                     // indexes without a refine step
 };
 
 // Marks a missing neighbour in search results (faiss's convention).
