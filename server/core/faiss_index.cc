@@ -449,7 +449,8 @@ absl::Status FaissIndex::SetSearchDefaults(int nprobe, int k_factor) {
                                                    k_factor, " do not fit ", description_));
   }
   if (nprobe > 0) {
-    faiss::ivflib::try_extract_index_ivf(index_.get())->nprobe = nprobe;
+    // ivf_ points into index_, which this object owns and nobody else sees yet.
+    const_cast<faiss::IndexIVF*>(ivf_)->nprobe = nprobe;
     nprobe_ = nprobe;
   }
   if (k_factor > 0 && refine_ != nullptr) {
