@@ -18,7 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "client/load_generator.h"
-#include "client/npy_file.h"
+#include "server/core/npy_file.h"
 #include "client/timbre_client.h"
 
 ABSL_FLAG(std::string, server, "localhost:50051", "timbre server, host:port");
