@@ -15,6 +15,7 @@ using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::timbre::testing::IsOk;
+using ::timbre::testing::NpyHeaderBytes;
 using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
 
@@ -22,17 +23,6 @@ std::string Floats(std::initializer_list<float> values) {
   std::string data(values.size() * 4, '\0');
   std::memcpy(data.data(), values.begin(), data.size());
   return data;
-}
-
-std::string Header(const std::string& dict) {
-  std::string header = dict;
-  const size_t total = 10 + header.size() + 1;
-  header.append((64 - total % 64) % 64, ' ');
-  header.push_back('\n');
-  std::string out("\x93NUMPY\x01\x00", 8);
-  out.push_back(static_cast<char>(header.size() & 0xff));
-  out.push_back(static_cast<char>(header.size() >> 8));
-  return out + header;
 }
 
 TEST(NpyFileTest, RoundTripsFloat32AndFloat16) {
@@ -59,7 +49,8 @@ TEST(NpyFileTest, ReadsNumpyStyleHeaders) {
   ScratchDir dir;
   timbre::testing::WriteFile(
       dir.Join("np.npy"),
-      Header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1), }") + Floats({7, 8}));
+      NpyHeaderBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 1), }") +
+          Floats({7, 8}));
   auto read = ReadNpy(dir.Join("np.npy"));
   ASSERT_THAT(read, IsOk());
   EXPECT_EQ(read->shape, (std::vector<int64_t>{2, 1}));
@@ -68,23 +59,26 @@ TEST(NpyFileTest, ReadsNumpyStyleHeaders) {
 
 TEST(NpyFileTest, RejectsWhatItCannotUse) {
   ScratchDir dir;
-  EXPECT_THAT(ReadNpy(dir.Join("missing.npy")), StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing.npy")));
+  EXPECT_THAT(ReadNpy(dir.Join("missing.npy")),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing.npy")));
   timbre::testing::WriteFile(dir.Join("text.npy"), "not numpy at all");
   EXPECT_THAT(ReadNpy(dir.Join("text.npy")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("bad magic")));
   timbre::testing::WriteFile(
       dir.Join("f8.npy"),
-      Header("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }") + std::string(8, '\0'));
+      NpyHeaderBytes("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }") +
+          std::string(8, '\0'));
   EXPECT_THAT(ReadNpy(dir.Join("f8.npy")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dtype <f8")));
   timbre::testing::WriteFile(
       dir.Join("fortran.npy"),
-      Header("{'descr': '<f4', 'fortran_order': True, 'shape': (1, 1), }") + Floats({1}));
+      NpyHeaderBytes("{'descr': '<f4', 'fortran_order': True, 'shape': (1, 1), }") + Floats({1}));
   EXPECT_THAT(ReadNpy(dir.Join("fortran.npy")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("Fortran")));
   timbre::testing::WriteFile(
       dir.Join("short.npy"),
-      Header("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 1), }") + Floats({1, 2}));
+      NpyHeaderBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 1), }") +
+          Floats({1, 2}));
   EXPECT_THAT(ReadNpy(dir.Join("short.npy")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs 12 data bytes")));
   EXPECT_THAT(WriteNpy(dir.Join("bad.npy"), NpyArray{"<i4", {1}, std::string(4, '\0')}),
@@ -95,7 +89,8 @@ TEST(NpyFileTest, RejectsWhatItCannotUse) {
 
 TEST(NpyFileTest, ReadsJustTheHeader) {
   ScratchDir dir;
-  const std::string v1 = Header("{'descr': '<f8', 'fortran_order': True, 'shape': (3, 2), }");
+  const std::string v1 =
+      NpyHeaderBytes("{'descr': '<f8', 'fortran_order': True, 'shape': (3, 2), }");
   timbre::testing::WriteFile(dir.Join("v1.npy"), v1 + std::string(48, '\0'));
   auto header = ReadNpyHeader(dir.Join("v1.npy"));
   ASSERT_THAT(header, IsOk());
@@ -124,15 +119,17 @@ TEST(NpyFileTest, HeaderErrorsNameTheFile) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing.npy")));
   EXPECT_THAT(ReadNpyHeader(dir.path()),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a regular file")));
-  timbre::testing::WriteFile(dir.Join("cut.npy"), Header("{'descr': '<f4', }").substr(0, 20));
+  timbre::testing::WriteFile(dir.Join("cut.npy"),
+                             NpyHeaderBytes("{'descr': '<f4', }").substr(0, 20));
   EXPECT_THAT(ReadNpyHeader(dir.Join("cut.npy")),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("cut.npy"), HasSubstr("truncated header"))));
-  timbre::testing::WriteFile(dir.Join("keys.npy"), Header("{'descr': '<f4', }"));
+  timbre::testing::WriteFile(dir.Join("keys.npy"), NpyHeaderBytes("{'descr': '<f4', }"));
   EXPECT_THAT(ReadNpyHeader(dir.Join("keys.npy")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lacks")));
   timbre::testing::WriteFile(
-      dir.Join("shape.npy"), Header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }"));
+      dir.Join("shape.npy"),
+      NpyHeaderBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }"));
   EXPECT_THAT(ReadNpyHeader(dir.Join("shape.npy")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("bad shape")));
   timbre::testing::WriteFile(dir.Join("v9.npy"), std::string("\x93NUMPY\x09\x00\x00\x00", 10));
@@ -179,18 +176,20 @@ TEST(NpyRowReaderTest, RejectsWhatItCannotReadNamingTheLabel) {
   ScratchDir dir;
   timbre::testing::WriteFile(
       dir.Join("f8.npy"),
-      Header("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }") + std::string(8, '\0'));
+      NpyHeaderBytes("{'descr': '<f8', 'fortran_order': False, 'shape': (1,), }") +
+          std::string(8, '\0'));
   EXPECT_THAT(NpyRowReader::Open(dir.Join("f8.npy"), {"upload 'x.npy'", nullptr}),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("upload 'x.npy'"), HasSubstr("dtype <f8"))));
   timbre::testing::WriteFile(
       dir.Join("scalar.npy"),
-      Header("{'descr': '<f4', 'fortran_order': False, 'shape': (), }") + Floats({1}));
+      NpyHeaderBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (), }") + Floats({1}));
   EXPECT_THAT(NpyRowReader::Open(dir.Join("scalar.npy")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("0-d")));
   timbre::testing::WriteFile(
       dir.Join("huge.npy"),
-      Header("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }"));
+      NpyHeaderBytes(
+          "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4), }"));
   EXPECT_THAT(NpyRowReader::Open(dir.Join("huge.npy")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("too large")));
 }

@@ -52,5 +52,15 @@ TEST(Sha256Test, DigestMidStreamDoesNotEndTheStream) {
   EXPECT_EQ(sha.HexDigest(), kAbc);
 }
 
+TEST(Sha256Test, IsHexDigestAcceptsOnlyLowercaseDigests) {
+  EXPECT_TRUE(Sha256::IsHexDigest(kAbc));
+  EXPECT_FALSE(Sha256::IsHexDigest(""));
+  EXPECT_FALSE(Sha256::IsHexDigest(std::string(kAbc).substr(1)));
+  EXPECT_FALSE(Sha256::IsHexDigest(std::string(kAbc) + "0"));
+  EXPECT_FALSE(
+      Sha256::IsHexDigest("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"));
+  EXPECT_FALSE(Sha256::IsHexDigest(std::string(63, 'a') + "g"));
+}
+
 }  // namespace
 }  // namespace timbre

@@ -29,6 +29,10 @@ class ScratchDir {
 void WriteFile(const std::string& path, const std::string& contents);
 std::string ReadFile(const std::string& path);
 
+// A format 1.0 .npy magic string and header holding the dict text `dict` (e.g. "{'descr': '<f4',
+// 'fortran_order': False, 'shape': (2, 3), }"), padded as numpy pads it; the data follows it.
+std::string NpyHeaderBytes(const std::string& dict);
+
 // Trains IVF{nlist},Flat (L2, nprobe 1) on `frames` as RVC does and writes it to `path`.
 void WriteRvcIndex(const FrameMatrix& frames, int nlist, const std::string& path);
 

@@ -29,8 +29,7 @@ constexpr size_t kMaxHeaderLength = size_t{1} << 20;
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "timbre assumes a little-endian host");
 
 absl::Status NotUsable(absl::string_view label, absl::string_view why) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("'", label, "' is not a usable .npy file: ", why));
+  return absl::InvalidArgumentError(absl::StrCat("'", label, "' is not a usable .npy file: ", why));
 }
 
 std::string ShapeText(const std::vector<int64_t>& shape) {
@@ -74,7 +73,8 @@ absl::Status ParseHeaderDict(absl::string_view text, absl::string_view label, Np
     return NotUsable(label, absl::StrCat("bad fortran_order ", fortran));
   }
   header->fortran_order = fortran == "True";
-  if (!absl::StartsWith(shape_text, "(")) return NotUsable(label, absl::StrCat("bad shape ", shape_text));
+  if (!absl::StartsWith(shape_text, "("))
+    return NotUsable(label, absl::StrCat("bad shape ", shape_text));
   absl::string_view dims = absl::StripSuffix(absl::StripPrefix(shape_text, "("), ")");
   for (absl::string_view part : absl::StrSplit(dims, ',', absl::SkipWhitespace())) {
     int64_t dim;
@@ -92,7 +92,8 @@ absl::StatusOr<size_t> ReadUpTo(int fd, char* out, size_t size, absl::string_vie
   while (done < size) {
     const ssize_t n = read(fd, out + done, size - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return absl::InternalError(absl::StrCat("reading '", label, "': ", std::strerror(errno)));
+    if (n < 0)
+      return absl::InternalError(absl::StrCat("reading '", label, "': ", std::strerror(errno)));
     if (n == 0) break;
     done += static_cast<size_t>(n);
   }
@@ -103,7 +104,8 @@ absl::StatusOr<size_t> ReadUpTo(int fd, char* out, size_t size, absl::string_vie
 absl::Status ReadExactly(int fd, char* out, size_t size, absl::string_view label) {
   absl::StatusOr<size_t> got = ReadUpTo(fd, out, size, label);
   if (!got.ok()) return got.status();
-  if (*got != size) return NotUsable(label, "the file ended early; was it changed while being read?");
+  if (*got != size)
+    return NotUsable(label, "the file ended early; was it changed while being read?");
   return absl::OkStatus();
 }
 
@@ -155,8 +157,8 @@ absl::StatusOr<int64_t> CheckUsable(const NpyHeader& header, int64_t file_bytes,
                                     absl::string_view label) {
   const int item = NpyItemSize(header.descr);
   if (item == 0) {
-    return NotUsable(label,
-                     absl::StrCat("dtype ", header.descr, " is not float32 (<f4) or float16 (<f2)"));
+    return NotUsable(
+        label, absl::StrCat("dtype ", header.descr, " is not float32 (<f4) or float16 (<f2)"));
   }
   if (header.fortran_order) {
     return NotUsable(label, "Fortran-ordered arrays are not supported; save in C order");
@@ -181,7 +183,8 @@ absl::StatusOr<int64_t> CheckUsable(const NpyHeader& header, int64_t file_bytes,
 struct OpenedNpy {
   OpenedNpy() = default;
   OpenedNpy(OpenedNpy&& other) noexcept
-      : fd(std::exchange(other.fd, -1)), header(std::move(other.header)),
+      : fd(std::exchange(other.fd, -1)),
+        header(std::move(other.header)),
         file_bytes(other.file_bytes) {}
   OpenedNpy& operator=(OpenedNpy&&) = delete;
   ~OpenedNpy() {
@@ -250,8 +253,9 @@ absl::Status WriteNpy(const std::string& path, const NpyArray& array) {
   if (static_cast<size_t>(count) * item != array.data.size()) {
     return absl::InvalidArgumentError("npy data size does not match its shape");
   }
-  std::string header = absl::StrCat("{'descr': '", array.descr, "', 'fortran_order': False, 'shape': ",
-                                    ShapeText(array.shape), ", }");
+  std::string header =
+      absl::StrCat("{'descr': '", array.descr,
+                   "', 'fortran_order': False, 'shape': ", ShapeText(array.shape), ", }");
   // Pad so that the data starts on a 64-byte boundary; the header ends with '\n'.
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
@@ -280,8 +284,8 @@ absl::StatusOr<std::unique_ptr<NpyRowReader>> NpyRowReader::Open(const std::stri
   int64_t row_size = 1;
   for (size_t i = 1; i < file->header.shape.size(); ++i) row_size *= file->header.shape[i];
   const int fd = std::exchange(file->fd, -1);
-  return std::unique_ptr<NpyRowReader>(new NpyRowReader(
-      fd, std::move(file->header), row_size, file->file_bytes, std::move(options)));
+  return std::unique_ptr<NpyRowReader>(new NpyRowReader(fd, std::move(file->header), row_size,
+                                                        file->file_bytes, std::move(options)));
 }
 
 NpyRowReader::NpyRowReader(int fd, NpyHeader header, int64_t row_size, int64_t file_bytes,

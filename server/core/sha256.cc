@@ -14,9 +14,7 @@ void CheckOpenSsl(int result) {
 
 }  // namespace
 
-void Sha256::ContextDeleter::operator()(evp_md_ctx_st* context) const {
-  EVP_MD_CTX_free(context);
-}
+void Sha256::ContextDeleter::operator()(evp_md_ctx_st* context) const { EVP_MD_CTX_free(context); }
 
 Sha256::Sha256() : context_(EVP_MD_CTX_new()) {
   if (context_ == nullptr) std::abort();
@@ -52,6 +50,14 @@ std::string Sha256::HexOf(absl::string_view data) {
   Sha256 sha;
   sha.Update(data);
   return sha.HexDigest();
+}
+
+bool Sha256::IsHexDigest(absl::string_view text) {
+  if (text.size() != kHexDigestLength) return false;
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
 }
 
 }  // namespace timbre

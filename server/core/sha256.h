@@ -36,6 +36,9 @@ class Sha256 {
   // One-shot: the lowercase hex digest of `data`.
   static std::string HexOf(absl::string_view data);
 
+  // True if `text` has the form of HexDigest(): 64 lowercase hex digits.
+  static bool IsHexDigest(absl::string_view text);
+
  private:
   struct ContextDeleter {
     void operator()(evp_md_ctx_st* context) const;
