@@ -28,7 +28,7 @@
 #include "client/build_commands.h"
 #include "client/command_status.h"
 #include "client/load_generator.h"
-#include "client/npy_file.h"
+#include "server/core/npy_file.h"
 #include "client/timbre_client.h"
 
 ABSL_FLAG(std::string, server, "localhost:50051", "timbre server, host:port");
@@ -274,8 +274,7 @@ int BuilderCommand(const std::string& command, const BuilderClient& client) {
   if (!input.empty()) {
     auto uploaded = client.Upload(input, chunk_bytes, [](int64_t, int64_t) {});
     if (!uploaded.ok()) return Fail(kExitFailed, uploaded.status());
-    std::printf("uploaded feature set %s (%llu rows of dim %u)
-", uploaded->id().c_str(),
+    std::printf("uploaded feature set %s (%llu rows of dim %u)\n", uploaded->id().c_str(),
                 static_cast<unsigned long long>(uploaded->rows()), uploaded->dim());
     feature_set_id = uploaded->id();
   }

@@ -156,7 +156,7 @@ class FaissIndexTest : public ::testing::Test {
   }
 
   // Writes `index` to the scratch directory and loads it back.
-  std::unique_ptr<FaissIndex> WriteAndLoad(const FaissIndex& index, const LoadOptions& options = {}) {
+  std::unique_ptr<FaissIndex> WriteAndLoad(const FaissIndex& index, const IndexLoadOptions& options = {}) {
     const std::string path = scratch_.Join("written.index");
     EXPECT_THAT(index.Write(path), IsOk());
     auto loaded = FaissIndex::Load(path, options);
@@ -646,7 +646,7 @@ TEST_F(FaissIndexTest, SidecarGivesExactStoredVectors) {
   EXPECT_FALSE(plain->stores_exact_vectors());
   EXPECT_NE(std::memcmp(plain->StoredVector(0), data.row(0), kDim * sizeof(float)), 0);
 
-  LoadOptions options;
+  IndexLoadOptions options;
   options.vectors_path = vectors_path;
   std::unique_ptr<FaissIndex> exact = WriteAndLoad(*index, options);
   ASSERT_NE(exact, nullptr);
@@ -665,7 +665,7 @@ TEST_F(FaissIndexTest, SidecarOfTheWrongSizeIsInvalidArgument) {
   ASSERT_NE(index, nullptr);
   const std::string index_path = scratch_.Join("flat.index");
   ASSERT_THAT(index->Write(index_path), IsOk());
-  LoadOptions options;
+  IndexLoadOptions options;
   options.vectors_path = scratch_.Join("short.f32");
   ASSERT_THAT(FaissIndex::WriteVectorsFile(options.vectors_path, frames_->values.data(),
                                            kRows - 1, kDim),

@@ -14,9 +14,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "client/npy_file.h"
+#include "server/core/npy_file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/build_recipe.h"
 #include "server/core/demo_speaker.h"
 #include "tests/test_support.h"
 

@@ -160,7 +160,7 @@ TEST_F(IndexBuilderTest, CompressedIndexWithoutRefinementGetsItsFramesBeside) {
   Recipe recipe = Kind(Recipe::KIND_FACTORY);
   recipe.set_factory("IVF32,PQ32x4fs");
   ASSERT_THAT(builder_->Build(Request(AddSet(rows), recipe), nullptr), IsOk());
-  LoadOptions load;
+  IndexLoadOptions load;
   load.vectors_path = VersionDir("alice", "1") + "/vectors.f32";
   auto index = FaissIndex::Load(VersionDir("alice", "1") + "/index.faiss", load);
   ASSERT_THAT(index, IsOk());

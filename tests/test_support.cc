@@ -42,6 +42,17 @@ std::string ReadFile(const std::string& path) {
   return contents.str();
 }
 
+std::string NpyHeaderBytes(const std::string& dict) {
+  std::string header = dict;
+  const size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header.push_back('\n');
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out.push_back(static_cast<char>(header.size() & 0xff));
+  out.push_back(static_cast<char>(header.size() >> 8));
+  return out + header;
+}
+
 std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric metric,
                                        const FrameMatrix& frames, int nprobe, int k_factor) {
   TrainOptions options;

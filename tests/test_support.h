@@ -44,6 +44,10 @@ std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric me
                                        const FrameMatrix& frames, int nprobe = 1,
                                        int k_factor = 0);
 
+// A format 1.0 .npy magic string and header holding the dict text `dict` (e.g. "{'descr': '<f4',
+// 'fortran_order': False, 'shape': (2, 3), }"), padded as numpy pads it; the data follows it.
+std::string NpyHeaderBytes(const std::string& dict);
+
 // Trains IVF{nlist},Flat (L2, nprobe 1) on `frames` as RVC does and writes it to `path`.
 void WriteRvcIndex(const FrameMatrix& frames, int nlist, const std::string& path);
 

@@ -13,7 +13,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "client/npy_file.h"
+#include "server/core/npy_file.h"
 #include "client/timbre_client.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "server/core/frame_codec.h"

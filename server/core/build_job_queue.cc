@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -163,6 +164,8 @@ class BuildJobQueue::Observer : public BuildObserver {
   BuildJobQueue* queue_;
   Job* job_;
 };
+
+BuildJobQueue::BuildJobQueue(Options options) : options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<BuildJobQueue>> BuildJobQueue::Create(Options options) {
   if (options.builder == nullptr || options.jobs_dir.empty()) {

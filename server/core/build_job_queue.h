@@ -85,7 +85,7 @@ class BuildJobQueue {
   class Observer;
   class Watcher;
 
-  explicit BuildJobQueue(Options options) : options_(std::move(options)) {}
+  explicit BuildJobQueue(Options options);
   absl::Status LoadRecords();
   void WorkLoop();
   void Run(Job& job);

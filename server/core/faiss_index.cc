@@ -342,7 +342,7 @@ FaissIndex::FaissIndex(std::unique_ptr<faiss::Index> index) : index_(std::move(i
 FaissIndex::~FaissIndex() = default;
 
 absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Load(const std::string& path,
-                                                             const LoadOptions& options) {
+                                                             const IndexLoadOptions& options) {
   struct stat info;
   if (stat(path.c_str(), &info) != 0) {
     return absl::NotFoundError(absl::StrCat("index file '", path, "': ", std::strerror(errno)));
@@ -691,8 +691,8 @@ absl::Status FaissIndex::Search(const float* queries, int64_t count, const Searc
 
 absl::Status FaissIndex::CheckDescription(const std::string& description, int dim,
                                           Metric metric) {
-  return CatchFaiss(absl::StrCat("index_factory string '", description, "' for dim ", dim),
-                    absl::StatusCode::kInvalidArgument, [&] {
+  return CallFaiss(absl::StrCat("index_factory string '", description, "' for dim ", dim),
+                   absl::StatusCode::kInvalidArgument, /*control=*/nullptr, [&] {
                       std::unique_ptr<faiss::Index> index(faiss::index_factory(
                           dim, description.c_str(),
                           metric == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT));

@@ -53,7 +53,7 @@ struct TrainOptions {
 };
 
 // How an index file is read.
-struct LoadOptions {
+struct IndexLoadOptions {
   // Optional sidecar file of the exact stored vectors: raw little-endian float32, size() * dim()
   // values in id order, no header (as WriteVectorsFile writes it). When set, StoredVector()
   // returns its rows instead of the index's own (possibly compressed or normalised) vectors.
@@ -70,7 +70,7 @@ class FaissIndex {
   // bytes when its size is not size() * dim() * 4, or naming the row of a NaN or infinite value;
   // INTERNAL if the sidecar cannot be read.
   static absl::StatusOr<std::unique_ptr<FaissIndex>> Load(const std::string& path,
-                                                          const LoadOptions& options = {});
+                                                          const IndexLoadOptions& options = {});
 
   // Trains an index of `options.description` on `vectors` ([count, dim]) and adds them all, in
   // batches of `options.add_batch`; ids are the rows' positions.
@@ -85,7 +85,7 @@ class FaissIndex {
                                                            BuildControl* control = nullptr);
 
   // Writes `count` vectors of `dim` floats ([count, dim], row-major) to `path` in the sidecar
-  // format of LoadOptions::vectors_path. Writes a temporary file next to `path` and renames it
+  // format of IndexLoadOptions::vectors_path. Writes a temporary file next to `path` and renames it
   // into place, so `path` is either complete or untouched; nothing is left behind on failure.
   // Errors: INVALID_ARGUMENT for count < 0, dim < 1 or null vectors; RESOURCE_EXHAUSTED (disk
   // full, quota) or INTERNAL (anything else) with the OS reason.

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "server/core/float16.h"  // HalfToFloat, FloatToHalf
 
 namespace timbre {
 
@@ -42,10 +43,6 @@ absl::StatusOr<FrameMatrix> DecodeFrames(DType dtype, int64_t rows, int dim,
 // Encodes `values` as packed little-endian `dtype` bytes. Values outside float16's range become
 // +-inf when encoding float16.
 std::string EncodeFrames(DType dtype, absl::Span<const float> values);
-
-// IEEE binary16 <-> binary32 conversions (round to nearest even when narrowing).
-float HalfToFloat(uint16_t half);
-uint16_t FloatToHalf(float value);
 
 }  // namespace timbre
 

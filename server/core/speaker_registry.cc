@@ -12,7 +12,7 @@ namespace {
 absl::StatusOr<std::shared_ptr<const IndexSnapshot>> LoadSnapshot(absl::string_view speaker,
                                                                    const VersionSource& source) {
   const timbre::v1::VersionMetadata& metadata = source.metadata;
-  LoadOptions load;
+  IndexLoadOptions load;
   if (!metadata.vectors_file().empty()) {
     load.vectors_path = absl::StrCat(source.index_path.substr(0, source.index_path.rfind('/') + 1),
                                      metadata.vectors_file());

@@ -1,10 +1,8 @@
 #include "server/core/speaker_repository.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/core/posix_file.h"
 #include "server/core/speaker_name.h"
 
 namespace timbre {
@@ -40,16 +39,6 @@ std::string Fingerprint(const fs::path& path) {
   const auto mtime = fs::last_write_time(path, error);
   return absl::StrCat(path.string(), ":", error ? 0 : size, ":",
                       error ? 0 : mtime.time_since_epoch().count());
-}
-
-absl::Status SyncPath(const std::string& path, bool directory) {
-  const int fd = open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) return absl::InternalError(absl::StrCat("open '", path, "': ", std::strerror(errno)));
-  const int rc = fsync(fd);
-  const int saved = errno;
-  close(fd);
-  if (rc != 0) return absl::InternalError(absl::StrCat("fsync '", path, "': ", std::strerror(saved)));
-  return absl::OkStatus();
 }
 
 absl::StatusOr<timbre::v1::VersionMetadata> ReadMetadata(const fs::path& path) {

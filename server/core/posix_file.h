@@ -1,0 +1,79 @@
+// Durable file writes whose errors carry the operating system's reason, for the stores that
+// publish directories atomically (speaker versions, feature sets).
+//
+// A full disk, an exhausted quota and the process's file-size limit (ENOSPC, EDQUOT, EFBIG) are
+// RESOURCE_EXHAUSTED everywhere here, so that a client learns the server is out of room rather
+// than that something inside it broke.
+//
+// Thread-safe: the free functions hold no state. OutputFile is thread-compatible.
+#ifndef TIMBRE_SERVER_CORE_POSIX_FILE_H_
+#define TIMBRE_SERVER_CORE_POSIX_FILE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace timbre {
+
+// The status for the errno value `error` while doing `what` ("writing 'a.npy'"): the message is
+// "<what>: <strerror>"; the code RESOURCE_EXHAUSTED for ENOSPC, EDQUOT and EFBIG, NOT_FOUND for
+// ENOENT, ALREADY_EXISTS for EEXIST, INTERNAL otherwise.
+absl::Status ErrnoStatus(int error, absl::string_view what);
+
+// fsyncs a file, or a directory if `directory` (making renames and creations in it durable).
+// Errors: ErrnoStatus of open or fsync.
+absl::Status SyncPath(const std::string& path, bool directory);
+
+// Size and modification time of a file, to notice that it changed.
+struct FileStamp {
+  int64_t bytes = 0;
+  int64_t mtime_ns = 0;  // nanoseconds since the Unix epoch
+
+  bool operator==(const FileStamp& other) const {
+    return bytes == other.bytes && mtime_ns == other.mtime_ns;
+  }
+  bool operator!=(const FileStamp& other) const { return !(*this == other); }
+};
+
+// The stamp of `path` (symlinks followed). Errors: ErrnoStatus of stat, e.g. NOT_FOUND.
+absl::StatusOr<FileStamp> StatFile(const std::string& path);
+
+// A new file being written front to back. The destructor closes it without syncing.
+class OutputFile {
+ public:
+  // Creates `path`, which must not exist, with mode 0644. `label` names the file in error
+  // messages ("feature file 'a.npy'"); empty means the path. Errors: ErrnoStatus of open.
+  static absl::StatusOr<std::unique_ptr<OutputFile>> Create(const std::string& path,
+                                                            std::string label = "");
+  ~OutputFile();
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+
+  // Appends `data`. Errors: ErrnoStatus of write, e.g. RESOURCE_EXHAUSTED for a full disk.
+  absl::Status Append(absl::string_view data);
+
+  // fsyncs and closes the file; later calls fail. Errors: ErrnoStatus of fsync or close (a full
+  // disk may show only here on some file systems); FAILED_PRECONDITION if already closed.
+  absl::Status SyncAndClose();
+
+  // Bytes appended so far.
+  int64_t size() const { return size_; }
+
+ private:
+  OutputFile(int fd, std::string label) : fd_(fd), label_(std::move(label)) {}
+
+  int fd_;
+  const std::string label_;
+  int64_t size_ = 0;
+};
+
+// Creates `path` holding `contents`, synced. Errors: those of OutputFile.
+absl::Status WriteFileDurably(const std::string& path, absl::string_view contents);
+
+}  // namespace timbre
+
+#endif  // TIMBRE_SERVER_CORE_POSIX_FILE_H_
