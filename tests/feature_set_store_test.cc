@@ -199,10 +199,19 @@ TEST_F(FeatureSetStoreTest, CreateChecksItsOptionsAndManifests) {
 
   WriteFile(root() + "/fs-0123456789abcdef/manifest.json", "{ not json");
   options.root = root();
-  EXPECT_THAT(
-      FeatureSetStore::Create(options),
-      StatusIs(absl::StatusCode::kFailedPrecondition,
-               AllOf(HasSubstr("fs-0123456789abcdef/manifest.json"), HasSubstr("manifest"))));
+  EXPECT_THAT(FeatureSetStore::Create(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("fs-0123456789abcdef/manifest.json"),
+                             HasSubstr("not valid feature-set manifest"))));
+  // Valid JSON that breaks a rule: a file name that would lead out of the set directory.
+  fs::remove(root() + "/fs-0123456789abcdef/manifest.json");
+  WriteFile(root() + "/fs-0123456789abcdef/manifest.json",
+            absl::StrCat(R"({"format": 1, "created_at": "2024-01-01T00:00:00Z", "files": [)",
+                         R"({"name": "../x.npy", "rows": "1", "dim": 768, "dtype": "float32",)",
+                         R"( "bytes": "3200", "sha256": ")", Sha256::HexOf(""), R"("}]})"));
+  EXPECT_THAT(FeatureSetStore::Create(options),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("manifest.json"), HasSubstr("bad feature file name"))));
 }
 
 TEST_F(FeatureSetStoreTest, CorruptedStoredFileFailsLoadRows) {

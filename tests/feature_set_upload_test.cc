@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -42,7 +43,24 @@ using ::timbre::testing::Upload;
 
 constexpr absl::StatusCode kInvalid = absl::StatusCode::kInvalidArgument;
 
-using FeatureSetUploadTest = ::timbre::testing::FeatureSetStoreFixture;
+class FeatureSetUploadTest : public ::timbre::testing::FeatureSetStoreFixture {
+ protected:
+  // A new upload whose first file `name` has begun, announcing `size_bytes` and `sha256`.
+  std::unique_ptr<FeatureSetUpload> UploadWithFile(absl::string_view name, int64_t size_bytes,
+                                                   const std::string& sha256) {
+    absl::StatusOr<std::unique_ptr<FeatureSetUpload>> upload = store_->BeginUpload();
+    EXPECT_THAT(upload, IsOk());
+    if (!upload.ok()) return nullptr;
+    EXPECT_THAT((*upload)->BeginFile(name, size_bytes, sha256), IsOk());
+    return *std::move(upload);
+  }
+
+  // The same, announcing the size and digest of `bytes`.
+  std::unique_ptr<FeatureSetUpload> UploadWithFile(absl::string_view name,
+                                                   const std::string& bytes) {
+    return UploadWithFile(name, static_cast<int64_t>(bytes.size()), Sha256::HexOf(bytes));
+  }
+};
 
 TEST_F(FeatureSetUploadTest, ManyChunksEqualOneChunk) {
   const std::vector<NamedFile> files = {
@@ -100,73 +118,64 @@ TEST_F(FeatureSetUploadTest, DuplicateNamesAreRejected) {
 TEST_F(FeatureSetUploadTest, ChecksumMismatchNamesFileAndBothDigests) {
   const std::string bytes = Float32Npy(1, 768, 0);
   const std::string wrong = Sha256::HexOf("something else");
-  auto upload = store_->BeginUpload();
-  ASSERT_THAT(upload, IsOk());
-  ASSERT_THAT((*upload)->BeginFile("a.npy", static_cast<int64_t>(bytes.size()), wrong), IsOk());
-  ASSERT_THAT((*upload)->Append(bytes), IsOk());
-  EXPECT_THAT((*upload)->Finish(),
+  std::unique_ptr<FeatureSetUpload> upload =
+      UploadWithFile("a.npy", static_cast<int64_t>(bytes.size()), wrong);
+  ASSERT_THAT(upload->Append(bytes), IsOk());
+  EXPECT_THAT(upload->Finish(),
               StatusIs(kInvalid, AllOf(HasSubstr("'a.npy'"), HasSubstr(Sha256::HexOf(bytes)),
                                        HasSubstr(wrong))));
   EXPECT_THAT(HiddenEntries(root()), IsEmpty());
   // The upload is over.
-  EXPECT_THAT((*upload)->Finish(),
+  EXPECT_THAT(upload->Finish(),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("failed")));
 }
 
 TEST_F(FeatureSetUploadTest, AcceptsUppercaseDigestsAndRejectsMalformedOnes) {
   const std::string bytes = Float32Npy(1, 768, 0);
-  auto upload = store_->BeginUpload();
-  ASSERT_THAT(upload, IsOk());
-  ASSERT_THAT((*upload)->BeginFile("a.npy", static_cast<int64_t>(bytes.size()),
-                                   absl::AsciiStrToUpper(Sha256::HexOf(bytes))),
-              IsOk());
-  ASSERT_THAT((*upload)->Append(bytes), IsOk());
-  EXPECT_THAT((*upload)->Finish(), IsOk());
+  std::unique_ptr<FeatureSetUpload> upload = UploadWithFile(
+      "a.npy", static_cast<int64_t>(bytes.size()), absl::AsciiStrToUpper(Sha256::HexOf(bytes)));
+  ASSERT_THAT(upload->Append(bytes), IsOk());
+  EXPECT_THAT(upload->Finish(), IsOk());
 
-  upload = store_->BeginUpload();
-  ASSERT_THAT(upload, IsOk());
-  EXPECT_THAT((*upload)->BeginFile("b.npy", 10, "abc"),
-              StatusIs(kInvalid, AllOf(HasSubstr("'b.npy'"), HasSubstr("64 hex digits"))));
-  upload = store_->BeginUpload();
-  ASSERT_THAT(upload, IsOk());
-  EXPECT_THAT((*upload)->BeginFile("b.npy", 0, Sha256::HexOf("")),
-              StatusIs(kInvalid, AllOf(HasSubstr("'b.npy'"), HasSubstr("size 0"))));
-  upload->reset();
-  EXPECT_THAT(HiddenEntries(root()), IsEmpty());
+  for (const auto& [size, digest, problem] :
+       {std::tuple<int64_t, std::string, std::string>{10, "abc", "64 hex digits"},
+        {0, Sha256::HexOf(""), "size 0"},
+        {-1, Sha256::HexOf(""), "size -1"}}) {
+    absl::StatusOr<std::unique_ptr<FeatureSetUpload>> bad = store_->BeginUpload();
+    ASSERT_THAT(bad, IsOk());
+    EXPECT_THAT((*bad)->BeginFile("b.npy", size, digest),
+                StatusIs(kInvalid, AllOf(HasSubstr("'b.npy'"), HasSubstr(problem))));
+    EXPECT_THAT(HiddenEntries(root()), IsEmpty());
+  }
 }
 
 TEST_F(FeatureSetUploadTest, FewerBytesThanAnnouncedFailsNamingTheFile) {
   const std::string bytes = Float32Npy(2, 768, 0);
   const int64_t size = static_cast<int64_t>(bytes.size());
   // Checked at Finish for the last file...
-  auto upload = store_->BeginUpload();
-  ASSERT_THAT(upload, IsOk());
-  ASSERT_THAT((*upload)->BeginFile("a.npy", size + 1, Sha256::HexOf(bytes)), IsOk());
-  ASSERT_THAT((*upload)->Append(bytes), IsOk());
-  EXPECT_THAT((*upload)->Finish(),
+  std::unique_ptr<FeatureSetUpload> upload =
+      UploadWithFile("a.npy", size + 1, Sha256::HexOf(bytes));
+  ASSERT_THAT(upload->Append(bytes), IsOk());
+  EXPECT_THAT(upload->Finish(),
               StatusIs(kInvalid, AllOf(HasSubstr("'a.npy'"), HasSubstr(absl::StrCat(size + 1)),
                                        HasSubstr(absl::StrCat("received ", size)))));
   // ...and at the next BeginFile for the others.
-  upload = store_->BeginUpload();
-  ASSERT_THAT(upload, IsOk());
-  ASSERT_THAT((*upload)->BeginFile("a.npy", size, Sha256::HexOf(bytes)), IsOk());
-  ASSERT_THAT((*upload)->Append(absl::string_view(bytes).substr(0, 100)), IsOk());
-  EXPECT_THAT((*upload)->BeginFile("b.npy", size, Sha256::HexOf(bytes)),
+  upload = UploadWithFile("a.npy", bytes);
+  ASSERT_THAT(upload->Append(absl::string_view(bytes).substr(0, 100)), IsOk());
+  EXPECT_THAT(upload->BeginFile("b.npy", size, Sha256::HexOf(bytes)),
               StatusIs(kInvalid, AllOf(HasSubstr("'a.npy'"), HasSubstr("received 100"))));
   EXPECT_THAT(HiddenEntries(root()), IsEmpty());
 }
 
 TEST_F(FeatureSetUploadTest, MoreBytesThanAnnouncedFailsNamingTheFile) {
   const std::string bytes = Float32Npy(2, 768, 0);
-  auto upload = store_->BeginUpload();
-  ASSERT_THAT(upload, IsOk());
-  ASSERT_THAT((*upload)->BeginFile("a.npy", 100, Sha256::HexOf(bytes)), IsOk());
-  ASSERT_THAT((*upload)->Append(absl::string_view(bytes).substr(0, 60)), IsOk());
-  EXPECT_THAT((*upload)->Append(absl::string_view(bytes).substr(60, 60)),
+  std::unique_ptr<FeatureSetUpload> upload = UploadWithFile("a.npy", 100, Sha256::HexOf(bytes));
+  ASSERT_THAT(upload->Append(absl::string_view(bytes).substr(0, 60)), IsOk());
+  EXPECT_THAT(upload->Append(absl::string_view(bytes).substr(60, 60)),
               StatusIs(kInvalid, AllOf(HasSubstr("'a.npy'"), HasSubstr("announced 100 bytes"),
                                        HasSubstr("120"))));
   EXPECT_THAT(HiddenEntries(root()), IsEmpty());
-  EXPECT_THAT((*upload)->Append("x"), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+  EXPECT_THAT(upload->Append("x"), StatusIs(absl::StatusCode::kFailedPrecondition, _));
 }
 
 TEST_F(FeatureSetUploadTest, DataBeforeAnyFileAndEmptyUploadsFail) {
@@ -180,33 +189,25 @@ TEST_F(FeatureSetUploadTest, DataBeforeAnyFileAndEmptyUploadsFail) {
 
 TEST_F(FeatureSetUploadTest, CallsAfterFinishFail) {
   const std::string bytes = Float32Npy(1, 768, 0);
-  auto upload = store_->BeginUpload();
-  ASSERT_THAT(upload, IsOk());
-  ASSERT_THAT(
-      (*upload)->BeginFile("a.npy", static_cast<int64_t>(bytes.size()), Sha256::HexOf(bytes)),
-      IsOk());
-  ASSERT_THAT((*upload)->Append(bytes), IsOk());
-  ASSERT_THAT((*upload)->Finish(), IsOk());
-  EXPECT_THAT((*upload)->Append("x"),
+  std::unique_ptr<FeatureSetUpload> upload = UploadWithFile("a.npy", bytes);
+  ASSERT_THAT(upload->Append(bytes), IsOk());
+  ASSERT_THAT(upload->Finish(), IsOk());
+  EXPECT_THAT(upload->Append("x"),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("finished")));
-  EXPECT_THAT((*upload)->BeginFile("b.npy", 1, Sha256::HexOf("x")),
+  EXPECT_THAT(upload->BeginFile("b.npy", 1, Sha256::HexOf("x")),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("finished")));
-  EXPECT_THAT((*upload)->Finish(),
+  EXPECT_THAT(upload->Finish(),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("finished")));
-  upload->reset();
+  upload.reset();
   EXPECT_EQ(store_->List().size(), 1u);
 }
 
 TEST_F(FeatureSetUploadTest, AbandonedUploadLeavesNothingBehind) {
   const std::string bytes = Float32Npy(1, 768, 0);
-  auto upload = store_->BeginUpload();
-  ASSERT_THAT(upload, IsOk());
-  ASSERT_THAT(
-      (*upload)->BeginFile("a.npy", static_cast<int64_t>(bytes.size()), Sha256::HexOf(bytes)),
-      IsOk());
-  ASSERT_THAT((*upload)->Append(absl::string_view(bytes).substr(0, 10)), IsOk());
+  std::unique_ptr<FeatureSetUpload> upload = UploadWithFile("a.npy", bytes);
+  ASSERT_THAT(upload->Append(absl::string_view(bytes).substr(0, 10)), IsOk());
   EXPECT_EQ(HiddenEntries(root()).size(), 1u);
-  upload->reset();
+  upload.reset();
   EXPECT_THAT(HiddenEntries(root()), IsEmpty());
   EXPECT_THAT(store_->List(), IsEmpty());
 }
