@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -153,6 +154,31 @@ TEST_F(FeatureSetStoreTest, ListsOldestFirstAndDeletes) {
   store_ = Open();
   ASSERT_EQ(store_->List().size(), 1u);
   EXPECT_EQ(store_->List()[0].id, second->id);
+}
+
+TEST_F(FeatureSetStoreTest, ConcurrentUploadsReadsAndDeletes) {
+  absl::StatusOr<FeatureSetInfo> doomed = Upload(*store_, {{"a.npy", Float32Npy(2, 768, 0)}});
+  ASSERT_THAT(doomed, IsOk());
+  constexpr int kThreads = 4;
+  std::vector<absl::StatusOr<FeatureSetInfo>> uploaded(kThreads);
+  std::vector<absl::StatusOr<FrameMatrix>> loaded(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      uploaded[i] = Upload(*store_, {{"a.npy", Float32Npy(3, 768, static_cast<float>(i))}});
+      if (uploaded[i].ok()) loaded[i] = store_->LoadRows(uploaded[i]->id, nullptr);
+      store_->List();
+    });
+  }
+  threads.emplace_back([&] { EXPECT_THAT(store_->Delete(doomed->id), IsOk()); });
+  for (std::thread& thread : threads) thread.join();
+  for (int i = 0; i < kThreads; ++i) {
+    ASSERT_THAT(uploaded[i], IsOk());
+    ASSERT_THAT(loaded[i], IsOk());
+    EXPECT_EQ(loaded[i]->values, RowValues(3, 768, static_cast<float>(i)));
+  }
+  EXPECT_EQ(store_->List().size(), static_cast<size_t>(kThreads));
+  EXPECT_THAT(HiddenEntries(root()), IsEmpty());
 }
 
 TEST_F(FeatureSetStoreTest, UnknownAndInvalidIds) {
