@@ -287,10 +287,10 @@ TEST_F(FeatureSetUploadTest, FullDiskIsResourceExhaustedAndFreesTheSpace) {
   EXPECT_THAT(Upload(**store, {{"small.npy", Float32Npy(20, 768, 0)}}), IsOk());
 }
 
-// Runs in a death-test child: lowers the file-size limit to 64 KiB (with SIGXFSZ ignored, so that
-// writes past it fail with EFBIG instead of killing the process), uploads `bytes`, prints the
-// status and exits 0 if it is RESOURCE_EXHAUSTED and nothing was left behind.
-void UploadUnderFileSizeLimit(FeatureSetStore& store, const std::string& root,
+// Lowers this process's file-size limit to 64 KiB (with SIGXFSZ ignored, so that writes past it
+// fail with EFBIG instead of killing the process), uploads `bytes`, prints the status and returns
+// whether it is RESOURCE_EXHAUSTED with nothing left behind. For a death-test child only.
+bool UploadUnderFileSizeLimit(FeatureSetStore& store, const std::string& root,
                               const std::string& bytes) {
   signal(SIGXFSZ, SIG_IGN);
   rlimit limit;
@@ -299,7 +299,7 @@ void UploadUnderFileSizeLimit(FeatureSetStore& store, const std::string& root,
   const absl::StatusOr<FeatureSetInfo> info = Upload(store, {{"big.npy", bytes}});
   std::fprintf(stderr, "%s\n", info.status().ToString().c_str());
   const bool clean = HiddenEntries(root).empty() && store.List().empty();
-  _exit(info.status().code() == absl::StatusCode::kResourceExhausted && clean ? 0 : 1);
+  return info.status().code() == absl::StatusCode::kResourceExhausted && clean;
 }
 
 using FeatureSetUploadDeathTest = FeatureSetUploadTest;
@@ -308,8 +308,16 @@ TEST_F(FeatureSetUploadDeathTest, FileSizeLimitIsResourceExhausted) {
   // The BLAS library under timbre_core starts threads, so the child re-runs this test alone.
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   const std::string big = Float32Npy(100, 768, 0);  // about 300 KB
-  EXPECT_EXIT(UploadUnderFileSizeLimit(*store_, root(), big), ::testing::ExitedWithCode(0),
-              "RESOURCE_EXHAUSTED.*'big.npy'");
+  // The child exits without running destructors, so it removes its scratch directories itself.
+  auto child = [&] {
+    const bool passed = UploadUnderFileSizeLimit(*store_, root(), big);
+    store_.reset();
+    std::error_code error;
+    fs::remove_all(dir_.path(), error);
+    fs::remove_all(imports_.path(), error);
+    _exit(passed ? 0 : 1);
+  };
+  EXPECT_EXIT(child(), ::testing::ExitedWithCode(0), "RESOURCE_EXHAUSTED.*'big.npy'");
 }
 
 }  // namespace
