@@ -76,8 +76,9 @@ absl::Status ReadFeatureRows(NpyRowReader& reader, absl::string_view label, floa
   const int64_t dim = reader.row_size();
   const int64_t block_rows = std::max<int64_t>(1, kBlockBytes / (dim * 4));
   std::vector<float> scratch;
-  if (out == nullptr)
+  if (out == nullptr) {
     scratch.resize(static_cast<size_t>(std::min(block_rows, reader.rows()) * dim));
+  }
   while (reader.rows_read() < reader.rows()) {
     const int64_t first = reader.rows_read();
     const int64_t count = std::min(block_rows, reader.rows() - first);

@@ -37,15 +37,15 @@ struct ImportFile {
   std::string path;  // canonical absolute path
 };
 
-}  // namespace
-
-absl::StatusOr<std::string> FeatureSetStore::ResolveImportPath(absl::string_view path) const {
-  if (options_.import_root.empty()) {
+// The canonical path of what ImportDirectory(path) reads, inside `import_root` (canonical).
+absl::StatusOr<std::string> ResolveImportPath(const std::string& import_root,
+                                              absl::string_view path) {
+  if (import_root.empty()) {
     return absl::FailedPreconditionError(
         "importing server directories is disabled: the server has no import root");
   }
   if (path.empty()) return absl::InvalidArgumentError("the import path is empty");
-  const fs::path root(options_.import_root);
+  const fs::path root(import_root);
   const fs::path given{std::string(path)};
   // Resolves "..", "." and the symlinks of the part that exists; what is outside the root is
   // refused whether or not it exists.
@@ -59,8 +59,9 @@ absl::StatusOr<std::string> FeatureSetStore::ResolveImportPath(absl::string_view
   return resolved.string();
 }
 
-absl::StatusOr<timbre::v1::FeatureFileManifest> FeatureSetStore::CheckImportedFile(
-    const std::string& path, const std::string& name) const {
+// The manifest entry of the imported file `path` named `name`, checked in full.
+absl::StatusOr<timbre::v1::FeatureFileManifest> CheckImportedFile(const std::string& path,
+                                                                  const std::string& name) {
   absl::StatusOr<FileStamp> before = StatFile(path);
   if (!before.ok()) return before.status();
   Sha256 digest;
@@ -78,45 +79,56 @@ absl::StatusOr<timbre::v1::FeatureFileManifest> FeatureSetStore::CheckImportedFi
   return file;
 }
 
-absl::StatusOr<FeatureSetInfo> FeatureSetStore::ImportDirectory(absl::string_view path) {
-  absl::StatusOr<std::string> resolved = ResolveImportPath(path);
-  if (!resolved.ok()) return resolved.status();
-  const fs::path root(options_.import_root);
+// The feature files at `resolved` (from ResolveImportPath(path)), sorted by name: the file
+// itself, or every regular, non-hidden *.npy file of the directory.
+absl::StatusOr<std::vector<ImportFile>> ListImportFiles(const fs::path& root,
+                                                        const std::string& resolved,
+                                                        absl::string_view path) {
   std::vector<ImportFile> files;
   std::error_code error;
-  if (fs::is_directory(*resolved, error)) {
-    for (fs::directory_iterator it(*resolved, error), end; !error && it != end;
-         it.increment(error)) {
-      const std::string name = it->path().filename().string();
-      std::error_code type_error;
-      if (absl::StartsWith(name, ".") || !absl::EndsWith(name, ".npy") ||
-          !it->is_regular_file(type_error)) {
-        continue;
-      }
-      const fs::path file = fs::canonical(it->path(), type_error);
-      if (type_error || !IsInside(root, file)) return OutsideImportRoot(it->path().string());
-      files.push_back({name, file.string()});
-    }
-    if (error) return ErrnoStatus(error.value(), absl::StrCat("reading '", path, "'"));
-  } else if (fs::is_regular_file(*resolved, error)) {
-    const std::string name = fs::path(*resolved).filename().string();
+  if (fs::is_regular_file(resolved, error)) {
+    const std::string name = fs::path(resolved).filename().string();
     if (!absl::EndsWith(name, ".npy")) {
       return absl::InvalidArgumentError(
           absl::StrCat("'", path, "' is not a .npy file or a directory of them"));
     }
-    files.push_back({name, *resolved});
-  } else {
+    return std::vector<ImportFile>{{name, resolved}};
+  }
+  if (!fs::is_directory(resolved, error)) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", path, "' is neither a directory nor a regular file"));
   }
+  for (fs::directory_iterator it(resolved, error), end; !error && it != end; it.increment(error)) {
+    const std::string name = it->path().filename().string();
+    std::error_code type_error;
+    if (absl::StartsWith(name, ".") || !absl::EndsWith(name, ".npy") ||
+        !it->is_regular_file(type_error)) {
+      continue;
+    }
+    const fs::path file = fs::canonical(it->path(), type_error);
+    if (type_error || !IsInside(root, file)) return OutsideImportRoot(it->path().string());
+    files.push_back({name, file.string()});
+  }
+  if (error) return ErrnoStatus(error.value(), absl::StrCat("reading '", path, "'"));
   if (files.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("'", path, "' holds no .npy files"));
   }
   std::sort(files.begin(), files.end(),
             [](const ImportFile& a, const ImportFile& b) { return a.name < b.name; });
+  return files;
+}
+
+}  // namespace
+
+absl::StatusOr<FeatureSetInfo> FeatureSetStore::ImportDirectory(absl::string_view path) {
+  absl::StatusOr<std::string> resolved = ResolveImportPath(options_.import_root, path);
+  if (!resolved.ok()) return resolved.status();
+  absl::StatusOr<std::vector<ImportFile>> files =
+      ListImportFiles(options_.import_root, *resolved, path);
+  if (!files.ok()) return files.status();
   timbre::v1::FeatureSetManifest manifest;
   manifest.set_source(*resolved);
-  for (const ImportFile& file : files) {
+  for (const ImportFile& file : *files) {
     absl::StatusOr<timbre::v1::FeatureFileManifest> checked =
         CheckImportedFile(file.path, file.name);
     if (!checked.ok()) return checked.status();
@@ -127,7 +139,10 @@ absl::StatusOr<FeatureSetInfo> FeatureSetStore::ImportDirectory(absl::string_vie
   absl::StatusOr<std::string> staging = MakeStagingDir();
   if (!staging.ok()) return staging.status();
   absl::StatusOr<FeatureSetInfo> info = Publish(*staging, std::move(manifest));
-  if (!info.ok()) fs::remove_all(*staging, error);
+  if (!info.ok()) {
+    std::error_code error;
+    fs::remove_all(*staging, error);
+  }
   return info;
 }
 

@@ -1,14 +1,11 @@
 #include "server/core/feature_set_manifest.h"
 
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "google/protobuf/util/json_util.h"
 #include "server/core/feature_file.h"
-#include "server/core/posix_file.h"
+#include "server/core/json_proto_file.h"
 #include "server/core/sha256.h"
 
 namespace timbre {
@@ -52,35 +49,20 @@ std::string RuleBroken(const timbre::v1::FeatureSetManifest& manifest) {
 
 absl::StatusOr<timbre::v1::FeatureSetManifest> ReadFeatureManifest(const std::string& dir) {
   const std::string path = absl::StrCat(dir, "/", kFeatureManifestFileName);
-  std::ifstream in(path);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read '", path, "'"));
-  std::stringstream text;
-  text << in.rdbuf();
   timbre::v1::FeatureSetManifest manifest;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = true;  // newer writers may add fields
-  const auto parsed = google::protobuf::util::JsonStringToMessage(text.str(), &manifest, options);
-  if (!parsed.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "'", path, "' is not a valid feature-set manifest: ", parsed.message().as_string()));
+  if (absl::Status read = ReadJsonProtoFile(path, "feature-set manifest", &manifest); !read.ok()) {
+    return read;
   }
   if (const std::string broken = RuleBroken(manifest); !broken.empty()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("'", path, "' is not a valid feature-set manifest: ", broken));
+        absl::StrCat("'", path, "' is not valid feature-set manifest: ", broken));
   }
   return manifest;
 }
 
 absl::Status WriteFeatureManifest(const std::string& dir,
                                   const timbre::v1::FeatureSetManifest& manifest) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions print;
-  print.add_whitespace = true;
-  print.preserve_proto_field_names = true;
-  if (!google::protobuf::util::MessageToJsonString(manifest, &json, print).ok()) {
-    return absl::InternalError("cannot encode a feature-set manifest");
-  }
-  return WriteFileDurably(absl::StrCat(dir, "/", kFeatureManifestFileName), json);
+  return WriteJsonProtoFile(absl::StrCat(dir, "/", kFeatureManifestFileName), manifest);
 }
 
 absl::Status AddFeatureFile(timbre::v1::FeatureSetManifest* manifest,

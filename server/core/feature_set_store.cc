@@ -33,10 +33,6 @@ std::string RandomHex() {
   return absl::StrCat(absl::Hex(value, absl::kZeroPad16));
 }
 
-absl::Status FilesystemStatus(const std::error_code& error, absl::string_view what) {
-  return ErrnoStatus(error.value(), what);
-}
-
 // A read of a stored file that no longer matches what was stored is a changed file, whatever the
 // reader found wrong with it; cancellation and I/O failures keep their code.
 absl::Status AsChanged(const absl::Status& status, absl::string_view set_id) {
@@ -73,12 +69,13 @@ absl::StatusOr<std::unique_ptr<FeatureSetStore>> FeatureSetStore::Create(Options
   }
   fs::create_directories(options.root, error);
   if (error) {
-    return FilesystemStatus(error, absl::StrCat("creating feature set root '", options.root, "'"));
+    return ErrnoStatus(error.value(),
+                       absl::StrCat("creating feature set root '", options.root, "'"));
   }
   if (!options.import_root.empty()) {
     const fs::path import_root = fs::canonical(options.import_root, error);
     if (error) {
-      return FilesystemStatus(error, absl::StrCat("import root '", options.import_root, "'"));
+      return ErrnoStatus(error.value(), absl::StrCat("import root '", options.import_root, "'"));
     }
     if (!fs::is_directory(import_root, error)) {
       return absl::InvalidArgumentError(
@@ -100,8 +97,9 @@ absl::Status FeatureSetStore::LoadExisting() {
     if (absl::StartsWith(name, kStagingPrefix) || absl::StartsWith(name, kDeletingPrefix)) {
       std::error_code removal;
       fs::remove_all(it->path(), removal);
-      if (removal)
-        return FilesystemStatus(removal, absl::StrCat("removing '", it->path().string(), "'"));
+      if (removal) {
+        return ErrnoStatus(removal.value(), absl::StrCat("removing '", it->path().string(), "'"));
+      }
       continue;
     }
     std::error_code type_error;
@@ -116,7 +114,8 @@ absl::Status FeatureSetStore::LoadExisting() {
     sets.emplace(name, std::move(set));
   }
   if (error) {
-    return FilesystemStatus(error, absl::StrCat("reading feature set root '", options_.root, "'"));
+    return ErrnoStatus(error.value(),
+                       absl::StrCat("reading feature set root '", options_.root, "'"));
   }
   absl::MutexLock lock(&mutex_);
   sets_ = std::move(sets);
@@ -127,7 +126,7 @@ absl::StatusOr<std::string> FeatureSetStore::MakeStagingDir() const {
   const std::string dir = absl::StrCat(options_.root, "/", kStagingPrefix, RandomHex());
   std::error_code error;
   fs::create_directory(dir, error);
-  if (error) return FilesystemStatus(error, absl::StrCat("creating '", dir, "'"));
+  if (error) return ErrnoStatus(error.value(), absl::StrCat("creating '", dir, "'"));
   return dir;
 }
 
@@ -181,8 +180,9 @@ absl::StatusOr<std::shared_ptr<const FeatureSetStore::StoredSet>> FeatureSetStor
   if (absl::Status valid = ValidateFeatureSetId(id); !valid.ok()) return valid;
   absl::MutexLock lock(&mutex_);
   auto it = sets_.find(std::string(id));
-  if (it == sets_.end())
+  if (it == sets_.end()) {
     return absl::NotFoundError(absl::StrCat("feature set '", id, "' not found"));
+  }
   return it->second;
 }
 
@@ -262,8 +262,9 @@ absl::Status FeatureSetStore::ReadSetFile(const StoredSet& set, int index, float
   };
   if (imported) {
     absl::StatusOr<FileStamp> stamp = StatFile(path);
-    if (!stamp.ok())
+    if (!stamp.ok()) {
       return changed(absl::StrCat("can no longer be read: ", stamp.status().message()));
+    }
     if (stamp->bytes != static_cast<int64_t>(file.bytes()) || stamp->mtime_ns != file.mtime_ns()) {
       return changed(
           "changed since it was imported (size or modification time differ); import it again");

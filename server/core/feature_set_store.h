@@ -127,11 +127,6 @@ class FeatureSetStore {
   // a fresh id and adds the set. The caller removes `staging_dir` on error.
   absl::StatusOr<FeatureSetInfo> Publish(const std::string& staging_dir,
                                          timbre::v1::FeatureSetManifest manifest);
-  // The manifest entry of the imported file `path`, checked in full; `label` names it.
-  absl::StatusOr<timbre::v1::FeatureFileManifest> CheckImportedFile(const std::string& path,
-                                                                    const std::string& name) const;
-  // The canonical path of what ImportDirectory(path) would read, inside import_root.
-  absl::StatusOr<std::string> ResolveImportPath(absl::string_view path) const;
   // Reads one file of `set` into `out` for LoadRows.
   absl::Status ReadSetFile(const StoredSet& set, int index, float* out, int64_t rows_before,
                            BuildControl* control) const;

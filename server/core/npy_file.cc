@@ -73,8 +73,9 @@ absl::Status ParseHeaderDict(absl::string_view text, absl::string_view label, Np
     return NotUsable(label, absl::StrCat("bad fortran_order ", fortran));
   }
   header->fortran_order = fortran == "True";
-  if (!absl::StartsWith(shape_text, "("))
+  if (!absl::StartsWith(shape_text, "(")) {
     return NotUsable(label, absl::StrCat("bad shape ", shape_text));
+  }
   absl::string_view dims = absl::StripSuffix(absl::StripPrefix(shape_text, "("), ")");
   for (absl::string_view part : absl::StrSplit(dims, ',', absl::SkipWhitespace())) {
     int64_t dim;
@@ -92,8 +93,9 @@ absl::StatusOr<size_t> ReadUpTo(int fd, char* out, size_t size, absl::string_vie
   while (done < size) {
     const ssize_t n = read(fd, out + done, size - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
+    if (n < 0) {
       return absl::InternalError(absl::StrCat("reading '", label, "': ", std::strerror(errno)));
+    }
     if (n == 0) break;
     done += static_cast<size_t>(n);
   }
@@ -104,8 +106,9 @@ absl::StatusOr<size_t> ReadUpTo(int fd, char* out, size_t size, absl::string_vie
 absl::Status ReadExactly(int fd, char* out, size_t size, absl::string_view label) {
   absl::StatusOr<size_t> got = ReadUpTo(fd, out, size, label);
   if (!got.ok()) return got.status();
-  if (*got != size)
+  if (*got != size) {
     return NotUsable(label, "the file ended early; was it changed while being read?");
+  }
   return absl::OkStatus();
 }
 

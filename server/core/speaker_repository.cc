@@ -5,9 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -15,7 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "google/protobuf/util/json_util.h"
+#include "server/core/json_proto_file.h"
 #include "server/core/posix_file.h"
 #include "server/core/speaker_name.h"
 
@@ -42,17 +40,9 @@ std::string Fingerprint(const fs::path& path) {
 }
 
 absl::StatusOr<timbre::v1::VersionMetadata> ReadMetadata(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read '", path.string(), "'"));
-  std::stringstream text;
-  text << in.rdbuf();
   timbre::v1::VersionMetadata metadata;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = true;  // newer writers may add fields
-  const auto parsed = google::protobuf::util::JsonStringToMessage(text.str(), &metadata, options);
-  if (!parsed.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("'", path.string(), "' is not valid metadata: ", parsed.message().as_string()));
+  if (absl::Status read = ReadJsonProtoFile(path.string(), "metadata", &metadata); !read.ok()) {
+    return read;
   }
   if (metadata.index_file().empty()) metadata.set_index_file(kDefaultIndexFileName);
   const std::string& file = metadata.index_file();
@@ -189,24 +179,12 @@ absl::StatusOr<std::string> SpeakerRepository::PublishVersion(
       return absl::InternalError(absl::StrCat("publishing speaker '", speaker, "': no index file '",
                                               metadata.index_file(), "' was written"));
     }
-    std::string json;
-    google::protobuf::util::JsonPrintOptions print;
-    print.add_whitespace = true;
-    print.preserve_proto_field_names = true;
-    if (!google::protobuf::util::MessageToJsonString(metadata, &json, print).ok()) {
-      return absl::InternalError("cannot encode version metadata");
-    }
     const fs::path metadata_path = staging / kMetadataFileName;
-    {
-      std::ofstream out(metadata_path);
-      out << json;
-      if (!out.flush()) {
-        return absl::InternalError(absl::StrCat("writing '", metadata_path.string(), "' failed"));
-      }
+    if (absl::Status written = WriteJsonProtoFile(metadata_path.string(), metadata);
+        !written.ok()) {
+      return written;
     }
-    for (const fs::path& path : {index_path, metadata_path}) {
-      if (absl::Status synced = SyncPath(path.string(), false); !synced.ok()) return synced;
-    }
+    if (absl::Status synced = SyncPath(index_path.string(), false); !synced.ok()) return synced;
     if (absl::Status synced = SyncPath(staging.string(), true); !synced.ok()) return synced;
     // Next number after the highest present; retry if a concurrent publish took it.
     for (int attempt = 0; attempt < 100; ++attempt) {

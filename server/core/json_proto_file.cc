@@ -1,0 +1,39 @@
+#include "server/core/json_proto_file.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/json_util.h"
+#include "server/core/posix_file.h"
+
+namespace timbre {
+
+absl::Status ReadJsonProtoFile(const std::string& path, absl::string_view what,
+                               google::protobuf::Message* message) {
+  std::ifstream in(path);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read '", path, "'"));
+  std::stringstream text;
+  text << in.rdbuf();
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(text.str(), message, options);
+  if (!parsed.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("'", path, "' is not valid ", what, ": ", parsed.message().as_string()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteJsonProtoFile(const std::string& path, const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions print;
+  print.add_whitespace = true;
+  print.preserve_proto_field_names = true;
+  if (!google::protobuf::util::MessageToJsonString(message, &json, print).ok()) {
+    return absl::InternalError(absl::StrCat("cannot encode ", message.GetTypeName(), " as JSON"));
+  }
+  return WriteFileDurably(path, json);
+}
+
+}  // namespace timbre

@@ -1,0 +1,53 @@
+#include "server/core/json_proto_file.h"
+
+#include "tests/test_support.h"
+#include "timbre/v1/version_metadata.pb.h"
+
+namespace timbre {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::timbre::testing::IsOk;
+using ::timbre::testing::ReadFile;
+using ::timbre::testing::ScratchDir;
+using ::timbre::testing::StatusIs;
+using ::timbre::testing::WriteFile;
+
+TEST(JsonProtoFileTest, RoundTripsWithProtoFieldNames) {
+  ScratchDir dir;
+  timbre::v1::VersionMetadata written;
+  written.set_index_file("index.faiss");
+  written.set_num_vectors(12);
+  written.set_comment("first");
+  ASSERT_THAT(WriteJsonProtoFile(dir.Join("m.json"), written), IsOk());
+  EXPECT_THAT(ReadFile(dir.Join("m.json")), HasSubstr("\"index_file\": \"index.faiss\""));
+  timbre::v1::VersionMetadata read;
+  ASSERT_THAT(ReadJsonProtoFile(dir.Join("m.json"), "metadata", &read), IsOk());
+  EXPECT_EQ(read.SerializeAsString(), written.SerializeAsString());
+}
+
+TEST(JsonProtoFileTest, IgnoresUnknownFields) {
+  ScratchDir dir;
+  WriteFile(dir.Join("m.json"), R"({"dim": 768, "added_later": {"x": 1}})");
+  timbre::v1::VersionMetadata read;
+  ASSERT_THAT(ReadJsonProtoFile(dir.Join("m.json"), "metadata", &read), IsOk());
+  EXPECT_EQ(read.dim(), 768u);
+}
+
+TEST(JsonProtoFileTest, ErrorsNameTheFile) {
+  ScratchDir dir;
+  timbre::v1::VersionMetadata read;
+  EXPECT_THAT(ReadJsonProtoFile(dir.Join("missing.json"), "metadata", &read),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("cannot read"), HasSubstr("missing.json"))));
+  WriteFile(dir.Join("bad.json"), "{ not json");
+  EXPECT_THAT(ReadJsonProtoFile(dir.Join("bad.json"), "metadata", &read),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("bad.json"), HasSubstr("is not valid metadata"))));
+  EXPECT_THAT(WriteJsonProtoFile(dir.Join("bad.json"), read),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("bad.json")));
+}
+
+}  // namespace
+}  // namespace timbre
