@@ -30,10 +30,12 @@ absl::Status ForEachChunk(const std::string& path, int64_t chunk_bytes,
   return absl::OkStatus();
 }
 
+// The response of a finished call, or its error. Takes the response by pointer: the call must
+// have filled it before it is moved out.
 template <typename Response>
-absl::StatusOr<Response> Finish(const grpc::Status& status, Response response) {
+absl::StatusOr<Response> Finish(const grpc::Status& status, Response* response) {
   if (!status.ok()) return FromGrpcStatus(status);
-  return response;
+  return std::move(*response);
 }
 
 }  // namespace
@@ -120,7 +122,7 @@ absl::StatusOr<timbre::v1::FeatureSet> BuilderClient::Upload(
     }
   }
   writer->WritesDone();
-  return Finish(writer->Finish(), std::move(response));
+  return Finish(writer->Finish(), &response);
 }
 
 absl::StatusOr<timbre::v1::FeatureSet> BuilderClient::Import(const std::string& server_path) const {
@@ -129,14 +131,14 @@ absl::StatusOr<timbre::v1::FeatureSet> BuilderClient::Import(const std::string& 
   timbre::v1::ImportFeaturesRequest request;
   request.set_path(server_path);
   timbre::v1::FeatureSet response;
-  return Finish(stub_->ImportFeatures(&context, request, &response), std::move(response));
+  return Finish(stub_->ImportFeatures(&context, request, &response), &response);
 }
 
 absl::StatusOr<timbre::v1::ListFeatureSetsResponse> BuilderClient::ListFeatureSets() const {
   grpc::ClientContext context;
   SetDeadline(context);
   timbre::v1::ListFeatureSetsResponse response;
-  return Finish(stub_->ListFeatureSets(&context, {}, &response), std::move(response));
+  return Finish(stub_->ListFeatureSets(&context, {}, &response), &response);
 }
 
 absl::Status BuilderClient::DeleteFeatureSet(const std::string& id) const {
@@ -153,7 +155,7 @@ absl::StatusOr<timbre::v1::BuildJob> BuilderClient::Build(
   grpc::ClientContext context;
   SetDeadline(context);
   timbre::v1::BuildJob response;
-  return Finish(stub_->BuildIndex(&context, request, &response), std::move(response));
+  return Finish(stub_->BuildIndex(&context, request, &response), &response);
 }
 
 absl::StatusOr<timbre::v1::BuildJob> BuilderClient::GetJob(const std::string& id) const {
@@ -162,14 +164,14 @@ absl::StatusOr<timbre::v1::BuildJob> BuilderClient::GetJob(const std::string& id
   timbre::v1::GetJobRequest request;
   request.set_id(id);
   timbre::v1::BuildJob response;
-  return Finish(stub_->GetJob(&context, request, &response), std::move(response));
+  return Finish(stub_->GetJob(&context, request, &response), &response);
 }
 
 absl::StatusOr<timbre::v1::ListJobsResponse> BuilderClient::ListJobs() const {
   grpc::ClientContext context;
   SetDeadline(context);
   timbre::v1::ListJobsResponse response;
-  return Finish(stub_->ListJobs(&context, {}, &response), std::move(response));
+  return Finish(stub_->ListJobs(&context, {}, &response), &response);
 }
 
 absl::StatusOr<timbre::v1::BuildJob> BuilderClient::CancelJob(const std::string& id) const {
@@ -178,7 +180,7 @@ absl::StatusOr<timbre::v1::BuildJob> BuilderClient::CancelJob(const std::string&
   timbre::v1::CancelJobRequest request;
   request.set_id(id);
   timbre::v1::BuildJob response;
-  return Finish(stub_->CancelJob(&context, request, &response), std::move(response));
+  return Finish(stub_->CancelJob(&context, request, &response), &response);
 }
 
 absl::StatusOr<timbre::v1::BuildJob> BuilderClient::WatchJob(

@@ -31,7 +31,7 @@ class FakeRunner : public BuildRunner {
     observer->BeginStage("loading", 0.5);
     observer->Progress(0.5, "half loaded");
     observer->BeginStage("training", 0.5);
-    started_.Notify();
+    if (!started_.HasBeenNotified()) started_.Notify();
     while (!release_.HasBeenNotified()) {
       if (observer->cancelled()) return BuildCancelledError();
       absl::SleepFor(absl::Milliseconds(1));

@@ -184,7 +184,7 @@ TEST_F(IndexBuilderTest, CosineRecipeNormalisesAndKeepsTheOriginalFramesForBlend
   ASSERT_THAT(report, IsOk());
   EXPECT_TRUE(report->inner_product());
   const std::string metadata = ::timbre::testing::ReadFile(VersionDir("alice", "1") + "/metadata.json");
-  EXPECT_THAT(metadata, HasSubstr("\"normalizeQueries\": true"));
+  EXPECT_THAT(metadata, HasSubstr("\"normalize_queries\": true"));
   EXPECT_THAT(metadata, HasSubstr("vectors.f32"));
   EXPECT_EQ(fs::file_size(VersionDir("alice", "1") + "/vectors.f32"), 3000u * 256 * sizeof(float));
 }
@@ -235,7 +235,7 @@ TEST_F(IndexBuilderTest, AutoMeasuresEveryCandidateAndKeepsOneMeetingTheTarget) 
   EXPECT_EQ(report->description(), chosen.description());
   EXPECT_EQ(report->nprobe(), chosen.nprobe());
   const std::string metadata = ::timbre::testing::ReadFile(VersionDir("alice", "1") + "/metadata.json");
-  EXPECT_THAT(metadata, HasSubstr("meanBlendCosine"));
+  EXPECT_THAT(metadata, HasSubstr("mean_blend_cosine"));
   auto index = FaissIndex::Load(VersionDir("alice", "1") + "/index.faiss");
   ASSERT_THAT(index, IsOk());
   EXPECT_EQ((*index)->size(), 6000) << "the held-out frames are in the published index too";

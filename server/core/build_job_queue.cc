@@ -379,6 +379,8 @@ void BuildJobQueue::WorkLoop() {
 void BuildJobQueue::Run(Job& job) {
   Observer observer(this, &job);
   absl::StatusOr<timbre::v1::BuildReport> report = options_.builder->Build(job.request, &observer);
+  // The new version serves here before the job reads as succeeded.
+  if (report.ok() && options_.on_published) options_.on_published(job.request.speaker);
   BuildJob final_record;
   {
     absl::MutexLock lock(&mutex_);
@@ -402,7 +404,6 @@ void BuildJobQueue::Run(Job& job) {
     Changed(job, /*persist=*/true);
     final_record = record;
   }
-  if (report.ok() && options_.on_published) options_.on_published(final_record.speaker());
   if (options_.on_finished) options_.on_finished(final_record);
 }
 

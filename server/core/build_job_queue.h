@@ -44,8 +44,8 @@ class BuildJobQueue {
     std::string jobs_dir;
     // Most jobs waiting (not counting the running one); more get RESOURCE_EXHAUSTED. Default 16.
     int max_queued = 16;
-    // Called on the worker thread after a build published a version of `speaker`, e.g. to make
-    // the serving registry pick it up at once. Optional.
+    // Called on the worker thread after a build published a version of `speaker` and before
+    // its job reads as succeeded, e.g. to make the serving registry pick it up at once. Optional.
     absl::AnyInvocable<void(const std::string& speaker)> on_published;
     // Called on the worker thread when a job ends, with its final record. Optional.
     absl::AnyInvocable<void(const timbre::v1::BuildJob& job)> on_finished;

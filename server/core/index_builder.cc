@@ -128,7 +128,7 @@ absl::StatusOr<std::pair<const CandidateIndex*, SearchSetting>> ChooseCandidate(
       evaluation->set_build_seconds(build_seconds);
       *report->add_candidates() = *evaluation;
       measured.emplace_back(&candidate, setting);
-      observer->UpdateReport(*report);
+      if (observer != nullptr) observer->UpdateReport(*report);
     }
   }
 
@@ -260,6 +260,7 @@ absl::StatusOr<BuildReport> IndexBuilder::Build(const BuildRequest& request,
   if (IsCancelled(observer)) return BuildCancelledError();
 
   clock.Begin("publishing", 0.05);
+  if (IsCancelled(observer)) return BuildCancelledError();
   const bool write_vectors = plan->normalize || !(*index)->stores_exact_vectors();
   auto version = options_.repository->PublishVersion(
       request.speaker, VersionFor(request, *plan, **index, report, write_vectors),
@@ -268,9 +269,13 @@ absl::StatusOr<BuildReport> IndexBuilder::Build(const BuildRequest& request,
             !written.ok()) {
           return written;
         }
-        if (!write_vectors) return absl::OkStatus();
-        return FaissIndex::WriteVectorsFile(dir + "/" + kVectorsFileName, frames->values.data(),
-                                            frames->rows, frames->dim);
+        if (write_vectors) {
+          absl::Status vectors = FaissIndex::WriteVectorsFile(
+              dir + "/" + kVectorsFileName, frames->values.data(), frames->rows, frames->dim);
+          if (!vectors.ok()) return vectors;
+        }
+        // The last point where a cancel still stops the build: nothing is published yet.
+        return IsCancelled(observer) ? BuildCancelledError() : absl::OkStatus();
       });
   if (!version.ok()) return version.status();
   report.set_version(*version);
