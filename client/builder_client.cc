@@ -68,11 +68,6 @@ BuilderClient::BuilderClient(TimbreClient::Options options, std::shared_ptr<grpc
       channel_(std::move(channel)),
       stub_(timbre::v1::IndexBuilder::NewStub(channel_)) {}
 
-void BuilderClient::SetDeadline(grpc::ClientContext& context) const {
-  context.set_deadline(std::chrono::system_clock::now() +
-                       absl::ToChronoMilliseconds(options_.timeout));
-}
-
 absl::StatusOr<timbre::v1::FeatureSet> BuilderClient::Upload(
     const std::string& path, int64_t chunk_bytes,
     absl::FunctionRef<void(int64_t, int64_t)> progress) const {
@@ -125,62 +120,53 @@ absl::StatusOr<timbre::v1::FeatureSet> BuilderClient::Upload(
   return Finish(writer->Finish(), &response);
 }
 
-absl::StatusOr<timbre::v1::FeatureSet> BuilderClient::Import(const std::string& server_path) const {
+template <typename Request, typename Response>
+absl::StatusOr<Response> BuilderClient::Call(
+    grpc::Status (timbre::v1::IndexBuilder::Stub::*method)(grpc::ClientContext*, const Request&,
+                                                          Response*),
+    const Request& request) const {
   grpc::ClientContext context;
-  SetDeadline(context);
+  context.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoMilliseconds(options_.timeout));
+  Response response;
+  return Finish((stub_.get()->*method)(&context, request, &response), &response);
+}
+
+absl::StatusOr<timbre::v1::FeatureSet> BuilderClient::Import(const std::string& server_path) const {
   timbre::v1::ImportFeaturesRequest request;
   request.set_path(server_path);
-  timbre::v1::FeatureSet response;
-  return Finish(stub_->ImportFeatures(&context, request, &response), &response);
+  return Call(&timbre::v1::IndexBuilder::Stub::ImportFeatures, request);
 }
 
 absl::StatusOr<timbre::v1::ListFeatureSetsResponse> BuilderClient::ListFeatureSets() const {
-  grpc::ClientContext context;
-  SetDeadline(context);
-  timbre::v1::ListFeatureSetsResponse response;
-  return Finish(stub_->ListFeatureSets(&context, {}, &response), &response);
+  return Call(&timbre::v1::IndexBuilder::Stub::ListFeatureSets, timbre::v1::ListFeatureSetsRequest());
 }
 
 absl::Status BuilderClient::DeleteFeatureSet(const std::string& id) const {
-  grpc::ClientContext context;
-  SetDeadline(context);
   timbre::v1::DeleteFeatureSetRequest request;
   request.set_id(id);
-  timbre::v1::DeleteFeatureSetResponse response;
-  return FromGrpcStatus(stub_->DeleteFeatureSet(&context, request, &response));
+  return Call(&timbre::v1::IndexBuilder::Stub::DeleteFeatureSet, request).status();
 }
 
 absl::StatusOr<timbre::v1::BuildJob> BuilderClient::Build(
     const timbre::v1::BuildIndexRequest& request) const {
-  grpc::ClientContext context;
-  SetDeadline(context);
-  timbre::v1::BuildJob response;
-  return Finish(stub_->BuildIndex(&context, request, &response), &response);
+  return Call(&timbre::v1::IndexBuilder::Stub::BuildIndex, request);
 }
 
 absl::StatusOr<timbre::v1::BuildJob> BuilderClient::GetJob(const std::string& id) const {
-  grpc::ClientContext context;
-  SetDeadline(context);
   timbre::v1::GetJobRequest request;
   request.set_id(id);
-  timbre::v1::BuildJob response;
-  return Finish(stub_->GetJob(&context, request, &response), &response);
+  return Call(&timbre::v1::IndexBuilder::Stub::GetJob, request);
 }
 
 absl::StatusOr<timbre::v1::ListJobsResponse> BuilderClient::ListJobs() const {
-  grpc::ClientContext context;
-  SetDeadline(context);
-  timbre::v1::ListJobsResponse response;
-  return Finish(stub_->ListJobs(&context, {}, &response), &response);
+  return Call(&timbre::v1::IndexBuilder::Stub::ListJobs, timbre::v1::ListJobsRequest());
 }
 
 absl::StatusOr<timbre::v1::BuildJob> BuilderClient::CancelJob(const std::string& id) const {
-  grpc::ClientContext context;
-  SetDeadline(context);
   timbre::v1::CancelJobRequest request;
   request.set_id(id);
-  timbre::v1::BuildJob response;
-  return Finish(stub_->CancelJob(&context, request, &response), &response);
+  return Call(&timbre::v1::IndexBuilder::Stub::CancelJob, request);
 }
 
 absl::StatusOr<timbre::v1::BuildJob> BuilderClient::WatchJob(

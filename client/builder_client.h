@@ -51,7 +51,12 @@ class BuilderClient {
 
  private:
   BuilderClient(TimbreClient::Options options, std::shared_ptr<grpc::Channel> channel);
-  void SetDeadline(grpc::ClientContext& context) const;
+  // One unary call of `method` with the options' deadline.
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Call(
+      grpc::Status (timbre::v1::IndexBuilder::Stub::*method)(grpc::ClientContext*,
+                                                            const Request&, Response*),
+      const Request& request) const;
 
   const TimbreClient::Options options_;
   std::shared_ptr<grpc::Channel> channel_;
