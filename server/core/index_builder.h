@@ -68,9 +68,6 @@ class IndexBuilder final : public BuildRunner {
     const FeatureSetStore* feature_sets = nullptr;
     // Where versions are published. Required; must outlive the builder.
     const SpeakerRepository* repository = nullptr;
-    // Threads of faiss's training and of the exact search of the auto recipe's evaluation;
-    // 0 = all cores. Default 0.
-    int threads = 0;
   };
 
   // Errors: INVALID_ARGUMENT without a feature-set store or repository.
