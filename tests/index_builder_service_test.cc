@@ -256,6 +256,29 @@ TEST_F(IndexBuilderServiceTest, BadUploadsAreRefusedAndLeaveNothing) {
   EXPECT_EQ(sets->feature_sets_size(), 0);
 }
 
+TEST_F(IndexBuilderServiceTest, CancelledUploadStoresNothingEvenBetweenFiles) {
+  auto stub = v1::IndexBuilder::NewStub(channel_);
+  const std::string bytes = NpyBytes(GenerateClusteredFrames(100, 256, 4, 8), dir_.Join("f.npy"));
+  grpc::ClientContext context;
+  v1::FeatureSet response;
+  auto writer = stub->UploadFeatures(&context, &response);
+  v1::UploadFeaturesRequest header;
+  header.mutable_file()->set_name("a.npy");
+  header.mutable_file()->set_size_bytes(bytes.size());
+  Sha256 digest;
+  digest.Update(bytes);
+  header.mutable_file()->set_sha256(digest.HexDigest());
+  ASSERT_TRUE(writer->Write(header));
+  v1::UploadFeaturesRequest chunk;
+  chunk.set_chunk(bytes);
+  ASSERT_TRUE(writer->Write(chunk));  // a whole, valid file; then the client goes away
+  context.TryCancel();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  auto sets = builder_->ListFeatureSets();
+  ASSERT_THAT(sets, IsOk());
+  EXPECT_EQ(sets->feature_sets_size(), 0);
+}
+
 TEST_F(IndexBuilderServiceTest, BadBuildRequestsAreRefused) {
   const v1::FeatureSet set = Upload(GenerateClusteredFrames(1000, 256, 8, 6));
   v1::BuildIndexRequest request;

@@ -38,7 +38,7 @@ absl::Status AnswerJob(absl::StatusOr<timbre::v1::BuildJob> job, timbre::v1::Bui
 
 grpc::ServerReadReactor<timbre::v1::UploadFeaturesRequest>* IndexBuilderService::UploadFeatures(
     grpc::CallbackServerContext* context, timbre::v1::FeatureSet* response) {
-  return new UploadFeaturesReactor(feature_sets_, metrics_, response);
+  return new UploadFeaturesReactor(feature_sets_, metrics_, context, response);
 }
 
 grpc::ServerUnaryReactor* IndexBuilderService::ImportFeatures(

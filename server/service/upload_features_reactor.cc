@@ -6,8 +6,9 @@
 namespace timbre {
 
 UploadFeaturesReactor::UploadFeaturesReactor(FeatureSetStore* store, ServerMetrics* metrics,
+                                             grpc::CallbackServerContext* context,
                                              timbre::v1::FeatureSet* response)
-    : recorder_(metrics, "UploadFeatures"), response_(response) {
+    : recorder_(metrics, "UploadFeatures"), context_(context), response_(response) {
   absl::StatusOr<std::unique_ptr<FeatureSetUpload>> upload = store->BeginUpload();
   if (!upload.ok()) {
     FinishWith(upload.status());
@@ -18,6 +19,10 @@ UploadFeaturesReactor::UploadFeaturesReactor(FeatureSetStore* store, ServerMetri
 }
 
 void UploadFeaturesReactor::OnReadDone(bool ok) {
+  if (!ok && context_->IsCancelled()) {
+    FinishWith(absl::CancelledError("the upload was cancelled; nothing was stored"));
+    return;
+  }
   if (!ok) {
     // End of the client's stream: verify, validate and publish.
     absl::StatusOr<FeatureSetInfo> info = upload_->Finish();

@@ -3,7 +3,8 @@
 //
 // Each message is applied as it arrives (so memory stays at one chunk); the first error ends the
 // call with its status and the upload's staging files are removed. At the end of the stream the
-// upload is verified and published, and the call answers with the new feature set.
+// upload is verified and published, and the call answers with the new feature set. A call the
+// client cancels publishes nothing, even when it stopped between two files.
 //
 // Thread-compatible: gRPC runs one reaction of a call at a time.
 #ifndef TIMBRE_SERVER_SERVICE_UPLOAD_FEATURES_REACTOR_H_
@@ -21,9 +22,9 @@ namespace timbre {
 class UploadFeaturesReactor final
     : public grpc::ServerReadReactor<timbre::v1::UploadFeaturesRequest> {
  public:
-  // `store` and `metrics` must outlive the call; `response` is gRPC's response message.
+  // `store` and `metrics` must outlive the call; `context` and `response` are the call's.
   UploadFeaturesReactor(FeatureSetStore* store, ServerMetrics* metrics,
-                        timbre::v1::FeatureSet* response);
+                        grpc::CallbackServerContext* context, timbre::v1::FeatureSet* response);
 
   void OnReadDone(bool ok) override;
   void OnDone() override { delete this; }
@@ -33,6 +34,7 @@ class UploadFeaturesReactor final
   void FinishWith(const absl::Status& status);
 
   CallRecorder recorder_;
+  grpc::CallbackServerContext* context_;
   timbre::v1::FeatureSet* response_;
   std::unique_ptr<FeatureSetUpload> upload_;
   timbre::v1::UploadFeaturesRequest request_;
