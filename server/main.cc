@@ -1,6 +1,9 @@
-// timbre-server: maps flags to TimbreServer::Options and runs until SIGINT or SIGTERM.
+// timbre-server: maps flags to TimbreServer::Options and runs until SIGINT or SIGTERM, which
+// drain the server (SIGTERM waits --drain_grace for load balancers first) and exit 0.
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -28,7 +31,12 @@ ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
           "How often the repository is rescanned for new versions; 0 disables");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message accepted or sent");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
-          "How long calls in flight may take to finish on SIGTERM");
+          "How long calls in flight may take to finish once the server stops taking calls");
+ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(5),
+          "On SIGTERM, how long health reports NOT_SERVING while the server still serves, so "
+          "that load balancers stop routing to it");
+ABSL_FLAG(int, max_queued_calls, 64,
+          "Most calls waiting for a search worker; more get RESOURCE_EXHAUSTED at once");
 ABSL_FLAG(std::string, log_level, "info", "spdlog level: trace, debug, info, warn, error");
 
 namespace {
@@ -48,6 +56,34 @@ void PreferAvx512Blas(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure: keep running as we are
 }
 
+// SIGINT and SIGTERM, delivered to whichever thread the kernel picks (OpenBLAS starts its threads
+// before main, so blocking the signals in main cannot cover every thread), are passed through a
+// pipe to the one thread that waits for them.
+int signal_pipe[2] = {-1, -1};
+
+extern "C" void OnStopSignal(int signal) {
+  const unsigned char byte = static_cast<unsigned char>(signal);
+  [[maybe_unused]] ssize_t written = write(signal_pipe[1], &byte, 1);
+}
+
+bool CatchStopSignals() {
+  if (pipe2(signal_pipe, O_CLOEXEC) != 0) return false;
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  return sigaction(SIGINT, &action, nullptr) == 0 && sigaction(SIGTERM, &action, nullptr) == 0;
+}
+
+// Blocks until SIGINT or SIGTERM arrives and returns it.
+int WaitForStopSignal() {
+  unsigned char byte = 0;
+  while (read(signal_pipe[0], &byte, 1) != 1) {
+    if (errno != EINTR) return SIGTERM;
+  }
+  return byte;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,12 +92,10 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
 
-  // Signals are taken by one thread with sigwait; block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (!CatchStopSignals()) {
+    std::perror("timbre-server: cannot catch SIGINT and SIGTERM");
+    return 1;
+  }
 
   timbre::TimbreServer::Options options;
   options.repo = absl::GetFlag(FLAGS_repo);
@@ -75,16 +109,19 @@ int main(int argc, char** argv) {
   options.max_frames_per_call = absl::GetFlag(FLAGS_max_frames_per_call);
   options.poll_interval = absl::GetFlag(FLAGS_poll_interval);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.max_queued_calls = absl::GetFlag(FLAGS_max_queued_calls);
   auto server = timbre::TimbreServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "timbre-server: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  std::thread waiter([&signals, &server] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    spdlog::info("signal {}: shutting down", signal);
-    (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  std::thread waiter([&server] {
+    const int signal = WaitForStopSignal();
+    // SIGINT is someone at a terminal: no load balancer to wait for.
+    const absl::Duration grace =
+        signal == SIGTERM ? absl::GetFlag(FLAGS_drain_grace) : absl::ZeroDuration();
+    spdlog::info("{}: draining", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    (*server)->Drain(grace, absl::GetFlag(FLAGS_shutdown_grace));
   });
   (*server)->Wait();
   waiter.join();

@@ -16,6 +16,7 @@
 #include "server/core/speaker_registry.h"
 #include "server/core/speaker_repository.h"
 #include "server/service/server_metrics.h"
+#include "server/service/stream_drain.h"
 #include "server/service/timbre_service.h"
 #include "spdlog/spdlog.h"
 
@@ -29,6 +30,7 @@ struct TimbreServer::Parts {
   std::unique_ptr<prometheus::Exposer> exposer;
   std::unique_ptr<SearchScheduler> scheduler;
   std::unique_ptr<Retriever> retriever;
+  StreamDrain stream_drain;
   std::unique_ptr<TimbreService> service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
@@ -50,6 +52,10 @@ absl::Status ValidateOptions(const TimbreServer::Options& options) {
   }
   if (options.max_message_bytes < 1024) {
     return absl::InvalidArgumentError("max message size must be at least 1024 bytes");
+  }
+  if (options.max_queued_calls < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_queued_calls is ", options.max_queued_calls, "; it must be at least 1"));
   }
   return absl::OkStatus();
 }
@@ -94,6 +100,7 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   SearchScheduler::Options scheduler_options;
   scheduler_options.workers = options.search_threads;
   scheduler_options.max_batch_rows = options.max_batch_frames;
+  scheduler_options.max_queued_tasks = options.max_queued_calls;
   auto scheduler = SearchScheduler::Create(scheduler_options);
   if (!scheduler.ok()) return scheduler.status();
   parts->scheduler = *std::move(scheduler);
@@ -121,7 +128,7 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   }
 
   parts->service = std::make_unique<TimbreService>(parts->retriever.get(), parts->registry.get(),
-                                                   parts->metrics.get());
+                                                   parts->metrics.get(), &parts->stream_drain);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -134,6 +141,9 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   if (parts->server == nullptr || parts->port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
   }
+  grpc::HealthCheckServiceInterface* health = parts->server->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus(timbre::v1::Timbre::service_full_name(), true);
   spdlog::info("timbre serving on {}:{} ({} search threads), metrics on port {}", options.host,
                parts->port, parts->scheduler->workers(), parts->metrics_port);
   return std::unique_ptr<TimbreServer>(new TimbreServer(std::move(parts)));
@@ -165,6 +175,17 @@ void TimbreServer::Shutdown(absl::Duration grace) {
   }
   parts_->server->Shutdown(std::chrono::system_clock::now() +
                            absl::ToChronoMilliseconds(grace));
+}
+
+void TimbreServer::Drain(absl::Duration grace, absl::Duration shutdown_grace) {
+  spdlog::info("draining: health NOT_SERVING, shutting down in {}", absl::FormatDuration(grace));
+  parts_->server->GetHealthCheckService()->SetServingStatus(false);
+  absl::SleepFor(grace);
+  spdlog::info("draining: ending {} open streams after their current block, refusing new calls",
+               parts_->stream_drain.open_streams());
+  parts_->stream_drain.DrainAll();
+  Shutdown(shutdown_grace);
+  spdlog::info("drained: the gRPC server has stopped");
 }
 
 }  // namespace timbre

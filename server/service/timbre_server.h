@@ -4,6 +4,10 @@
 // loads every speaker, starts the search workers, the gRPC server (timbre.v1.Timbre, the standard
 // grpc.health.v1 service and server reflection) and the Prometheus endpoint.
 //
+// Health: the port opens only once every speaker has been loaded; from then on the health
+// service reports SERVING for "" and "timbre.v1.Timbre", and NOT_SERVING for every service from
+// the moment Drain() starts.
+//
 // Thread-safe.
 #ifndef TIMBRE_SERVER_SERVICE_TIMBRE_SERVER_H_
 #define TIMBRE_SERVER_SERVICE_TIMBRE_SERVER_H_
@@ -41,6 +45,9 @@ class TimbreServer {
     // Largest gRPC message accepted or sent, in bytes. Default 64 MiB (4096 v2 frames in float32
     // are 12.6 MB).
     int max_message_bytes = 64 << 20;
+    // Most calls waiting for a search worker (stream blocks count as calls); more are refused at
+    // once with RESOURCE_EXHAUSTED. Default 64.
+    int max_queued_calls = 64;
   };
 
   // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository;
@@ -58,6 +65,12 @@ class TimbreServer {
   void Wait();
   // Stops the server; calls in flight get up to `grace` to finish.
   void Shutdown(absl::Duration grace = absl::Seconds(5));
+  // Takes the server out of service without failing a call: sets health NOT_SERVING for every
+  // service, keeps serving for `grace` so that load balancers stop routing here, ends every
+  // BlendStream after the block it is on (UNAVAILABLE, naming the shutdown), then Shutdown(
+  // shutdown_grace): new calls are refused and calls in flight finish. Blocks until the gRPC
+  // server has stopped. Call once.
+  void Drain(absl::Duration grace, absl::Duration shutdown_grace = absl::Seconds(5));
 
   struct Parts;
 

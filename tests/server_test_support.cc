@@ -1,0 +1,90 @@
+#include "tests/server_test_support.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "client/npy_file.h"
+#include "server/core/frame_codec.h"
+
+namespace timbre::testing {
+
+std::string DataPath(const std::string& name) {
+  const char* dir = getenv("TIMBRE_TEST_DATA");
+  return absl::StrCat(dir != nullptr ? dir : "data", "/", name);
+}
+
+std::vector<float> ReadFloats(const std::string& name, int64_t* rows, int* dim) {
+  absl::StatusOr<NpyArray> array = ReadNpy(DataPath(name));
+  EXPECT_TRUE(array.ok()) << array.status();
+  if (!array.ok()) return {};
+  *rows = array->shape[0];
+  *dim = static_cast<int>(array->shape[1]);
+  std::vector<float> values(array->data.size() / 4);
+  std::memcpy(values.data(), array->data.data(), array->data.size());
+  return values;
+}
+
+std::string Pack(const std::vector<float>& values) {
+  return EncodeFrames(DType::kFloat32, values);
+}
+
+FixtureQueries ReadFixtureQueries() {
+  FixtureQueries queries;
+  queries.values = ReadFloats("rvc_fixture_queries.npy", &queries.rows, &queries.dim);
+  return queries;
+}
+
+TimbreServer::Options FixtureServerOptions(const ScratchDir& repo) {
+  std::filesystem::create_directories(repo.Join("rvc"));
+  std::filesystem::copy_file(DataPath(kFixtureIndex),
+                             repo.Join(std::string("rvc/") + kFixtureIndex),
+                             std::filesystem::copy_options::overwrite_existing);
+  TimbreServer::Options options;
+  options.repo = repo.path();
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.metrics_port = -1;  // the endpoint takes ~2 s to stop
+  options.poll_interval = absl::ZeroDuration();
+  return options;
+}
+
+TimbreClient::Options LocalClientOptions(int port) {
+  TimbreClient::Options options;
+  options.target = absl::StrCat("127.0.0.1:", port);
+  return options;
+}
+
+std::unique_ptr<TimbreClient> MakeClient(const TimbreClient::Options& options) {
+  auto client = TimbreClient::Create(options);
+  EXPECT_THAT(client, IsOk());
+  return client.ok() ? *std::move(client) : nullptr;
+}
+
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
+    int port, const std::string& service,
+    std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), credentials);
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  absl::Status status = FromGrpcStatus(health->Check(&context, request, &response));
+  if (!status.ok()) return status;
+  return response.status();
+}
+
+v1::BlendRequest FixtureBlendRequest(const FixtureQueries& queries, int64_t rows) {
+  std::vector<float> values(static_cast<size_t>(rows) * queries.dim);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = queries.values[i % queries.values.size()];
+  v1::BlendRequest request;
+  request.set_speaker("rvc");
+  *request.mutable_frames() = MakeFrames(v1::DTYPE_FLOAT32, static_cast<uint32_t>(rows),
+                                         static_cast<uint32_t>(queries.dim), Pack(values));
+  return request;
+}
+
+}  // namespace timbre::testing
