@@ -2,11 +2,6 @@
 // the client library, the health service and the Prometheus endpoint.
 #include "server/service/timbre_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -31,6 +26,7 @@ using ::timbre::testing::FixtureServerOptions;
 using ::timbre::testing::kFixtureIndex;
 using ::timbre::testing::Pack;
 using ::timbre::testing::ReadFloats;
+using ::timbre::testing::ScrapeMetrics;
 using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
 
@@ -46,27 +42,6 @@ std::vector<float> Unpack(const v1::Frames& frames) {
     std::memcpy(values.data(), frames.data().data(), values.size() * 4);
   }
   return values;
-}
-
-// GET /metrics from the Prometheus endpoint over a plain loopback socket.
-std::string ScrapeMetrics(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string request = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  send(fd, request.data(), request.size(), 0);
-  std::string response;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0) response.append(buffer, n);
-  close(fd);
-  return response;
 }
 
 class TimbreServerTest : public ::testing::Test {
