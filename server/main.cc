@@ -29,7 +29,18 @@ ABSL_FLAG(int64_t, max_batch_frames, 512, "Most frames merged into one search ba
 ABSL_FLAG(int64_t, max_frames_per_call, 4096, "Most frames accepted in one call");
 ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
           "How often the repository is rescanned for new versions; 0 disables");
-ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message accepted or sent");
+ABSL_FLAG(int, max_receive_message_bytes, 64 << 20, "Largest request message accepted, bytes");
+ABSL_FLAG(int, max_send_message_bytes, 64 << 20, "Largest response message sent, bytes");
+ABSL_FLAG(absl::Duration, keepalive_time, absl::Seconds(60),
+          "How often the server pings each client connection; inf disables");
+ABSL_FLAG(absl::Duration, keepalive_timeout, absl::Seconds(20),
+          "How long a keepalive ping may go unanswered before the connection is closed");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::InfiniteDuration(),
+          "Age after which a client is asked to reconnect (rebalancing behind an L7 load "
+          "balancer); inf = never");
+ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::InfiniteDuration(),
+          "How long calls in flight may continue on a connection past its age; inf = until "
+          "they end");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "How long calls in flight may take to finish once the server stops taking calls");
 ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(5),
@@ -108,7 +119,12 @@ int main(int argc, char** argv) {
   options.max_batch_frames = absl::GetFlag(FLAGS_max_batch_frames);
   options.max_frames_per_call = absl::GetFlag(FLAGS_max_frames_per_call);
   options.poll_interval = absl::GetFlag(FLAGS_poll_interval);
-  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.connection.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
+  options.connection.max_send_message_bytes = absl::GetFlag(FLAGS_max_send_message_bytes);
+  options.connection.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
+  options.connection.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
+  options.connection.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  options.connection.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
   options.max_queued_calls = absl::GetFlag(FLAGS_max_queued_calls);
   auto server = timbre::TimbreServer::Start(options);
   if (!server.ok()) {

@@ -50,8 +50,8 @@ absl::Status ValidateOptions(const TimbreServer::Options& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("metrics port ", options.metrics_port, " is out of range"));
   }
-  if (options.max_message_bytes < 1024) {
-    return absl::InvalidArgumentError("max message size must be at least 1024 bytes");
+  if (absl::Status valid = ValidateConnectionOptions(options.connection); !valid.ok()) {
+    return valid;
   }
   if (options.max_queued_calls < 1) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -134,8 +134,7 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   grpc::ServerBuilder builder;
   const std::string address = absl::StrCat(options.host, ":", options.port);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &parts->port);
-  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
-  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  ApplyConnectionOptions(options.connection, builder);
   builder.RegisterService(parts->service.get());
   parts->server = builder.BuildAndStart();
   if (parts->server == nullptr || parts->port == 0) {

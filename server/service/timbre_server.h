@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/service/connection_options.h"
 
 namespace timbre {
 
@@ -42,9 +43,9 @@ class TimbreServer {
     int64_t max_frames_per_call = 4096;
     // How often the repository is rescanned for new versions; zero disables. Default 2 s.
     absl::Duration poll_interval = absl::Seconds(2);
-    // Largest gRPC message accepted or sent, in bytes. Default 64 MiB (4096 v2 frames in float32
-    // are 12.6 MB).
-    int max_message_bytes = 64 << 20;
+    // Message size limits, keepalive and connection age; see connection_options.h for each
+    // field and its default.
+    ConnectionOptions connection;
     // Most calls waiting for a search worker (stream blocks count as calls); more are refused at
     // once with RESOURCE_EXHAUSTED. Default 64.
     int max_queued_calls = 64;
