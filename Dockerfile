@@ -20,7 +20,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libgrpc++1.51 libprotobuf32 libabsl20220623 libspdlog1.10 libfmt9 \
+      libgrpc++1.51 libprotobuf32 libabsl20220623 libspdlog1.10 libfmt9 libssl3 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libopenblas0 libgomp1 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home timbre

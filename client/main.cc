@@ -5,7 +5,8 @@
 //   timbre blend --speaker=NAME --input=in.npy --output=out.npy [--k= --index_rate= --nprobe=]
 //   timbre search --speaker=NAME --input=in.npy [--k= --nprobe=]
 //   timbre bench --speaker=NAME [--concurrency= --frames= --rate= --duration= --mode=unary|stream]
-// Every command takes --server=host:port. Exit codes: 0 success, 1 the server refused or failed,
+// Every command takes --server=host:port, and --tls_ca / --tls_cert / --tls_key / --token_file for
+// a server with TLS, client certificates or bearer tokens. Exit codes: 0 success, 1 the server refused or failed,
 // 2 bad usage or an unreadable input file.
 #include <cstdio>
 #include <string>
@@ -37,6 +38,13 @@ ABSL_FLAG(std::string, mode, "unary", "bench: unary or stream");
 ABSL_FLAG(std::string, queries, "", "bench: .npy float32 [n, dim] query frames (default random)");
 ABSL_FLAG(bool, json, false, "bench: print the report as JSON");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Deadline of each call");
+ABSL_FLAG(bool, tls, false, "Use TLS (implied by the other --tls_* flags), with the system's CAs");
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA certificates the server's certificate must chain to");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate, for servers that require one");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "Name the server's certificate must carry, if not the host of --server");
+ABSL_FLAG(std::string, token_file, "", "File whose first line is the bearer token to send");
 
 namespace timbre {
 namespace {
@@ -212,6 +220,16 @@ int main(int argc, char** argv) {
   timbre::TimbreClient::Options options;
   options.target = absl::GetFlag(FLAGS_server);
   options.timeout = absl::GetFlag(FLAGS_timeout);
+  options.tls = absl::GetFlag(FLAGS_tls);
+  options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  if (!absl::GetFlag(FLAGS_token_file).empty()) {
+    absl::StatusOr<std::string> token = timbre::ReadTokenFile(absl::GetFlag(FLAGS_token_file));
+    if (!token.ok()) return timbre::Fail(timbre::kExitUsage, token.status());
+    options.token = *std::move(token);
+  }
   auto client = timbre::TimbreClient::Create(options);
   if (!client.ok()) return timbre::Fail(timbre::kExitUsage, client.status());
   const bool needs_speaker = command != "speakers";

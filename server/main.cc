@@ -48,6 +48,15 @@ ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(5),
           "that load balancers stop routing to it");
 ABSL_FLAG(int, max_queued_calls, 64,
           "Most calls waiting for a search worker; more get RESOURCE_EXHAUSTED at once");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of the server; enables TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates; clients must present a certificate they signed (mTLS)");
+ABSL_FLAG(std::string, token_file, "",
+          "File of user bearer tokens, one per line (Blend, BlendStream, Search, ListSpeakers, "
+          "GetSpeaker); needs TLS");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "File of admin bearer tokens, one per line (every method); needs TLS");
 ABSL_FLAG(std::string, log_level, "info", "spdlog level: trace, debug, info, warn, error");
 
 namespace {
@@ -126,6 +135,11 @@ int main(int argc, char** argv) {
   options.connection.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   options.connection.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
   options.max_queued_calls = absl::GetFlag(FLAGS_max_queued_calls);
+  options.security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.security.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.security.token_file = absl::GetFlag(FLAGS_token_file);
+  options.security.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
   auto server = timbre::TimbreServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "timbre-server: %s\n", server.status().ToString().c_str());

@@ -64,6 +64,9 @@ absl::Status ValidateOptions(const TimbreServer::Options& options) {
 
 absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options options) {
   if (absl::Status valid = ValidateOptions(options); !valid.ok()) return valid;
+  absl::StatusOr<ServerSecurity> security = MakeServerSecurity(options.security);
+  if (!security.ok()) return security.status();
+  for (const std::string& warning : security->warnings) spdlog::warn("timbre: {}", warning);
   auto parts = std::make_unique<Parts>();
   spdlog::info("timbre: {}", FaissBuildInfo());
   UseSingleThreadedBlas();
@@ -133,7 +136,7 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   const std::string address = absl::StrCat(options.host, ":", options.port);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &parts->port);
+  builder.AddListeningPort(address, security->credentials, &parts->port);
   ApplyConnectionOptions(options.connection, builder);
   builder.RegisterService(parts->service.get());
   parts->server = builder.BuildAndStart();

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/service/connection_options.h"
+#include "server/service/server_security.h"
 
 namespace timbre {
 
@@ -46,13 +47,16 @@ class TimbreServer {
     // Message size limits, keepalive and connection age; see connection_options.h for each
     // field and its default.
     ConnectionOptions connection;
+    // TLS, client certificates and bearer tokens; see server_security.h. Default: plain text,
+    // unauthenticated (logged as a warning at every start).
+    SecurityOptions security;
     // Most calls waiting for a search worker (stream blocks count as calls); more are refused at
     // once with RESOURCE_EXHAUSTED. Default 64.
     int max_queued_calls = 64;
   };
 
-  // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository;
-  // UNAVAILABLE if a port cannot be bound.
+  // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository or an
+  // unreadable TLS or token file (MakeServerSecurity); UNAVAILABLE if a port cannot be bound.
   static absl::StatusOr<std::unique_ptr<TimbreServer>> Start(Options options);
 
   // Stops accepting calls, lets calls in flight finish for up to `grace`, then cancels the rest.
