@@ -6,8 +6,8 @@
 //   timbre search --speaker=NAME --input=in.npy [--k= --nprobe=]
 //   timbre bench --speaker=NAME [--concurrency= --frames= --rate= --duration= --mode=unary|stream]
 // Every command takes --server=host:port, and --tls_ca / --tls_cert / --tls_key / --token_file for
-// a server with TLS, client certificates or bearer tokens. Exit codes: 0 success, 1 the server refused or failed,
-// 2 bad usage or an unreadable input file.
+// a server with TLS, client certificates or bearer tokens. Exit codes: 0 success, 1 the server
+// refused or failed, 2 bad usage or an unreadable input file.
 #include <cstdio>
 #include <string>
 #include <vector>

@@ -53,11 +53,10 @@ TEST(RequiredAccessTest, ServingMethodsNeedAUserToken) {
 }
 
 TEST(RequiredAccessTest, EverythingElseNeedsTheAdminToken) {
-  for (const char* method :
-       {"/timbre.v1.IndexBuilder/Build", "/timbre.v1.IndexBuilder/CancelBuild",
-        "/timbre.v1.Timbre/LoadSpeaker", "/timbre.v1.Timbre/UnloadSpeaker",
-        "/timbre.v1.Timbre/SomethingAddedLater", "/timbre.v1.Timbre/BlendX",
-        "/timbre.v1.Timbre/Blend/", "/grpc.health.v1.HealthX/Check", ""}) {
+  for (const char* method : {"/timbre.v1.IndexBuilder/Build", "/timbre.v1.IndexBuilder/CancelBuild",
+                             "/timbre.v1.Timbre/LoadSpeaker", "/timbre.v1.Timbre/UnloadSpeaker",
+                             "/timbre.v1.Timbre/SomethingAddedLater", "/timbre.v1.Timbre/BlendX",
+                             "/timbre.v1.Timbre/Blend/", "/grpc.health.v1.HealthX/Check", ""}) {
     EXPECT_EQ(RequiredAccess(method), MethodAccess::kAdmin) << method;
   }
 }
@@ -119,8 +118,8 @@ TEST(BearerTokenAuthTest, TokensDifferingInLengthOrOneCharacterAreRefused) {
   prefix.pop_back();
   std::string changed(kUserToken);
   changed.back() ^= 1;
-  for (const std::string& guess : {prefix, changed, std::string(kUserToken) + "x",
-                                   std::string(), std::string(kUserToken) + kUserToken}) {
+  for (const std::string& guess : {prefix, changed, std::string(kUserToken) + "x", std::string(),
+                                   std::string(kUserToken) + kUserToken}) {
     EXPECT_THAT(AsAbsl(auth->Check("/timbre.v1.Timbre/Search", Bearer(guess))),
                 StatusIs(absl::StatusCode::kUnauthenticated, ::testing::_))
         << guess;

@@ -47,9 +47,9 @@ TEST(ConnectionOptionsTest, BadValuesNameTheFlag) {
   EXPECT_THAT(invalid([](ConnectionOptions& o) { o.max_receive_message_bytes = 10; }),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("--max_receive_message_bytes is 10"), HasSubstr("1024"))));
-  EXPECT_THAT(invalid([](ConnectionOptions& o) { o.max_send_message_bytes = -1; }),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("--max_send_message_bytes is -1")));
+  EXPECT_THAT(
+      invalid([](ConnectionOptions& o) { o.max_send_message_bytes = -1; }),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max_send_message_bytes is -1")));
   EXPECT_THAT(invalid([](ConnectionOptions& o) { o.keepalive_time = absl::ZeroDuration(); }),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--keepalive_time is 0")));
   EXPECT_THAT(invalid([](ConnectionOptions& o) { o.keepalive_timeout = -absl::Seconds(1); }),
@@ -59,10 +59,9 @@ TEST(ConnectionOptionsTest, BadValuesNameTheFlag) {
   EXPECT_THAT(
       invalid([](ConnectionOptions& o) { o.max_connection_age_grace = -absl::Seconds(1); }),
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max_connection_age_grace")));
-  EXPECT_THAT(invalid([](ConnectionOptions& o) {
-                o.max_connection_age_grace = absl::ZeroDuration();
-              }),
-              IsOk());
+  EXPECT_THAT(
+      invalid([](ConnectionOptions& o) { o.max_connection_age_grace = absl::ZeroDuration(); }),
+      IsOk());
 }
 
 class ConnectionOptionsServerTest : public ::testing::Test {
@@ -93,8 +92,7 @@ TEST_F(ConnectionOptionsServerTest, ReceiveAndSendLimitsApplySeparately) {
   EXPECT_THAT(client->Blend(FixtureBlendRequest(queries_, 40)),
               StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("Sent message larger")));
   EXPECT_THAT(client->Blend(FixtureBlendRequest(queries_, 80)),
-              StatusIs(absl::StatusCode::kResourceExhausted,
-                       HasSubstr("Received message larger")));
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("Received message larger")));
 }
 
 TEST_F(ConnectionOptionsServerTest, ConnectionPastItsAgeIsAskedToReconnect) {

@@ -39,8 +39,7 @@ class ServerSecurityTest : public ::testing::Test {
   static void SetUpTestSuite() {
     certs_ = new ScratchDir();
     const std::string command =
-        absl::StrCat("bash ", timbre::testing::DataPath("make_test_certs.sh"), " ",
-                     certs_->path());
+        absl::StrCat("bash ", timbre::testing::DataPath("make_test_certs.sh"), " ", certs_->path());
     ASSERT_EQ(std::system(command.c_str()), 0)
         << "making the test certificates failed; is the openssl tool installed "
            "(deploy/install-deps.sh)?";
@@ -122,9 +121,8 @@ TEST_F(ServerSecurityTest, PlainTextWarnsThatTheServerIsUnauthenticated) {
   auto security = MakeServerSecurity({});
   ASSERT_THAT(security, IsOk());
   EXPECT_THAT(security->warnings, Contains(HasSubstr("plain text")));
-  EXPECT_THAT(security->warnings,
-              Contains(AllOf(HasSubstr("the server is unauthenticated"),
-                             HasSubstr("can call every method"))));
+  EXPECT_THAT(security->warnings, Contains(AllOf(HasSubstr("the server is unauthenticated"),
+                                                 HasSubstr("can call every method"))));
 }
 
 TEST_F(ServerSecurityTest, TlsAndTokensLeaveNothingToWarnAbout) {
@@ -168,9 +166,9 @@ TEST_F(ServerSecurityTest, IncompleteCombinationsNameTheFlags) {
               StatusIs(Code::kInvalidArgument, HasSubstr("--tls_client_ca needs TLS")));
   SecurityOptions tokens_without_tls;
   tokens_without_tls.admin_token_file = Cert("admin.tokens");
-  EXPECT_THAT(MakeServerSecurity(tokens_without_tls),
-              StatusIs(Code::kInvalidArgument,
-                       AllOf(HasSubstr("need TLS"), HasSubstr("plain text"))));
+  EXPECT_THAT(
+      MakeServerSecurity(tokens_without_tls),
+      StatusIs(Code::kInvalidArgument, AllOf(HasSubstr("need TLS"), HasSubstr("plain text"))));
 }
 
 TEST_F(ServerSecurityTest, BadFilesAreRefusedNamingTheFile) {
@@ -184,10 +182,10 @@ TEST_F(ServerSecurityTest, BadFilesAreRefusedNamingTheFile) {
               StatusIs(Code::kInvalidArgument, HasSubstr("holds no PEM certificate")));
   SecurityOptions foreign_key = Tls();
   foreign_key.tls_key_file = Cert("client.key");
-  EXPECT_THAT(MakeServerSecurity(foreign_key),
-              StatusIs(Code::kInvalidArgument,
-                       AllOf(HasSubstr("client.key"), HasSubstr("does not belong"),
-                             HasSubstr("server.pem"))));
+  EXPECT_THAT(
+      MakeServerSecurity(foreign_key),
+      StatusIs(Code::kInvalidArgument, AllOf(HasSubstr("client.key"), HasSubstr("does not belong"),
+                                             HasSubstr("server.pem"))));
   SecurityOptions key_as_cert = Tls();
   key_as_cert.tls_key_file = Cert("server.pem");
   EXPECT_THAT(MakeServerSecurity(key_as_cert),

@@ -34,9 +34,7 @@ std::vector<float> ReadFloats(const std::string& name, int64_t* rows, int* dim) 
   return values;
 }
 
-std::string Pack(const std::vector<float>& values) {
-  return EncodeFrames(DType::kFloat32, values);
-}
+std::string Pack(const std::vector<float>& values) { return EncodeFrames(DType::kFloat32, values); }
 
 FixtureQueries ReadFixtureQueries() {
   FixtureQueries queries;
@@ -71,8 +69,7 @@ std::unique_ptr<TimbreClient> MakeClient(const TimbreClient::Options& options) {
 }
 
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
-    int port, const std::string& service,
-    std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    int port, const std::string& service, std::shared_ptr<grpc::ChannelCredentials> credentials) {
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), credentials);
   auto health = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext context;

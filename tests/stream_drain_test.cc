@@ -140,9 +140,8 @@ TEST(ServerDrainTest, DrainAnswersBlocksInFlightEndsStreamsAndRefusesNewCalls) {
     drained.Notify();
   });
   // During the grace period health says NOT_SERVING, for every service, but calls still work.
-  EXPECT_TRUE(timbre::testing::WaitFor([&] {
-    return CheckHealth(port, "").value_or(Health::SERVING) == Health::NOT_SERVING;
-  }));
+  EXPECT_TRUE(timbre::testing::WaitFor(
+      [&] { return CheckHealth(port, "").value_or(Health::SERVING) == Health::NOT_SERVING; }));
   EXPECT_THAT(CheckHealth(port, "timbre.v1.Timbre"), IsOkAndHolds(Health::NOT_SERVING));
   EXPECT_THAT(client->ListSpeakers(), IsOk());
 
@@ -150,11 +149,11 @@ TEST(ServerDrainTest, DrainAnswersBlocksInFlightEndsStreamsAndRefusesNewCalls) {
   ASSERT_TRUE(busy.Read(&response));
   EXPECT_EQ(response.block_index(), 1u);
   EXPECT_EQ(response.frames().num_frames(), 16u);
-  EXPECT_THAT(busy.Finish(), StatusIs(absl::StatusCode::kUnavailable,
-                                      AllOf(HasSubstr("shutting down"),
-                                            HasSubstr("after 2 answered blocks"))));
-  EXPECT_THAT(idle.Finish(), StatusIs(absl::StatusCode::kUnavailable,
-                                      HasSubstr("after 1 answered blocks")));
+  EXPECT_THAT(busy.Finish(),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr("shutting down"), HasSubstr("after 2 answered blocks"))));
+  EXPECT_THAT(idle.Finish(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("after 1 answered blocks")));
   ASSERT_TRUE(drained.WaitForNotificationWithTimeout(absl::Seconds(30)));
   drainer.join();
   EXPECT_THAT(client->ListSpeakers(), StatusIs(absl::StatusCode::kUnavailable, ::testing::_));

@@ -119,8 +119,8 @@ TEST_F(TimbreServiceTest, CallWhoseDeadlinePassesInTheQueueIsNotSearched) {
   auto server_counts = [metrics_port](double* searched, double* expired) {
     const std::string metrics = ScrapeMetrics(metrics_port);
     *searched = MetricValue(metrics, "timbre_stage_duration_seconds_count{stage=\"search\"}");
-    *expired = MetricValue(
-        metrics, "timbre_rpc_calls_total{code=\"DEADLINE_EXCEEDED\",method=\"Blend\"}");
+    *expired =
+        MetricValue(metrics, "timbre_rpc_calls_total{code=\"DEADLINE_EXCEEDED\",method=\"Blend\"}");
   };
   // A slow call, then short-deadline calls that wait behind it. A round in which the slow call
   // happened to be searched after them shows nothing, so try a few.
@@ -143,7 +143,8 @@ TEST_F(TimbreServiceTest, CallWhoseDeadlinePassesInTheQueueIsNotSearched) {
     EXPECT_TRUE(timbre::testing::WaitFor([&] {
       server_counts(&searched, &expired);
       return searched + expired == calls;
-    })) << searched << " searched + " << expired << " expired != " << calls << " calls";
+    })) << searched
+        << " searched + " << expired << " expired != " << calls << " calls";
   }
   EXPECT_GE(expired, 1);
   EXPECT_LT(searched, calls);

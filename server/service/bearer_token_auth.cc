@@ -20,9 +20,8 @@ constexpr absl::string_view kOpenServices[] = {
 };
 
 constexpr absl::string_view kUserMethods[] = {
-    "/timbre.v1.Timbre/Blend",        "/timbre.v1.Timbre/BlendStream",
-    "/timbre.v1.Timbre/Search",       "/timbre.v1.Timbre/ListSpeakers",
-    "/timbre.v1.Timbre/GetSpeaker",
+    "/timbre.v1.Timbre/Blend",        "/timbre.v1.Timbre/BlendStream", "/timbre.v1.Timbre/Search",
+    "/timbre.v1.Timbre/ListSpeakers", "/timbre.v1.Timbre/GetSpeaker",
 };
 
 constexpr absl::string_view kBearer = "Bearer ";
@@ -58,9 +57,9 @@ absl::StatusOr<std::vector<std::string>> ParseTokens(absl::string_view text,
     if (line.empty() || absl::StartsWith(line, "#")) continue;
     const std::string where = absl::StrCat("token file '", source, "', line ", line_number, ": ");
     if (line.size() < kMinTokenLength) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, "the token has ", line.size(), " characters; use at least ", kMinTokenLength,
-          " (for example from `openssl rand -hex 32`)"));
+      return absl::InvalidArgumentError(absl::StrCat(where, "the token has ", line.size(),
+                                                     " characters; use at least ", kMinTokenLength,
+                                                     " (for example from `openssl rand -hex 32`)"));
     }
     if (std::any_of(line.begin(), line.end(), absl::ascii_isspace)) {
       return absl::InvalidArgumentError(

@@ -27,10 +27,10 @@ void BlendStreamReactor::OnDone() {
 }
 
 grpc::Status BlendStreamReactor::DrainedStatus() const {
-  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                      absl::StrCat("the server is shutting down: the stream ended after ",
-                                   block_index_,
-                                   " answered blocks; open a new stream to continue"));
+  return grpc::Status(
+      grpc::StatusCode::UNAVAILABLE,
+      absl::StrCat("the server is shutting down: the stream ended after ", block_index_,
+                   " answered blocks; open a new stream to continue"));
 }
 
 void BlendStreamReactor::FinishLocked(const grpc::Status& status) {
@@ -41,8 +41,8 @@ void BlendStreamReactor::FinishLocked(const grpc::Status& status) {
 grpc::Status BlendStreamReactor::FailBlock(const absl::Status& status) {
   state_ = State::kFinished;
   return recorder_.Record(
-      ToGrpcStatus(absl::Status(status.code(), absl::StrCat("block ", block_index_, ": ",
-                                                            status.message()))),
+      ToGrpcStatus(absl::Status(status.code(),
+                                absl::StrCat("block ", block_index_, ": ", status.message()))),
       0);
 }
 
@@ -57,7 +57,8 @@ void BlendStreamReactor::OnReadDone(bool ok) {
   DType dtype = DType::kFloat32;
   {
     absl::MutexLock lock(&mutex_);
-    if (state_ == State::kFinished) return;  // ended by a drain while this read was pending
+    // Ended by a drain while this read was pending.
+    if (state_ == State::kFinished) return;
     if (!ok) {  // the client finished sending (or the call ended)
       FinishLocked(grpc::Status::OK);
       return;
@@ -71,9 +72,9 @@ void BlendStreamReactor::OnReadDone(bool ok) {
       }
       speaker_ = request_.speaker();
     } else if (!request_.speaker().empty() && request_.speaker() != speaker_) {
-      Finish(FailBlock(absl::InvalidArgumentError(absl::StrCat(
-          "the session is for speaker '", speaker_, "'; a message names '", request_.speaker(),
-          "' (open a new stream to change speaker)"))));
+      Finish(FailBlock(absl::InvalidArgumentError(
+          absl::StrCat("the session is for speaker '", speaker_, "'; a message names '",
+                       request_.speaker(), "' (open a new stream to change speaker)"))));
       return;
     }
     if (request_.has_options()) options_ = request_.options();

@@ -31,10 +31,9 @@
 
 namespace timbre {
 
-class BlendStreamReactor final
-    : public grpc::ServerBidiReactor<timbre::v1::BlendStreamRequest,
-                                     timbre::v1::BlendStreamResponse>,
-      public DrainableStream {
+class BlendStreamReactor final : public grpc::ServerBidiReactor<timbre::v1::BlendStreamRequest,
+                                                                timbre::v1::BlendStreamResponse>,
+                                 public DrainableStream {
  public:
   // All collaborators must outlive the session. `deadline` is the stream's.
   BlendStreamReactor(const Retriever* retriever, ServerMetrics* metrics, StreamDrain* drain,

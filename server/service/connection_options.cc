@@ -12,8 +12,8 @@ namespace {
 constexpr int kMinMessageBytes = 1024;
 
 int Milliseconds(absl::Duration duration) {
-  return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(duration),
-                                            std::numeric_limits<int>::max()));
+  return static_cast<int>(
+      std::min<int64_t>(absl::ToInt64Milliseconds(duration), std::numeric_limits<int>::max()));
 }
 
 absl::Status CheckMessageLimit(const char* flag, int bytes) {
@@ -40,10 +40,9 @@ absl::Status ValidateConnectionOptions(const ConnectionOptions& options) {
     if (!status.ok()) return status;
   }
   if (options.max_connection_age_grace < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--max_connection_age_grace is ",
-                     absl::FormatDuration(options.max_connection_age_grace),
-                     "; it must not be negative"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_connection_age_grace is ", absl::FormatDuration(options.max_connection_age_grace),
+        "; it must not be negative"));
   }
   return absl::OkStatus();
 }

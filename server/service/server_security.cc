@@ -39,12 +39,13 @@ absl::StatusOr<FlagFile> ReadFlagFile(const char* flag, const std::string& path)
 
 // As ReadFlagFile, for a key or token file: warns when every user can read it.
 absl::StatusOr<FlagFile> ReadSecretFlagFile(const char* flag, const std::string& path,
-                                          std::vector<std::string>& warnings) {
+                                            std::vector<std::string>& warnings) {
   absl::StatusOr<FlagFile> file = ReadFlagFile(flag, path);
   struct stat info;
   if (file.ok() && stat(path.c_str(), &info) == 0 && (info.st_mode & S_IROTH) != 0) {
-    warnings.push_back(absl::StrFormat("%s '%s' is readable by every user (mode %04o); chmod 600 it",
-                                       flag, path, info.st_mode & 07777));
+    warnings.push_back(
+        absl::StrFormat("%s '%s' is readable by every user (mode %04o); chmod 600 it", flag, path,
+                        info.st_mode & 07777));
   }
   return file;
 }
@@ -62,7 +63,8 @@ using X509Ptr = std::unique_ptr<X509, X509Deleter>;
 using KeyPtr = std::unique_ptr<EVP_PKEY, KeyDeleter>;
 
 std::unique_ptr<BIO, BioDeleter> MemoryBio(const std::string& text) {
-  return std::unique_ptr<BIO, BioDeleter>(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+  return std::unique_ptr<BIO, BioDeleter>(
+      BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
 }
 
 // Refuses to ask for a passphrase: a server cannot type one.
@@ -70,15 +72,15 @@ int NoPassphrase(char*, int, int, void*) { return 0; }
 
 // The first certificate of a PEM file, which must not have expired.
 absl::StatusOr<X509Ptr> ParseCertificate(const FlagFile& file) {
-  X509Ptr certificate(PEM_read_bio_X509(MemoryBio(file.contents).get(), nullptr, NoPassphrase,
-                                        nullptr));
+  X509Ptr certificate(
+      PEM_read_bio_X509(MemoryBio(file.contents).get(), nullptr, NoPassphrase, nullptr));
   ERR_clear_error();
   if (certificate == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(file.Name(), " holds no PEM certificate"));
   }
   if (X509_cmp_current_time(X509_get0_notAfter(certificate.get())) < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("the certificate in ", file.Name(),
-                                                   " has expired"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the certificate in ", file.Name(), " has expired"));
   }
   return certificate;
 }
@@ -88,8 +90,8 @@ absl::StatusOr<X509Ptr> ParseCertificate(const FlagFile& file) {
 absl::Status CheckKeyPair(const FlagFile& cert_file, const FlagFile& key_file) {
   absl::StatusOr<X509Ptr> certificate = ParseCertificate(cert_file);
   if (!certificate.ok()) return certificate.status();
-  KeyPtr key(PEM_read_bio_PrivateKey(MemoryBio(key_file.contents).get(), nullptr, NoPassphrase,
-                                     nullptr));
+  KeyPtr key(
+      PEM_read_bio_PrivateKey(MemoryBio(key_file.contents).get(), nullptr, NoPassphrase, nullptr));
   ERR_clear_error();
   if (key == nullptr) {
     return absl::InvalidArgumentError(
@@ -106,8 +108,8 @@ absl::Status CheckKeyPair(const FlagFile& cert_file, const FlagFile& key_file) {
 }
 
 // The token checks of the options' token files.
-absl::StatusOr<std::shared_ptr<BearerTokenAuth>> MakeTokenAuth(
-    const SecurityOptions& options, std::vector<std::string>& warnings) {
+absl::StatusOr<std::shared_ptr<BearerTokenAuth>> MakeTokenAuth(const SecurityOptions& options,
+                                                               std::vector<std::string>& warnings) {
   BearerTokenAuth::Options auth_options;
   for (auto [flag, path, tokens] :
        {std::make_tuple("--token_file", &options.token_file, &auth_options.user_tokens),
