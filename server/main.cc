@@ -1,8 +1,10 @@
 // timbre-server: maps flags to TimbreServer::Options and runs until SIGINT or SIGTERM, which
-// drain the server (SIGTERM waits --drain_grace for load balancers first) and exit 0.
+// drain the server (SIGTERM waits --drain_grace for load balancers first) and exit 0; a second
+// signal ends it at once.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -78,10 +80,17 @@ void PreferAvx512Blas(char** argv) {
 
 // SIGINT and SIGTERM, delivered to whichever thread the kernel picks (OpenBLAS starts its threads
 // before main, so blocking the signals in main cannot cover every thread), are passed through a
-// pipe to the one thread that waits for them.
+// pipe to the one thread that waits for them. One that comes while speakers are still loading
+// waits in the pipe. A second signal ends the process at once, as if it were not caught.
 int signal_pipe[2] = {-1, -1};
+std::atomic<int> stop_signals{0};
 
 extern "C" void OnStopSignal(int signal) {
+  if (stop_signals.fetch_add(1) > 0) {
+    std::signal(signal, SIG_DFL);
+    std::raise(signal);  // delivered when the handler returns
+    return;
+  }
   const unsigned char byte = static_cast<unsigned char>(signal);
   [[maybe_unused]] ssize_t written = write(signal_pipe[1], &byte, 1);
 }
