@@ -78,6 +78,27 @@ void PreferAvx512Blas(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure: keep running as we are
 }
 
+timbre::ConnectionOptions ConnectionFlags() {
+  timbre::ConnectionOptions connection;
+  connection.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
+  connection.max_send_message_bytes = absl::GetFlag(FLAGS_max_send_message_bytes);
+  connection.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
+  connection.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
+  connection.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  connection.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
+  return connection;
+}
+
+timbre::SecurityOptions SecurityFlags() {
+  timbre::SecurityOptions security;
+  security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  security.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  security.token_file = absl::GetFlag(FLAGS_token_file);
+  security.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
+  return security;
+}
+
 // SIGINT and SIGTERM, delivered to whichever thread the kernel picks (OpenBLAS starts its threads
 // before main, so blocking the signals in main cannot cover every thread), are passed through a
 // pipe to the one thread that waits for them. One that comes while speakers are still loading
@@ -137,18 +158,9 @@ int main(int argc, char** argv) {
   options.max_batch_frames = absl::GetFlag(FLAGS_max_batch_frames);
   options.max_frames_per_call = absl::GetFlag(FLAGS_max_frames_per_call);
   options.poll_interval = absl::GetFlag(FLAGS_poll_interval);
-  options.connection.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
-  options.connection.max_send_message_bytes = absl::GetFlag(FLAGS_max_send_message_bytes);
-  options.connection.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
-  options.connection.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
-  options.connection.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
-  options.connection.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
+  options.connection = ConnectionFlags();
   options.max_queued_calls = absl::GetFlag(FLAGS_max_queued_calls);
-  options.security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
-  options.security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
-  options.security.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
-  options.security.token_file = absl::GetFlag(FLAGS_token_file);
-  options.security.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
+  options.security = SecurityFlags();
   auto server = timbre::TimbreServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "timbre-server: %s\n", server.status().ToString().c_str());

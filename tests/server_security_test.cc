@@ -64,9 +64,8 @@ class ServerSecurityTest : public ::testing::Test {
   void Start(const SecurityOptions& security) {
     TimbreServer::Options options = timbre::testing::FixtureServerOptions(repo_);
     options.security = security;
-    auto server = TimbreServer::Start(options);
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
+    server_ = timbre::testing::StartServer(options);
+    ASSERT_NE(server_, nullptr);
   }
 
   // A client of the server that trusts the test CA, with `token` and, if `client` names one, that
@@ -172,33 +171,36 @@ TEST_F(ServerSecurityTest, IncompleteCombinationsNameTheFlags) {
 }
 
 TEST_F(ServerSecurityTest, BadFilesAreRefusedNamingTheFile) {
-  SecurityOptions missing = Tls();
-  missing.tls_cert_file = Cert("nothing.pem");
-  EXPECT_THAT(MakeServerSecurity(missing),
-              StatusIs(Code::kNotFound, AllOf(HasSubstr("--tls_cert"), HasSubstr("nothing.pem"))));
-  SecurityOptions not_pem = Tls();
-  not_pem.tls_cert_file = Cert("user.tokens");
-  EXPECT_THAT(MakeServerSecurity(not_pem),
-              StatusIs(Code::kInvalidArgument, HasSubstr("holds no PEM certificate")));
-  SecurityOptions foreign_key = Tls();
-  foreign_key.tls_key_file = Cert("client.key");
-  EXPECT_THAT(
-      MakeServerSecurity(foreign_key),
-      StatusIs(Code::kInvalidArgument, AllOf(HasSubstr("client.key"), HasSubstr("does not belong"),
-                                             HasSubstr("server.pem"))));
-  SecurityOptions key_as_cert = Tls();
-  key_as_cert.tls_key_file = Cert("server.pem");
-  EXPECT_THAT(MakeServerSecurity(key_as_cert),
-              StatusIs(Code::kInvalidArgument, HasSubstr("no unencrypted PEM private key")));
-  SecurityOptions bad_ca = Tls();
-  bad_ca.tls_client_ca_file = Cert("server.key");
-  EXPECT_THAT(MakeServerSecurity(bad_ca),
-              StatusIs(Code::kInvalidArgument, HasSubstr("--tls_client_ca")));
   WriteFile(certs_->Join("empty.tokens"), "# no token yet\n");
-  SecurityOptions empty_tokens = Tls();
-  empty_tokens.token_file = Cert("empty.tokens");
-  EXPECT_THAT(MakeServerSecurity(empty_tokens),
-              StatusIs(Code::kInvalidArgument, HasSubstr("holds no token")));
+  struct Case {
+    std::string SecurityOptions::*field;
+    std::string file;
+    Code code;
+    std::vector<std::string> message;
+  };
+  const std::vector<Case> cases = {
+      {&SecurityOptions::tls_cert_file, "nothing.pem", Code::kNotFound,
+       {"--tls_cert", "cannot read", "nothing.pem"}},
+      {&SecurityOptions::tls_cert_file, "user.tokens", Code::kInvalidArgument,
+       {"--tls_cert", "holds no PEM certificate"}},
+      {&SecurityOptions::tls_key_file, "client.key", Code::kInvalidArgument,
+       {"client.key", "does not belong", "server.pem"}},
+      {&SecurityOptions::tls_key_file, "server.pem", Code::kInvalidArgument,
+       {"--tls_key", "no unencrypted PEM private key"}},
+      {&SecurityOptions::tls_client_ca_file, "server.key", Code::kInvalidArgument,
+       {"--tls_client_ca", "holds no PEM certificate"}},
+      {&SecurityOptions::token_file, "empty.tokens", Code::kInvalidArgument,
+       {"empty.tokens", "holds no token"}},
+  };
+  for (const Case& bad : cases) {
+    SecurityOptions options = Tls();
+    options.*bad.field = Cert(bad.file);
+    absl::StatusOr<ServerSecurity> security = MakeServerSecurity(options);
+    EXPECT_EQ(security.status().code(), bad.code) << bad.file << ": " << security.status();
+    for (const std::string& part : bad.message) {
+      EXPECT_THAT(security.status().message(), HasSubstr(part)) << bad.file;
+    }
+  }
 }
 
 TEST_F(ServerSecurityTest, TlsServesVerifyingClientsAndRefusesPlainText) {

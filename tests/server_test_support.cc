@@ -56,6 +56,12 @@ TimbreServer::Options FixtureServerOptions(const ScratchDir& repo) {
   return options;
 }
 
+std::unique_ptr<TimbreServer> StartServer(const TimbreServer::Options& options) {
+  auto server = TimbreServer::Start(options);
+  EXPECT_THAT(server, IsOk());
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
 TimbreClient::Options LocalClientOptions(int port) {
   TimbreClient::Options options;
   options.target = absl::StrCat("127.0.0.1:", port);

@@ -40,6 +40,9 @@ FixtureQueries ReadFixtureQueries();
 // free loopback port without metrics or rescans.
 TimbreServer::Options FixtureServerOptions(const ScratchDir& repo);
 
+// Starts a server with `options`; on failure records it in the test and returns nullptr.
+std::unique_ptr<TimbreServer> StartServer(const TimbreServer::Options& options);
+
 // Client options for the server on `port` at 127.0.0.1.
 TimbreClient::Options LocalClientOptions(int port);
 std::unique_ptr<TimbreClient> MakeClient(const TimbreClient::Options& options);

@@ -116,9 +116,10 @@ class RawStream {
 
 TEST(ServerDrainTest, DrainAnswersBlocksInFlightEndsStreamsAndRefusesNewCalls) {
   timbre::testing::ScratchDir repo;
-  auto server = TimbreServer::Start(timbre::testing::FixtureServerOptions(repo));
-  ASSERT_THAT(server, IsOk());
-  const int port = (*server)->port();
+  std::unique_ptr<TimbreServer> server =
+      timbre::testing::StartServer(timbre::testing::FixtureServerOptions(repo));
+  ASSERT_NE(server, nullptr);
+  const int port = server->port();
   auto client = timbre::testing::MakeClient(timbre::testing::LocalClientOptions(port));
   ASSERT_NE(client, nullptr);
   const timbre::testing::FixtureQueries queries = timbre::testing::ReadFixtureQueries();
@@ -136,7 +137,7 @@ TEST(ServerDrainTest, DrainAnswersBlocksInFlightEndsStreamsAndRefusesNewCalls) {
 
   absl::Notification drained;
   std::thread drainer([&] {
-    (*server)->Drain(/*grace=*/absl::Seconds(2), /*shutdown_grace=*/absl::Seconds(20));
+    server->Drain(/*grace=*/absl::Seconds(2), /*shutdown_grace=*/absl::Seconds(20));
     drained.Notify();
   });
   // During the grace period health says NOT_SERVING, for every service, but calls still work.

@@ -54,9 +54,8 @@ class TimbreServerTest : public ::testing::Test {
     options.metrics_host = "127.0.0.1";
     options.metrics_port = with_metrics_ ? 0 : -1;  // the endpoint takes ~2 s to stop
     options.max_frames_per_call = 100;
-    auto server = TimbreServer::Start(options);
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
+    server_ = timbre::testing::StartServer(options);
+    ASSERT_NE(server_, nullptr);
     client_ = timbre::testing::MakeClient(timbre::testing::LocalClientOptions(server_->port()));
     ASSERT_NE(client_, nullptr);
   }

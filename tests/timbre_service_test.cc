@@ -79,9 +79,8 @@ class TimbreServiceTest : public ::testing::Test {
       options.metrics_host = "127.0.0.1";
       options.metrics_port = 0;
     }
-    auto server = TimbreServer::Start(options);
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
+    server_ = timbre::testing::StartServer(options);
+    ASSERT_NE(server_, nullptr);
     client_ = timbre::testing::MakeClient(timbre::testing::LocalClientOptions(server_->port()));
     ASSERT_NE(client_, nullptr);
   }
