@@ -13,8 +13,9 @@
 //                 --kmeans_above= --kmeans_centroids= --no_kmeans --seed= --min_blend_cosine=
 //                 --detach]                             build and publish a new version, live
 //   timbre jobs | job --id=ID [--watch] | cancel --id=ID
-// Every command takes --server=host:port. Exit codes: 0 success, 1 the server refused or failed,
-// 2 bad usage or an unreadable input file.
+// Every command takes --server=host:port, and --tls_ca / --tls_cert / --tls_key / --token_file for
+// a server with TLS, client certificates or bearer tokens. Exit codes: 0 success, 1 the server
+// refused or failed, 2 bad usage or an unreadable input file.
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -66,6 +67,13 @@ ABSL_FLAG(std::string, comment, "", "build: comment stored with the version");
 ABSL_FLAG(bool, detach, false, "build: return once the job has started");
 ABSL_FLAG(std::string, id, "", "job/cancel: job id");
 ABSL_FLAG(bool, watch, false, "job: follow the job until it ends");
+ABSL_FLAG(bool, tls, false, "Use TLS (implied by the other --tls_* flags), with the system's CAs");
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA certificates the server's certificate must chain to");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate, for servers that require one");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "Name the server's certificate must carry, if not the host of --server");
+ABSL_FLAG(std::string, token_file, "", "File whose first line is the bearer token to send");
 
 namespace timbre {
 namespace {
@@ -308,6 +316,16 @@ int main(int argc, char** argv) {
   timbre::TimbreClient::Options options;
   options.target = absl::GetFlag(FLAGS_server);
   options.timeout = absl::GetFlag(FLAGS_timeout);
+  options.tls = absl::GetFlag(FLAGS_tls);
+  options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_server_name = absl::GetFlag(FLAGS_tls_server_name);
+  if (!absl::GetFlag(FLAGS_token_file).empty()) {
+    absl::StatusOr<std::string> token = timbre::ReadTokenFile(absl::GetFlag(FLAGS_token_file));
+    if (!token.ok()) return timbre::Fail(timbre::kExitUsage, token.status());
+    options.token = *std::move(token);
+  }
   if (timbre::IsBuilderCommand(command)) {
     auto builder = timbre::BuilderClient::Create(options);
     if (!builder.ok()) return timbre::Fail(timbre::kExitUsage, builder.status());

@@ -1,8 +1,77 @@
 #include "client/timbre_client.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace timbre {
+
+namespace {
+
+// The contents of `path`; `what` names it in errors.
+absl::StatusOr<std::string> ReadWholeFile(const std::string& what, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read ", what, " '", path, "': ", std::strerror(errno)));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The channel credentials `options` ask for; sets the TLS name override in `arguments`.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeCredentials(
+    const TimbreClient::Options& options, grpc::ChannelArguments& arguments) {
+  const bool tls = options.tls || !options.tls_ca_file.empty() ||
+                   !options.tls_cert_file.empty() || !options.tls_server_name.empty();
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key go together: give both or neither");
+  }
+  if (!tls) {
+    if (!options.token.empty()) {
+      return absl::InvalidArgumentError(
+          "a bearer token needs TLS (--tls or --tls_ca): it would travel in plain text");
+    }
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;
+  for (auto [what, path, pem] :
+       {std::make_tuple("--tls_ca", &options.tls_ca_file, &ssl.pem_root_certs),
+        std::make_tuple("--tls_cert", &options.tls_cert_file, &ssl.pem_cert_chain),
+        std::make_tuple("--tls_key", &options.tls_key_file, &ssl.pem_private_key)}) {
+    if (path->empty()) continue;
+    absl::StatusOr<std::string> text = ReadWholeFile(what, *path);
+    if (!text.ok()) return text.status();
+    *pem = *std::move(text);
+  }
+  if (!options.tls_server_name.empty()) {
+    arguments.SetSslTargetNameOverride(options.tls_server_name);
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::SslCredentials(ssl);
+  if (options.token.empty()) return credentials;
+  return grpc::CompositeChannelCredentials(credentials,
+                                           grpc::AccessTokenCredentials(options.token));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadWholeFile("--token_file", path);
+  if (!text.ok()) return text.status();
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!line.empty() && !absl::StartsWith(line, "#")) return std::string(line);
+  }
+  return absl::InvalidArgumentError(absl::StrCat("--token_file '", path, "' holds no token"));
+}
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
@@ -69,7 +138,10 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const TimbreClient::O
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(options.max_message_bytes);
   arguments.SetMaxSendMessageSize(options.max_message_bytes);
-  return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), arguments);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      MakeCredentials(options, arguments);
+  if (!credentials.ok()) return credentials.status();
+  return grpc::CreateCustomChannel(options.target, *credentials, arguments);
 }
 
 absl::StatusOr<std::unique_ptr<TimbreClient>> TimbreClient::Create(Options options) {

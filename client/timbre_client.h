@@ -1,6 +1,8 @@
 // TimbreClient: a small synchronous C++ client of the timbre.v1.Timbre service.
 //
 // Every call returns absl::Status / absl::StatusOr with the server's gRPC code and message.
+// The channel is plain text by default; with TLS options it verifies the server's certificate,
+// can present a client certificate (mTLS) and send a bearer token with every call.
 //
 // Thread-safe: calls may be made concurrently from several threads (they share one channel).
 // A BlendSession is thread-compatible: one thread at a time.
@@ -59,9 +61,26 @@ class TimbreClient {
     absl::Duration timeout = absl::Seconds(30);
     // Largest message sent or received, in bytes. Default 64 MiB.
     int max_message_bytes = 64 << 20;
+    // Use TLS. Implied by any tls_* field below. Default off.
+    bool tls = false;
+    // PEM file of the CA certificates the server's certificate must chain to. Default: the
+    // system's CAs.
+    std::string tls_ca_file;
+    // PEM files of this client's certificate chain and private key, for a server that requires
+    // client certificates. Both or neither. Default neither.
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    // The name the server's certificate must carry when it differs from the target's host (for
+    // example when connecting by IP address). Default: the target's host.
+    std::string tls_server_name;
+    // Bearer token sent with every call as "authorization: Bearer <token>". Needs TLS.
+    // Default: none.
+    std::string token;
   };
 
-  // Errors: INVALID_ARGUMENT for an empty target. Does not connect until the first call.
+  // Errors: INVALID_ARGUMENT for an empty target, a client certificate without its key, or a
+  // token without TLS; NOT_FOUND for an unreadable TLS file. Does not connect until the first
+  // call.
   static absl::StatusOr<std::unique_ptr<TimbreClient>> Create(Options options);
 
   absl::StatusOr<timbre::v1::BlendResponse> Blend(const timbre::v1::BlendRequest& request) const;
@@ -75,6 +94,8 @@ class TimbreClient {
                                             const timbre::v1::RetrievalOptions& options) const;
 
   timbre::v1::Timbre::Stub& stub() const { return *stub_; }
+  // The channel, with this client's credentials, for other services on the same server.
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
  private:
   explicit TimbreClient(Options options, std::shared_ptr<grpc::Channel> channel);
@@ -88,6 +109,11 @@ class TimbreClient {
 // A channel to `options.target` with the options' message limits. Errors: INVALID_ARGUMENT for
 // an empty target. Does not connect until the first call.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const TimbreClient::Options& options);
+
+// The first token of a token file: the first line that is neither blank nor a '#' comment,
+// whitespace trimmed. Errors: NOT_FOUND for an unreadable file, INVALID_ARGUMENT for a file
+// without a token.
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 
 // Frames message from packed bytes.
 timbre::v1::Frames MakeFrames(timbre::v1::DType dtype, uint32_t num_frames, uint32_t dim,

@@ -30,7 +30,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libopenblas-dev libssl-dev
-  python3-numpy
+  python3-numpy openssl
 )
 if [ "$WITH_PYTHON" = 1 ]; then PACKAGES+=(swig python3-dev python3-setuptools); fi
 

@@ -1,6 +1,11 @@
-// timbre-server: maps flags to TimbreServer::Options and runs until SIGINT or SIGTERM.
+// timbre-server: maps flags to TimbreServer::Options and runs until SIGINT or SIGTERM, which
+// drain the server (SIGTERM waits --drain_grace for load balancers first) and exit 0; a second
+// signal ends it at once.
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -26,7 +31,18 @@ ABSL_FLAG(int64_t, max_batch_frames, 512, "Most frames merged into one search ba
 ABSL_FLAG(int64_t, max_frames_per_call, 4096, "Most frames accepted in one call");
 ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
           "How often the repository is rescanned for new versions; 0 disables");
-ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message accepted or sent");
+ABSL_FLAG(int, max_receive_message_bytes, 64 << 20, "Largest request message accepted, bytes");
+ABSL_FLAG(int, max_send_message_bytes, 64 << 20, "Largest response message sent, bytes");
+ABSL_FLAG(absl::Duration, keepalive_time, absl::Seconds(60),
+          "How often the server pings each client connection; inf disables");
+ABSL_FLAG(absl::Duration, keepalive_timeout, absl::Seconds(20),
+          "How long a keepalive ping may go unanswered before the connection is closed");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::InfiniteDuration(),
+          "Age after which a client is asked to reconnect (rebalancing behind an L7 load "
+          "balancer); inf = never");
+ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::InfiniteDuration(),
+          "How long calls in flight may continue on a connection past its age; inf = until "
+          "they end");
 ABSL_FLAG(std::string, work_dir, "",
           "Where uploaded feature sets and build job records are kept; default <repo>/.timbre");
 ABSL_FLAG(std::string, import_root, "",
@@ -34,7 +50,21 @@ ABSL_FLAG(std::string, import_root, "",
 ABSL_FLAG(int64_t, max_upload_bytes, int64_t{4} << 30, "Largest feature-set upload in bytes");
 ABSL_FLAG(int, max_queued_builds, 16, "Most build jobs waiting behind the running one");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
-          "How long calls in flight may take to finish on SIGTERM");
+          "How long calls in flight may take to finish once the server stops taking calls");
+ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(5),
+          "On SIGTERM, how long health reports NOT_SERVING while the server still serves, so "
+          "that load balancers stop routing to it");
+ABSL_FLAG(int, max_queued_calls, 64,
+          "Most calls waiting for a search worker; more get RESOURCE_EXHAUSTED at once");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of the server; enables TLS");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA certificates; clients must present a certificate they signed (mTLS)");
+ABSL_FLAG(std::string, token_file, "",
+          "File of user bearer tokens, one per line (Blend, BlendStream, Search, ListSpeakers, "
+          "GetSpeaker); needs TLS");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "File of admin bearer tokens, one per line (every method); needs TLS");
 ABSL_FLAG(std::string, log_level, "info", "spdlog level: trace, debug, info, warn, error");
 
 namespace {
@@ -54,6 +84,62 @@ void PreferAvx512Blas(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure: keep running as we are
 }
 
+timbre::ConnectionOptions ConnectionFlags() {
+  timbre::ConnectionOptions connection;
+  connection.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
+  connection.max_send_message_bytes = absl::GetFlag(FLAGS_max_send_message_bytes);
+  connection.keepalive_time = absl::GetFlag(FLAGS_keepalive_time);
+  connection.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
+  connection.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
+  connection.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
+  return connection;
+}
+
+timbre::SecurityOptions SecurityFlags() {
+  timbre::SecurityOptions security;
+  security.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  security.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  security.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  security.token_file = absl::GetFlag(FLAGS_token_file);
+  security.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
+  return security;
+}
+
+// SIGINT and SIGTERM, delivered to whichever thread the kernel picks (OpenBLAS starts its threads
+// before main, so blocking the signals in main cannot cover every thread), are passed through a
+// pipe to the one thread that waits for them. One that comes while speakers are still loading
+// waits in the pipe. A second signal ends the process at once, as if it were not caught.
+int signal_pipe[2] = {-1, -1};
+std::atomic<int> stop_signals{0};
+
+extern "C" void OnStopSignal(int signal) {
+  if (stop_signals.fetch_add(1) > 0) {
+    std::signal(signal, SIG_DFL);
+    std::raise(signal);  // delivered when the handler returns
+    return;
+  }
+  const unsigned char byte = static_cast<unsigned char>(signal);
+  [[maybe_unused]] ssize_t written = write(signal_pipe[1], &byte, 1);
+}
+
+bool CatchStopSignals() {
+  if (pipe2(signal_pipe, O_CLOEXEC) != 0) return false;
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  return sigaction(SIGINT, &action, nullptr) == 0 && sigaction(SIGTERM, &action, nullptr) == 0;
+}
+
+// Blocks until SIGINT or SIGTERM arrives and returns it.
+int WaitForStopSignal() {
+  unsigned char byte = 0;
+  while (read(signal_pipe[0], &byte, 1) != 1) {
+    if (errno != EINTR) return SIGTERM;
+  }
+  return byte;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,12 +148,10 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
 
-  // Signals are taken by one thread with sigwait; block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (!CatchStopSignals()) {
+    std::perror("timbre-server: cannot catch SIGINT and SIGTERM");
+    return 1;
+  }
 
   timbre::TimbreServer::Options options;
   options.repo = absl::GetFlag(FLAGS_repo);
@@ -80,21 +164,25 @@ int main(int argc, char** argv) {
   options.max_batch_frames = absl::GetFlag(FLAGS_max_batch_frames);
   options.max_frames_per_call = absl::GetFlag(FLAGS_max_frames_per_call);
   options.poll_interval = absl::GetFlag(FLAGS_poll_interval);
-  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.work_dir = absl::GetFlag(FLAGS_work_dir);
   options.import_root = absl::GetFlag(FLAGS_import_root);
   options.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
   options.max_queued_builds = absl::GetFlag(FLAGS_max_queued_builds);
+  options.connection = ConnectionFlags();
+  options.max_queued_calls = absl::GetFlag(FLAGS_max_queued_calls);
+  options.security = SecurityFlags();
   auto server = timbre::TimbreServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "timbre-server: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  std::thread waiter([&signals, &server] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    spdlog::info("signal {}: shutting down", signal);
-    (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  std::thread waiter([&server] {
+    const int signal = WaitForStopSignal();
+    // SIGINT is someone at a terminal: no load balancer to wait for.
+    const absl::Duration grace =
+        signal == SIGTERM ? absl::GetFlag(FLAGS_drain_grace) : absl::ZeroDuration();
+    spdlog::info("{}: draining", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    (*server)->Drain(grace, absl::GetFlag(FLAGS_shutdown_grace));
   });
   (*server)->Wait();
   waiter.join();

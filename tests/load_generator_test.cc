@@ -28,7 +28,9 @@ class LoadGeneratorTest : public ::testing::Test {
     auto server = TimbreServer::Start(options);
     ASSERT_THAT(server, IsOk());
     server_ = *std::move(server);
-    auto client = TimbreClient::Create({absl::StrCat("127.0.0.1:", server_->port())});
+    TimbreClient::Options client_options;
+    client_options.target = absl::StrCat("127.0.0.1:", server_->port());
+    auto client = TimbreClient::Create(client_options);
     ASSERT_THAT(client, IsOk());
     client_ = *std::move(client);
   }

@@ -71,6 +71,7 @@ class RetrieverTest : public ::testing::Test {
     registry_ = *std::move(registry);
     SearchScheduler::Options scheduler_options;
     scheduler_options.workers = 2;
+    scheduler_options.max_queued_tasks = 1000;  // ConcurrentBlendsAreAllCorrect queues them all
     auto scheduler = SearchScheduler::Create(scheduler_options);
     ASSERT_THAT(scheduler, IsOk());
     scheduler_ = *std::move(scheduler);
@@ -358,6 +359,62 @@ TEST_F(RetrieverTest, NoFramesIsInvalidArgument) {
   call.frames.dim = kDim;
   EXPECT_THAT(Blend(call), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no frames")));
   EXPECT_THAT(Search(call), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no frames")));
+}
+
+TEST_F(RetrieverTest, CallPastItsDeadlineIsNotSearched) {
+  RetrievalCall call = Call("alice", 4);
+  call.deadline = absl::Now() - absl::Milliseconds(1);
+  EXPECT_THAT(Blend(call), StatusIs(absl::StatusCode::kDeadlineExceeded,
+                                    HasSubstr("it was not searched")));
+  EXPECT_THAT(Search(call), StatusIs(absl::StatusCode::kDeadlineExceeded, _));
+  call.deadline = absl::Now() + absl::Minutes(1);
+  EXPECT_THAT(Blend(call), IsOk());
+}
+
+TEST_F(RetrieverTest, FullSchedulerQueueIsResourceExhaustedAtOnce) {
+  // A scheduler of one worker and a queue of one, whose worker a raw task holds.
+  SearchScheduler::Options scheduler_options;
+  scheduler_options.workers = 1;
+  scheduler_options.max_queued_tasks = 1;
+  auto scheduler = SearchScheduler::Create(scheduler_options);
+  ASSERT_THAT(scheduler, IsOk());
+  Retriever::Options options;
+  options.registry = registry_.get();
+  options.scheduler = scheduler->get();
+  auto retriever = Retriever::Create(options);
+  ASSERT_THAT(retriever, IsOk());
+  auto snapshot = registry_->Acquire("alice");
+  ASSERT_THAT(snapshot, IsOk());
+  RetrievalCall held = Call("alice", 1);
+  std::vector<float> scores(8);
+  std::vector<int64_t> ids(8);
+  absl::Notification started, release, released;
+  SearchTask blocker;
+  blocker.snapshot = *snapshot;
+  blocker.queries = held.frames.values.data();
+  blocker.rows = 1;
+  blocker.scores = scores.data();
+  blocker.ids = ids.data();
+  blocker.done = [&](absl::Status, const SearchTiming&) {
+    started.Notify();
+    release.WaitForNotification();
+    released.Notify();
+  };
+  (*scheduler)->Submit(std::move(blocker));
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(absl::Seconds(20)));
+
+  Completion<BlendResult> queued, refused;
+  (*retriever)->Blend(Call("alice", 4), queued.Done());
+  (*retriever)->Blend(Call("alice", 4), refused.Done());
+  // Refused before Blend returned, while the first call still waits.
+  ASSERT_TRUE(refused.finished.HasBeenNotified());
+  EXPECT_THAT(refused.result, StatusIs(absl::StatusCode::kResourceExhausted,
+                                       HasSubstr("limit: 1 waiting calls")));
+  EXPECT_FALSE(queued.finished.HasBeenNotified());
+  release.Notify();
+  ASSERT_TRUE(queued.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_THAT(queued.result, IsOk());
+  ASSERT_TRUE(released.WaitForNotificationWithTimeout(absl::Seconds(20)));
 }
 
 }  // namespace

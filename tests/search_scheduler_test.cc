@@ -20,6 +20,7 @@
 namespace timbre {
 namespace {
 
+using ::testing::_;
 using ::testing::Each;
 using ::testing::HasSubstr;
 using ::timbre::testing::IsOk;
@@ -42,10 +43,12 @@ std::shared_ptr<const IndexSnapshot> MakeSnapshot(const std::string& speaker, ui
   return snapshot;
 }
 
-std::unique_ptr<SearchScheduler> MakeScheduler(int workers, int64_t max_batch_rows = 512) {
+std::unique_ptr<SearchScheduler> MakeScheduler(int workers, int64_t max_batch_rows = 512,
+                                               int max_queued_tasks = 64) {
   SearchScheduler::Options options;
   options.workers = workers;
   options.max_batch_rows = max_batch_rows;
+  options.max_queued_tasks = max_queued_tasks;
   auto scheduler = SearchScheduler::Create(options);
   EXPECT_THAT(scheduler, IsOk());
   return scheduler.ok() ? *std::move(scheduler) : nullptr;
@@ -164,6 +167,10 @@ TEST(SearchSchedulerCreateTest, RejectsBadOptions) {
   negative.workers = -1;
   EXPECT_THAT(SearchScheduler::Create(negative),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("workers")));
+  SearchScheduler::Options no_queue;
+  no_queue.max_queued_tasks = 0;
+  EXPECT_THAT(SearchScheduler::Create(no_queue),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_queued_tasks is 0")));
 }
 
 TEST(SearchSchedulerCreateTest, WorkerCount) {
@@ -196,7 +203,7 @@ TEST_F(SearchSchedulerTest, TaskMatchesDirectSearch) {
 TEST_F(SearchSchedulerTest, ConcurrentSubmitsAllCompleteExactlyOnce) {
   constexpr int kThreads = 4;
   constexpr int kPerThread = 40;
-  auto scheduler = MakeScheduler(2, 64);
+  auto scheduler = MakeScheduler(2, 64, /*max_queued_tasks=*/kThreads * kPerThread);
   ASSERT_NE(scheduler, nullptr);
   std::vector<std::unique_ptr<Probe>> probes;
   for (int i = 0; i < kThreads * kPerThread; ++i) {
@@ -336,6 +343,109 @@ TEST_F(SearchSchedulerTest, DestructorFinishesQueuedTasks) {
     EXPECT_THAT(probe->status, IsOk());
     probe->ExpectMatchesDirectSearch();
   }
+}
+
+TEST_F(SearchSchedulerTest, FullQueueRefusesAtOnceAndAdmittedTasksSucceed) {
+  constexpr int kQueue = 4;
+  constexpr int kSubmitted = 10;
+  auto scheduler = MakeScheduler(1, 512, kQueue);
+  ASSERT_NE(scheduler, nullptr);
+  BusyWorker blocker(*scheduler, *alice_, 1, 12);
+  ASSERT_TRUE(blocker.WaitUntilBusy());
+  // The busy task does not count: kQueue tasks are admitted, the rest are refused inline.
+  std::vector<std::unique_ptr<Probe>> probes;
+  int refused_inline = 0;
+  for (int i = 0; i < kSubmitted; ++i) {
+    probes.push_back(std::make_unique<Probe>(*alice_, 2, Params(4, kNlist), 600 + i));
+    scheduler->Submit(probes.back()->Task());
+    if (probes.back()->calls.load() == 1) ++refused_inline;
+  }
+  EXPECT_EQ(refused_inline, kSubmitted - kQueue);
+  blocker.Release();
+  for (const auto& probe : probes) {
+    ASSERT_TRUE(probe->finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  }
+  scheduler.reset();
+  int admitted = 0;
+  for (int i = 0; i < kSubmitted; ++i) {
+    const Probe& probe = *probes[i];
+    EXPECT_EQ(probe.calls.load(), 1);
+    if (i < kQueue) {
+      ++admitted;
+      EXPECT_THAT(probe.status, IsOk());
+      probe.ExpectMatchesDirectSearch();
+    } else {
+      EXPECT_THAT(probe.status, StatusIs(absl::StatusCode::kResourceExhausted,
+                                         HasSubstr("limit: 4 waiting calls")));
+      EXPECT_EQ(probe.timing.batch_rows, 0);
+      EXPECT_THAT(probe.ids, Each(-2));  // not searched
+    }
+  }
+  EXPECT_EQ(admitted, kQueue);
+}
+
+TEST_F(SearchSchedulerTest, QueueHasRoomAgainOnceWorkersTakeTasks) {
+  auto scheduler = MakeScheduler(1, 512, /*max_queued_tasks=*/1);
+  ASSERT_NE(scheduler, nullptr);
+  for (int i = 0; i < 5; ++i) {  // one at a time: never more than one waiting
+    Probe probe(*alice_, 2, Params(4, kNlist), 650 + i);
+    scheduler->Submit(probe.Task());
+    ASSERT_TRUE(probe.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+    EXPECT_THAT(probe.status, IsOk());
+  }
+}
+
+TEST_F(SearchSchedulerTest, TaskPastItsDeadlineIsNotSearched) {
+  auto scheduler = MakeScheduler(1);
+  ASSERT_NE(scheduler, nullptr);
+  BusyWorker blocker(*scheduler, *alice_, 1, 13);
+  ASSERT_TRUE(blocker.WaitUntilBusy());
+  Probe expired(*alice_, 3, Params(4, kNlist), 700);
+  SearchTask expired_task = expired.Task();
+  expired_task.deadline = absl::Now() - absl::Milliseconds(1);
+  scheduler->Submit(std::move(expired_task));
+  Probe expiring(*alice_, 3, Params(4, kNlist), 701);
+  SearchTask expiring_task = expiring.Task();
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(20);
+  expiring_task.deadline = deadline;
+  scheduler->Submit(std::move(expiring_task));
+  Probe live(*alice_, 3, Params(4, kNlist), 702);
+  SearchTask live_task = live.Task();
+  live_task.deadline = absl::Now() + absl::Hours(1);
+  scheduler->Submit(std::move(live_task));
+  // The second task's deadline passes while it waits behind the busy worker.
+  ASSERT_TRUE(timbre::testing::WaitFor([deadline] { return absl::Now() > deadline; }));
+  blocker.Release();
+  for (Probe* probe : {&expired, &expiring, &live}) {
+    ASSERT_TRUE(probe->finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  }
+  scheduler.reset();
+  for (Probe* probe : {&expired, &expiring}) {
+    EXPECT_EQ(probe->calls.load(), 1);
+    EXPECT_THAT(probe->status, StatusIs(absl::StatusCode::kDeadlineExceeded,
+                                        HasSubstr("it was not searched")));
+    EXPECT_EQ(probe->timing.batch_rows, 0);
+    EXPECT_GT(probe->timing.queued, absl::ZeroDuration());
+    EXPECT_THAT(probe->ids, Each(-2));
+    EXPECT_THAT(probe->scores, Each(-1.0f));
+  }
+  EXPECT_EQ(live.calls.load(), 1);
+  EXPECT_THAT(live.status, IsOk());
+  EXPECT_EQ(live.timing.batch_rows, 3);  // searched alone: the expired tasks did not join
+  live.ExpectMatchesDirectSearch();
+}
+
+TEST_F(SearchSchedulerTest, ExpiredTaskOnAnIdleSchedulerIsNotSearched) {
+  auto scheduler = MakeScheduler(2);
+  ASSERT_NE(scheduler, nullptr);
+  Probe probe(*alice_, 3, Params(4, kNlist), 710);
+  SearchTask task = probe.Task();
+  task.deadline = absl::Now() - absl::Seconds(1);
+  scheduler->Submit(std::move(task));
+  ASSERT_TRUE(probe.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  scheduler.reset();
+  EXPECT_THAT(probe.status, StatusIs(absl::StatusCode::kDeadlineExceeded, _));
+  EXPECT_THAT(probe.ids, Each(-2));
 }
 
 }  // namespace

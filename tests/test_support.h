@@ -105,6 +105,15 @@ MATCHER(IsOk, "") {
   return status.ok();
 }
 
+// EXPECT_THAT(result, IsOkAndHolds(42)): an OK StatusOr whose value matches.
+MATCHER_P(IsOkAndHolds, value_matcher, "") {
+  if (!arg.ok()) {
+    *result_listener << "status is " << arg.status();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
+}
+
 }  // namespace timbre::testing
 
 #endif  // TIMBRE_TESTS_TEST_SUPPORT_H_

@@ -2,11 +2,6 @@
 // the client library, the health service and the Prometheus endpoint.
 #include "server/service/timbre_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -15,39 +10,25 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/npy_file.h"
 #include "client/timbre_client.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "server/core/frame_codec.h"
-#include "tests/test_support.h"
+#include "tests/server_test_support.h"
 
 namespace timbre {
 namespace {
 
+using ::testing::_;
 using ::testing::HasSubstr;
 using ::timbre::testing::IsOk;
+using ::timbre::testing::IsOkAndHolds;
+using ::timbre::testing::CheckHealth;
+using ::timbre::testing::DataPath;
+using ::timbre::testing::FixtureServerOptions;
+using ::timbre::testing::kFixtureIndex;
+using ::timbre::testing::Pack;
+using ::timbre::testing::ReadFloats;
+using ::timbre::testing::ScrapeMetrics;
 using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
-
-constexpr char kFixtureIndex[] = "added_IVF25_Flat_nprobe_1_fixture_v1.index";
-
-std::string DataPath(const std::string& name) {
-  const char* dir = getenv("TIMBRE_TEST_DATA");
-  return absl::StrCat(dir != nullptr ? dir : "data", "/", name);
-}
-
-std::vector<float> ReadFloats(const std::string& name, int64_t* rows, int* dim) {
-  absl::StatusOr<NpyArray> array = ReadNpy(DataPath(name));
-  EXPECT_TRUE(array.ok()) << array.status();
-  if (!array.ok()) return {};
-  *rows = array->shape[0];
-  *dim = static_cast<int>(array->shape[1]);
-  std::vector<float> values(array->data.size() / 4);
-  std::memcpy(values.data(), array->data.data(), array->data.size());
-  return values;
-}
-
-std::string Pack(const std::vector<float>& values) {
-  return EncodeFrames(DType::kFloat32, values);
-}
 
 std::vector<float> Unpack(const v1::Frames& frames) {
   std::vector<float> values(static_cast<size_t>(frames.num_frames()) * frames.dim());
@@ -63,51 +44,20 @@ std::vector<float> Unpack(const v1::Frames& frames) {
   return values;
 }
 
-// GET /metrics from the Prometheus endpoint over a plain loopback socket.
-std::string ScrapeMetrics(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string request = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  send(fd, request.data(), request.size(), 0);
-  std::string response;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0) response.append(buffer, n);
-  close(fd);
-  return response;
-}
-
 class TimbreServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::filesystem::create_directories(repo_.Join("rvc"));
-    std::filesystem::copy_file(DataPath(kFixtureIndex), repo_.Join(std::string("rvc/") + kFixtureIndex));
     timbre::testing::WriteFile(repo_.Join("broken/added_IVF1_Flat_nprobe_1_x_v2.index"),
                                "this is not a faiss index");
     queries_ = ReadFloats("rvc_fixture_queries.npy", &rows_, &dim_);
-    TimbreServer::Options options;
-    options.repo = repo_.path();
-    options.host = "127.0.0.1";
-    options.port = 0;
+    TimbreServer::Options options = FixtureServerOptions(repo_);
     options.metrics_host = "127.0.0.1";
     options.metrics_port = with_metrics_ ? 0 : -1;  // the endpoint takes ~2 s to stop
     options.max_frames_per_call = 100;
-    options.poll_interval = absl::ZeroDuration();
-    auto server = TimbreServer::Start(options);
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
-    TimbreClient::Options client_options;
-    client_options.target = absl::StrCat("127.0.0.1:", server_->port());
-    auto client = TimbreClient::Create(client_options);
-    ASSERT_THAT(client, IsOk());
-    client_ = *std::move(client);
+    server_ = timbre::testing::StartServer(options);
+    ASSERT_NE(server_, nullptr);
+    client_ = timbre::testing::MakeClient(timbre::testing::LocalClientOptions(server_->port()));
+    ASSERT_NE(client_, nullptr);
   }
 
   v1::BlendRequest FixtureRequest() const {
@@ -314,15 +264,14 @@ TEST_F(TimbreServerTest, SpeakersReportStateAndIndexFigures) {
   EXPECT_THAT(client_->GetSpeaker("nobody").status(), StatusIs(absl::StatusCode::kNotFound, HasSubstr("nobody")));
 }
 
-TEST_F(TimbreServerTest, HealthServiceReportsServing) {
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                     grpc::InsecureChannelCredentials());
-  auto health = grpc::health::v1::Health::NewStub(channel);
-  grpc::ClientContext context;
-  grpc::health::v1::HealthCheckRequest request;
-  grpc::health::v1::HealthCheckResponse response;
-  ASSERT_TRUE(health->Check(&context, request, &response).ok());
-  EXPECT_EQ(response.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+TEST_F(TimbreServerTest, HealthReportsServingOnceSpeakersAreLoaded) {
+  // Start returns after loading every speaker; both the server and the service are SERVING.
+  EXPECT_THAT(CheckHealth(server_->port(), ""),
+              IsOkAndHolds(grpc::health::v1::HealthCheckResponse::SERVING));
+  EXPECT_THAT(CheckHealth(server_->port(), "timbre.v1.Timbre"),
+              IsOkAndHolds(grpc::health::v1::HealthCheckResponse::SERVING));
+  EXPECT_THAT(CheckHealth(server_->port(), "timbre.v1.Nothing"),
+              StatusIs(absl::StatusCode::kNotFound, _));
 }
 
 class TimbreServerMetricsTest : public TimbreServerTest {

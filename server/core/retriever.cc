@@ -119,6 +119,7 @@ void Submit(absl::StatusOr<std::shared_ptr<const IndexSnapshot>> checked, Retrie
   task.rows = pending->call.frames.rows;
   task.scores = pending->scores.data();
   task.ids = pending->ids.data();
+  task.deadline = pending->call.deadline;
   task.done = [pending, make_result, done = std::move(done)](
                   absl::Status status, const SearchTiming& timing) mutable {
     if (!status.ok()) {

@@ -31,6 +31,9 @@ struct RetrievalCall {
   FrameMatrix frames;              // [rows, dim], finite values
   SearchParams params;             // k >= 1; nprobe 0 = the index's
   float index_rate = kDefaultIndexRate;  // Blend only, in [0, 1]
+  // When the caller stops waiting; a call still queued for search then is not searched.
+  // Default: never.
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 struct BlendResult {
@@ -66,7 +69,9 @@ class Retriever {
 
   // Errors passed to `done`: those of SpeakerRegistry::Acquire; INVALID_ARGUMENT for a frame dim
   // other than the index's, k outside [1, max_k], nprobe above the index's list count,
-  // index_rate outside [0, 1], or more than max_frames_per_call frames; INTERNAL if faiss fails.
+  // index_rate outside [0, 1], or more than max_frames_per_call frames; INTERNAL if faiss fails;
+  // RESOURCE_EXHAUSTED (at once) when the scheduler's queue is full; DEADLINE_EXCEEDED when
+  // call.deadline passed before a worker took the call (it is then not searched).
   void Blend(RetrievalCall call, absl::AnyInvocable<void(absl::StatusOr<BlendResult>)> done) const;
 
   // As Blend, without the mix; index_rate is ignored.

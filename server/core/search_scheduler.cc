@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace timbre {
@@ -18,6 +19,10 @@ bool SameSearch(const SearchTask& a, const SearchTask& b) {
 absl::StatusOr<std::unique_ptr<SearchScheduler>> SearchScheduler::Create(Options options) {
   if (options.workers < 0) return absl::InvalidArgumentError("workers must be >= 0");
   if (options.max_batch_rows < 1) return absl::InvalidArgumentError("max_batch_rows must be >= 1");
+  if (options.max_queued_tasks < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_queued_tasks is ", options.max_queued_tasks, "; it must be >= 1"));
+  }
   if (options.workers == 0) {
     options.workers = std::max(1u, std::thread::hardware_concurrency());
   }
@@ -37,14 +42,50 @@ SearchScheduler::~SearchScheduler() {
 }
 
 void SearchScheduler::Submit(SearchTask task) {
-  absl::MutexLock lock(&mutex_);
-  queue_.push_back(Queued{std::move(task), absl::Now()});
+  {
+    absl::MutexLock lock(&mutex_);
+    if (queue_.size() < static_cast<size_t>(options_.max_queued_tasks)) {
+      queue_.push_back(Queued{std::move(task), absl::Now()});
+      return;
+    }
+  }
+  task.done(absl::ResourceExhaustedError(absl::StrCat(
+                "the server is overloaded: the search queue is full (limit: ",
+                options_.max_queued_tasks,
+                " waiting calls); retry with backoff or on another server")),
+            SearchTiming{});
+}
+
+void SearchScheduler::TakeExpired(absl::Time now, std::vector<Queued>& expired) {
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (it->task.deadline < now) {
+      expired.push_back(std::move(*it));
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void SearchScheduler::FinishExpired(std::vector<Queued>& expired, absl::Time now) {
+  for (Queued& queued : expired) {
+    SearchTiming timing;
+    timing.queued = now - queued.submitted;
+    queued.task.done(absl::DeadlineExceededError(absl::StrCat(
+                         "the call's deadline passed while it waited ",
+                         absl::FormatDuration(timing.queued),
+                         " for a search worker; it was not searched")),
+                     timing);
+  }
 }
 
 void SearchScheduler::WorkerLoop() {
   for (;;) {
     std::vector<Queued> batch;
+    std::vector<Queued> expired;
     int threads = 1;
+    bool stop = false;
+    absl::Time now;
     {
       absl::MutexLock lock(&mutex_);
       mutex_.Await(absl::Condition(
@@ -52,22 +93,32 @@ void SearchScheduler::WorkerLoop() {
             return s->stopping_ || !s->queue_.empty();
           },
           this));
-      if (queue_.empty()) return;  // stopping, and every task is done
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-      int64_t rows = batch[0].task.rows;
-      for (auto it = queue_.begin(); it != queue_.end();) {
-        if (SameSearch(it->task, batch[0].task) &&
-            rows + it->task.rows <= options_.max_batch_rows) {
-          rows += it->task.rows;
-          batch.push_back(std::move(*it));
-          it = queue_.erase(it);
-        } else {
-          ++it;
+      now = absl::Now();
+      TakeExpired(now, expired);
+      if (queue_.empty()) {
+        stop = stopping_;  // stopping, and every task is done
+      } else {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+        int64_t rows = batch[0].task.rows;
+        for (auto it = queue_.begin(); it != queue_.end();) {
+          if (SameSearch(it->task, batch[0].task) &&
+              rows + it->task.rows <= options_.max_batch_rows) {
+            rows += it->task.rows;
+            batch.push_back(std::move(*it));
+            it = queue_.erase(it);
+          } else {
+            ++it;
+          }
         }
+        ++busy_;
+        if (options_.split_when_idle && queue_.empty() && busy_ == 1) threads = workers();
       }
-      ++busy_;
-      if (options_.split_when_idle && queue_.empty() && busy_ == 1) threads = workers();
+    }
+    FinishExpired(expired, now);
+    if (batch.empty()) {
+      if (stop) return;
+      continue;
     }
     RunBatch(batch, threads);
     absl::MutexLock lock(&mutex_);

@@ -12,7 +12,14 @@
 // Threads: `workers` searching threads, each single-threaded except for the split coarse step at
 // light load, so searches never use more threads than workers (set workers = cores).
 //
-// Thread-safe. Submit never blocks; completion callbacks run on a worker thread.
+// Overload: at most max_queued_tasks tasks wait in the queue (tasks being searched do not count).
+// Submit refuses a task beyond that at once with RESOURCE_EXHAUSTED, so that a burst is turned
+// away in microseconds instead of making every admitted call wait behind it. A task whose
+// deadline has passed by the time a worker takes it is answered DEADLINE_EXCEEDED and not
+// searched: nobody waits for its answer any more.
+//
+// Thread-safe. Submit never blocks; completion callbacks run on a worker thread, or inline in
+// Submit for a refused task.
 #ifndef TIMBRE_SERVER_CORE_SEARCH_SCHEDULER_H_
 #define TIMBRE_SERVER_CORE_SEARCH_SCHEDULER_H_
 
@@ -41,7 +48,9 @@ struct SearchTiming {
 };
 
 // One call's search. The scheduler fills `scores` and `ids` ([rows, params.k] each) and then
-// runs `done` exactly once, on a worker thread.
+// runs `done` exactly once: on a worker thread, or inline in Submit when the queue is full.
+// A task that was not searched (refused, or expired) leaves `scores` and `ids` untouched and
+// reports batch_rows 0.
 struct SearchTask {
   std::shared_ptr<const IndexSnapshot> snapshot;  // required
   SearchParams params;
@@ -49,6 +58,9 @@ struct SearchTask {
   int64_t rows = 0;
   float* scores = nullptr;         // [rows, k]; must stay valid until done runs
   int64_t* ids = nullptr;          // [rows, k]; must stay valid until done runs
+  // When the caller stops waiting for the answer; a task still queued then is not searched.
+  // Default: never.
+  absl::Time deadline = absl::InfiniteFuture();
   absl::AnyInvocable<void(absl::Status, const SearchTiming&)> done;
 };
 
@@ -62,15 +74,22 @@ class SearchScheduler {
     int64_t max_batch_rows = 512;
     // Split a search's coarse step across idle workers when nothing else is queued. Default on.
     bool split_when_idle = true;
+    // Most tasks waiting for a worker; Submit refuses more with RESOURCE_EXHAUSTED. With 16-frame
+    // calls searched in batches of up to max_batch_rows, 64 queued calls are about two batches
+    // per worker of waiting. Default 64.
+    int max_queued_tasks = 64;
   };
 
-  // Errors: INVALID_ARGUMENT for negative workers or max_batch_rows < 1.
+  // Errors: INVALID_ARGUMENT for negative workers, max_batch_rows < 1 or max_queued_tasks < 1.
   static absl::StatusOr<std::unique_ptr<SearchScheduler>> Create(Options options);
 
   // Finishes every queued task, then joins the workers.
   ~SearchScheduler();
 
   // Queues `task`. REQUIRES: task.snapshot, queries, scores, ids and done are set; rows >= 1.
+  // Statuses passed to task.done besides the search's own: RESOURCE_EXHAUSTED (inline, before
+  // Submit returns) when max_queued_tasks tasks are already waiting; DEADLINE_EXCEEDED when
+  // task.deadline passed while the task was queued.
   void Submit(SearchTask task);
 
   int workers() const { return static_cast<int>(threads_.size()); }
@@ -84,6 +103,10 @@ class SearchScheduler {
   explicit SearchScheduler(Options options) : options_(options) {}
   void WorkerLoop();
   void RunBatch(std::vector<Queued>& batch, int threads);
+  // Moves the queued tasks whose deadline is before `now` into `expired`.
+  void TakeExpired(absl::Time now, std::vector<Queued>& expired)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  static void FinishExpired(std::vector<Queued>& expired, absl::Time now);
 
   const Options options_;
   absl::Mutex mutex_;

@@ -4,43 +4,76 @@
 // next message, so answers leave in the order the blocks came and a session never has more than
 // one block in the server. The first message must name the speaker; a later message may replace
 // the options. Any error ends the session with a status naming the block; each block is
-// recorded in the metrics as one BlendStream call.
+// recorded in the metrics as one BlendStream call. Every block carries the stream's deadline
+// into the core, so a block queued past it is not searched.
 //
-// Thread-safe as gRPC requires: reactions are serialized by the protocol above (one operation
-// outstanding at a time). Deletes itself in OnDone.
+// Drain: the session registers with the server's StreamDrain. When the server drains, a session
+// waiting for its next block ends at once, and a session with a block in the server ends right
+// after writing that block's answer; both end with UNAVAILABLE naming the drain, so the client
+// reopens its stream (on another server) and loses no answered block.
+//
+// Thread-safe: gRPC's reactions, the search worker that finishes a block and the draining thread
+// meet under one mutex. Deletes itself in OnDone.
 #ifndef TIMBRE_SERVER_SERVICE_BLEND_STREAM_REACTOR_H_
 #define TIMBRE_SERVER_SERVICE_BLEND_STREAM_REACTOR_H_
 
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/core/retriever.h"
 #include "server/service/call_recorder.h"
 #include "server/service/server_metrics.h"
+#include "server/service/stream_drain.h"
 #include "timbre/v1/timbre.pb.h"
 
 namespace timbre {
 
-class BlendStreamReactor final
-    : public grpc::ServerBidiReactor<timbre::v1::BlendStreamRequest,
-                                     timbre::v1::BlendStreamResponse> {
+class BlendStreamReactor final : public grpc::ServerBidiReactor<timbre::v1::BlendStreamRequest,
+                                                                timbre::v1::BlendStreamResponse>,
+                                 public DrainableStream {
  public:
-  BlendStreamReactor(const Retriever* retriever, ServerMetrics* metrics);
+  // All collaborators must outlive the session. `deadline` is the stream's.
+  BlendStreamReactor(const Retriever* retriever, ServerMetrics* metrics, StreamDrain* drain,
+                     absl::Time deadline);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
-  void OnDone() override { delete this; }
+  void OnDone() override;
+  void EndAfterCurrentBlock() override;
 
  private:
-  void FinishWith(const absl::Status& status);
+  enum class State {
+    kReading,   // waiting for the next message
+    kBlock,     // a block is being blended or its answer written
+    kFinished,  // Finish has been called
+  };
 
-  const Retriever* retriever_;
-  CallRecorder recorder_;
-  timbre::v1::BlendStreamRequest request_;
-  timbre::v1::BlendStreamResponse response_;
-  std::string speaker_;                  // set by the first message
-  timbre::v1::RetrievalOptions options_; // the session's current options
-  uint64_t block_index_ = 0;
+  // Blends the block in request_. Runs without the lock: the core may answer inline.
+  void StartBlock(RetrievalCall call, DType dtype);
+  void OnBlended(absl::StatusOr<BlendResult> result, DType dtype, int64_t frames);
+  // Records a failed block and finishes the stream with its status. Returns the status to
+  // finish with; the caller calls Finish.
+  grpc::Status FailBlock(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Finishes the stream. REQUIRES: state_ is not kFinished. Only for callers that keep the
+  // session alive until they return (a reaction, or EndAfterCurrentBlock).
+  void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  grpc::Status DrainedStatus() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+
+  const Retriever* const retriever_;
+  StreamDrain* const drain_;
+  const absl::Time deadline_;
+  absl::Mutex mutex_;
+  State state_ ABSL_GUARDED_BY(mutex_) = State::kReading;
+  bool draining_ ABSL_GUARDED_BY(mutex_) = false;
+  CallRecorder recorder_ ABSL_GUARDED_BY(mutex_);
+  timbre::v1::BlendStreamRequest request_ ABSL_GUARDED_BY(mutex_);
+  timbre::v1::BlendStreamResponse response_ ABSL_GUARDED_BY(mutex_);
+  std::string speaker_ ABSL_GUARDED_BY(mutex_);                   // set by the first message
+  timbre::v1::RetrievalOptions options_ ABSL_GUARDED_BY(mutex_);  // the session's options
+  uint64_t block_index_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace timbre

@@ -8,7 +8,12 @@ namespace timbre {
 grpc::Status CallRecorder::Record(grpc::Status status, int64_t frames) {
   const absl::Duration latency = absl::Now() - start_;
   metrics_->RecordCall(method_, status.error_code(), latency, frames);
-  if (!status.ok()) {
+  if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+      status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    // Overload sheds calls by the thousand; the metrics count them, the log would drown.
+    spdlog::debug("{} shed: {} {}", method_, GrpcCodeName(status.error_code()),
+                  status.error_message());
+  } else if (!status.ok()) {
     spdlog::info("{} failed: {} {}", method_, GrpcCodeName(status.error_code()),
                  status.error_message());
   } else {

@@ -1,5 +1,7 @@
 // CallRecorder: finishes one RPC (or stream block) exactly once: records its metrics and, for
-// errors, its log line. Used by every handler so that observability stays in one place.
+// errors, its log line (at debug level for calls shed under overload, RESOURCE_EXHAUSTED and
+// DEADLINE_EXCEEDED, which the metrics count). Used by every handler so that observability
+// stays in one place.
 //
 // Thread-compatible; each call owns its recorder.
 #ifndef TIMBRE_SERVER_SERVICE_CALL_RECORDER_H_

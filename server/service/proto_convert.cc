@@ -25,6 +25,11 @@ absl::StatusOr<DType> FromProto(timbre::v1::DType dtype) {
   }
 }
 
+absl::Time FromGrpcDeadline(std::chrono::system_clock::time_point deadline) {
+  if (deadline == std::chrono::system_clock::time_point::max()) return absl::InfiniteFuture();
+  return absl::FromChrono(deadline);
+}
+
 timbre::v1::DType ToProto(DType dtype) {
   return dtype == DType::kFloat16 ? timbre::v1::DTYPE_FLOAT16 : timbre::v1::DTYPE_FLOAT32;
 }

@@ -6,6 +6,7 @@
 #ifndef TIMBRE_SERVER_SERVICE_PROTO_CONVERT_H_
 #define TIMBRE_SERVER_SERVICE_PROTO_CONVERT_H_
 
+#include <chrono>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -27,6 +28,10 @@ timbre::v1::DType ToProto(DType dtype);
 absl::StatusOr<RetrievalCall> ToRetrievalCall(const std::string& speaker,
                                               const timbre::v1::Frames& frames,
                                               const timbre::v1::RetrievalOptions& options);
+
+// A call's deadline as the core's absl::Time; gRPC's "no deadline" (time_point::max()) becomes
+// absl::InfiniteFuture().
+absl::Time FromGrpcDeadline(std::chrono::system_clock::time_point deadline);
 
 // Packs `frames` as `dtype` into `out`.
 void ToProto(const FrameMatrix& frames, DType dtype, timbre::v1::Frames* out);

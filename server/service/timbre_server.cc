@@ -20,6 +20,7 @@
 #include "server/core/speaker_repository.h"
 #include "server/service/index_builder_service.h"
 #include "server/service/server_metrics.h"
+#include "server/service/stream_drain.h"
 #include "server/service/timbre_service.h"
 #include "spdlog/spdlog.h"
 
@@ -33,6 +34,7 @@ struct TimbreServer::Parts {
   std::unique_ptr<prometheus::Exposer> exposer;
   std::unique_ptr<SearchScheduler> scheduler;
   std::unique_ptr<Retriever> retriever;
+  StreamDrain stream_drain;
   std::unique_ptr<TimbreService> service;
   std::unique_ptr<FeatureSetStore> feature_sets;
   std::unique_ptr<IndexBuilder> builder;
@@ -56,8 +58,12 @@ absl::Status ValidateOptions(const TimbreServer::Options& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("metrics port ", options.metrics_port, " is out of range"));
   }
-  if (options.max_message_bytes < 1024) {
-    return absl::InvalidArgumentError("max message size must be at least 1024 bytes");
+  if (absl::Status valid = ValidateConnectionOptions(options.connection); !valid.ok()) {
+    return valid;
+  }
+  if (options.max_queued_calls < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_queued_calls is ", options.max_queued_calls, "; it must be at least 1"));
   }
   return absl::OkStatus();
 }
@@ -108,6 +114,9 @@ absl::Status StartBuilds(const TimbreServer::Options& options, TimbreServer::Par
 
 absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options options) {
   if (absl::Status valid = ValidateOptions(options); !valid.ok()) return valid;
+  absl::StatusOr<ServerSecurity> security = MakeServerSecurity(options.security);
+  if (!security.ok()) return security.status();
+  for (const std::string& warning : security->warnings) spdlog::warn("timbre: {}", warning);
   auto parts = std::make_unique<Parts>();
   spdlog::info("timbre: {}", FaissBuildInfo());
   UseSingleThreadedBlas();
@@ -144,6 +153,7 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   SearchScheduler::Options scheduler_options;
   scheduler_options.workers = options.search_threads;
   scheduler_options.max_batch_rows = options.max_batch_frames;
+  scheduler_options.max_queued_tasks = options.max_queued_calls;
   auto scheduler = SearchScheduler::Create(scheduler_options);
   if (!scheduler.ok()) return scheduler.status();
   parts->scheduler = *std::move(scheduler);
@@ -172,20 +182,23 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
 
   if (absl::Status builds = StartBuilds(options, parts.get()); !builds.ok()) return builds;
   parts->service = std::make_unique<TimbreService>(parts->retriever.get(), parts->registry.get(),
-                                                   parts->metrics.get());
+                                                   parts->metrics.get(), &parts->stream_drain);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   const std::string address = absl::StrCat(options.host, ":", options.port);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &parts->port);
-  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
-  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  builder.AddListeningPort(address, security->credentials, &parts->port);
+  ApplyConnectionOptions(options.connection, builder);
   builder.RegisterService(parts->service.get());
   builder.RegisterService(parts->builder_service.get());
   parts->server = builder.BuildAndStart();
   if (parts->server == nullptr || parts->port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
   }
+  grpc::HealthCheckServiceInterface* health = parts->server->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus(timbre::v1::Timbre::service_full_name(), true);
+  health->SetServingStatus(timbre::v1::IndexBuilder::service_full_name(), true);
   spdlog::info("timbre serving on {}:{} ({} search threads), metrics on port {}", options.host,
                parts->port, parts->scheduler->workers(), parts->metrics_port);
   return std::unique_ptr<TimbreServer>(new TimbreServer(std::move(parts)));
@@ -219,6 +232,17 @@ void TimbreServer::Shutdown(absl::Duration grace) {
   }
   parts_->server->Shutdown(std::chrono::system_clock::now() +
                            absl::ToChronoMilliseconds(grace));
+}
+
+void TimbreServer::Drain(absl::Duration grace, absl::Duration shutdown_grace) {
+  spdlog::info("draining: health NOT_SERVING, shutting down in {}", absl::FormatDuration(grace));
+  parts_->server->GetHealthCheckService()->SetServingStatus(false);
+  absl::SleepFor(grace);
+  spdlog::info("draining: ending {} open streams after their current block, refusing new calls",
+               parts_->stream_drain.open_streams());
+  parts_->stream_drain.DrainAll();
+  Shutdown(shutdown_grace);
+  spdlog::info("drained: the gRPC server has stopped");
 }
 
 }  // namespace timbre

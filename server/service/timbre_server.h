@@ -5,6 +5,10 @@
 // (timbre.v1.Timbre, timbre.v1.IndexBuilder, the standard grpc.health.v1 service and server
 // reflection) and the Prometheus endpoint.
 //
+// Health: the port opens only once every speaker has been loaded; from then on the health
+// service reports SERVING for "" and "timbre.v1.Timbre", and NOT_SERVING for every service from
+// the moment Drain() starts.
+//
 // Thread-safe.
 #ifndef TIMBRE_SERVER_SERVICE_TIMBRE_SERVER_H_
 #define TIMBRE_SERVER_SERVICE_TIMBRE_SERVER_H_
@@ -14,6 +18,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/service/connection_options.h"
+#include "server/service/server_security.h"
 
 namespace timbre {
 
@@ -39,9 +45,15 @@ class TimbreServer {
     int64_t max_frames_per_call = 4096;
     // How often the repository is rescanned for new versions; zero disables. Default 2 s.
     absl::Duration poll_interval = absl::Seconds(2);
-    // Largest gRPC message accepted or sent, in bytes. Default 64 MiB (4096 v2 frames in float32
-    // are 12.6 MB).
-    int max_message_bytes = 64 << 20;
+    // Message size limits, keepalive and connection age; see connection_options.h for each
+    // field and its default.
+    ConnectionOptions connection;
+    // TLS, client certificates and bearer tokens; see server_security.h. Default: plain text,
+    // unauthenticated (logged as a warning at every start).
+    SecurityOptions security;
+    // Most calls waiting for a search worker (stream blocks count as calls); more are refused at
+    // once with RESOURCE_EXHAUSTED. Default 64.
+    int max_queued_calls = 64;
     // Where uploaded feature sets and build job records are kept. Default: "<repo>/.timbre"
     // (hidden entries of the repository are never read as speakers).
     std::string work_dir;
@@ -54,8 +66,8 @@ class TimbreServer {
     int max_queued_builds = 16;
   };
 
-  // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository;
-  // UNAVAILABLE if a port cannot be bound.
+  // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository or an
+  // unreadable TLS or token file (MakeServerSecurity); UNAVAILABLE if a port cannot be bound.
   static absl::StatusOr<std::unique_ptr<TimbreServer>> Start(Options options);
 
   // Stops accepting calls, lets calls in flight finish for up to `grace`, then cancels the rest.
@@ -69,6 +81,12 @@ class TimbreServer {
   void Wait();
   // Stops the server; calls in flight get up to `grace` to finish.
   void Shutdown(absl::Duration grace = absl::Seconds(5));
+  // Takes the server out of service without failing a call: sets health NOT_SERVING for every
+  // service, keeps serving for `grace` so that load balancers stop routing here, ends every
+  // BlendStream after the block it is on (UNAVAILABLE, naming the shutdown), then Shutdown(
+  // shutdown_grace): new calls are refused and calls in flight finish. Blocks until the gRPC
+  // server has stopped. Call once.
+  void Drain(absl::Duration grace, absl::Duration shutdown_grace = absl::Seconds(5));
 
   struct Parts;
 

@@ -20,6 +20,7 @@ grpc::ServerUnaryReactor* TimbreService::Blend(grpc::CallbackServerContext* cont
     reactor->Finish(recorder->Record(ToGrpcStatus(call.status()), 0));
     return reactor;
   }
+  call->deadline = FromGrpcDeadline(context->deadline());
   const DType dtype = *FromProto(request->frames().dtype());
   const int64_t frames = call->frames.rows;
   retriever_->Blend(*std::move(call), [this, reactor, response, recorder, dtype,
@@ -39,7 +40,8 @@ grpc::ServerUnaryReactor* TimbreService::Blend(grpc::CallbackServerContext* cont
 
 grpc::ServerBidiReactor<timbre::v1::BlendStreamRequest, timbre::v1::BlendStreamResponse>*
 TimbreService::BlendStream(grpc::CallbackServerContext* context) {
-  return new BlendStreamReactor(retriever_, metrics_);
+  return new BlendStreamReactor(retriever_, metrics_, stream_drain_,
+                                FromGrpcDeadline(context->deadline()));
 }
 
 grpc::ServerUnaryReactor* TimbreService::Search(grpc::CallbackServerContext* context,
@@ -53,6 +55,7 @@ grpc::ServerUnaryReactor* TimbreService::Search(grpc::CallbackServerContext* con
     reactor->Finish(recorder->Record(ToGrpcStatus(call.status()), 0));
     return reactor;
   }
+  call->deadline = FromGrpcDeadline(context->deadline());
   const DType dtype = *FromProto(request->frames().dtype());
   const bool include_vectors = request->include_vectors();
   const int64_t frames = call->frames.rows;

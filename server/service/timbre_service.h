@@ -12,16 +12,21 @@
 #include "server/core/retriever.h"
 #include "server/core/speaker_registry.h"
 #include "server/service/server_metrics.h"
+#include "server/service/stream_drain.h"
 #include "timbre/v1/timbre.grpc.pb.h"
 
 namespace timbre {
 
 class TimbreService final : public timbre::v1::Timbre::CallbackService {
  public:
-  // All collaborators must outlive the service.
+  // All collaborators must outlive the service. BlendStream sessions register with
+  // `stream_drain`, which ends them when the server drains.
   TimbreService(const Retriever* retriever, const SpeakerRegistry* registry,
-                ServerMetrics* metrics)
-      : retriever_(retriever), registry_(registry), metrics_(metrics) {}
+                ServerMetrics* metrics, StreamDrain* stream_drain)
+      : retriever_(retriever),
+        registry_(registry),
+        metrics_(metrics),
+        stream_drain_(stream_drain) {}
 
   grpc::ServerUnaryReactor* Blend(grpc::CallbackServerContext* context,
                                   const timbre::v1::BlendRequest* request,
@@ -42,6 +47,7 @@ class TimbreService final : public timbre::v1::Timbre::CallbackService {
   const Retriever* retriever_;
   const SpeakerRegistry* registry_;
   ServerMetrics* metrics_;
+  StreamDrain* stream_drain_;
 };
 
 }  // namespace timbre

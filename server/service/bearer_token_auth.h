@@ -1,0 +1,94 @@
+// BearerTokenAuth: checks the bearer token of every call against the server's user and admin
+// tokens before any handler runs.
+//
+// It is a grpc::AuthMetadataProcessor, the one hook where gRPC C++ can refuse a call before its
+// handler (server interceptors cannot); gRPC runs it only on secure (TLS) ports. A call sends
+// its token as the metadata "authorization: Bearer <token>"; the processor removes that metadata,
+// so no handler ever sees a token. The access a method needs comes from its full name
+// (RequiredAccess): health and reflection are open, the timbre.v1.Timbre serving methods need a
+// user or an admin token, and every other method needs the admin token.
+//
+// Tokens are kept only as SHA-256 digests and a presented token's digest is compared with each of
+// them in constant time (CRYPTO_memcmp, every digest every time), so neither the timing nor the
+// length of a guess reveals anything about a token.
+//
+// Thread-safe: immutable after Create.
+#ifndef TIMBRE_SERVER_SERVICE_BEARER_TOKEN_AUTH_H_
+#define TIMBRE_SERVER_SERVICE_BEARER_TOKEN_AUTH_H_
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "grpcpp/security/auth_metadata_processor.h"
+
+namespace timbre {
+
+// What a method needs of a caller.
+enum class MethodAccess {
+  kOpen,   // anyone: grpc.health.v1.Health, grpc.reflection.v1alpha / v1 ServerReflection
+  kUser,   // a user or admin token: timbre.v1.Timbre's Blend, BlendStream, Search,
+           // ListSpeakers, GetSpeaker
+  kAdmin,  // the admin token: everything else, among them timbre.v1.IndexBuilder/*,
+           // LoadSpeaker, UnloadSpeaker and any method added later
+};
+
+// The access `method`, a full name such as "/timbre.v1.Timbre/Blend", needs.
+MethodAccess RequiredAccess(absl::string_view method);
+
+// Shortest token accepted, in characters (`openssl rand -hex 32` makes 64).
+inline constexpr size_t kMinTokenLength = 16;
+
+// The tokens in the text of a token file: one per line, surrounding whitespace trimmed; blank
+// lines and lines starting with '#' are skipped. Several tokens let a token be rotated without
+// a restart of the clients. `source` names the file in errors. Errors: INVALID_ARGUMENT for text
+// without a token, or a token shorter than kMinTokenLength or containing whitespace.
+absl::StatusOr<std::vector<std::string>> ParseTokens(absl::string_view text,
+                                                     absl::string_view source);
+
+class BearerTokenAuth final : public grpc::AuthMetadataProcessor {
+ public:
+  struct Options {
+    // Tokens that may call user methods. Default none.
+    std::vector<std::string> user_tokens;
+    // Tokens that may call every method. Default none: admin methods are refused.
+    std::vector<std::string> admin_tokens;
+  };
+
+  // Errors: INVALID_ARGUMENT when there is no token at all.
+  static absl::StatusOr<std::shared_ptr<BearerTokenAuth>> Create(const Options& options);
+
+  // The check is a few microseconds of hashing: run it on gRPC's own thread.
+  bool IsBlocking() const override { return false; }
+
+  // Reads the method from ":path" and the token from "authorization", and answers Check's
+  // status; the authorization metadata is consumed.
+  grpc::Status Process(const InputMetadata& auth_metadata, grpc::AuthContext* context,
+                       OutputMetadata* consumed_auth_metadata,
+                       OutputMetadata* response_metadata) override;
+
+  // Whether a call of `method` with the authorization metadata `authorization` (none: nullopt)
+  // may proceed: OK; UNAUTHENTICATED for a missing, malformed or unknown token;
+  // PERMISSION_DENIED for a user token on an admin method.
+  grpc::Status Check(absl::string_view method,
+                     std::optional<absl::string_view> authorization) const;
+
+ private:
+  using Digest = std::array<unsigned char, 32>;
+  enum class Role { kNone, kUser, kAdmin };
+
+  BearerTokenAuth(std::vector<Digest> user, std::vector<Digest> admin)
+      : user_digests_(std::move(user)), admin_digests_(std::move(admin)) {}
+  Role RoleOf(absl::string_view token) const;
+
+  const std::vector<Digest> user_digests_;
+  const std::vector<Digest> admin_digests_;
+};
+
+}  // namespace timbre
+
+#endif  // TIMBRE_SERVER_SERVICE_BEARER_TOKEN_AUTH_H_

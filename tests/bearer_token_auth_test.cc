@@ -1,0 +1,146 @@
+// BearerTokenAuth on its own: which methods need which token, the token file format, and the
+// status of every combination of method and token. The same checks through a real TLS server
+// are in server_security_test.cc.
+#include "server/service/bearer_token_auth.h"
+
+#include <string>
+
+#include "tests/test_support.h"
+
+namespace timbre {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::timbre::testing::IsOk;
+using ::timbre::testing::StatusIs;
+
+constexpr char kUserToken[] = "user-token-0123456789abcdef";
+constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
+
+// The gRPC status as absl, for the shared matchers.
+absl::Status AsAbsl(const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+std::shared_ptr<BearerTokenAuth> MakeAuth() {
+  BearerTokenAuth::Options options;
+  options.user_tokens = {kUserToken};
+  options.admin_tokens = {kAdminToken};
+  auto auth = BearerTokenAuth::Create(options);
+  EXPECT_THAT(auth, IsOk());
+  return auth.ok() ? *auth : nullptr;
+}
+
+std::string Bearer(const std::string& token) { return "Bearer " + token; }
+
+TEST(RequiredAccessTest, HealthAndReflectionAreOpen) {
+  EXPECT_EQ(RequiredAccess("/grpc.health.v1.Health/Check"), MethodAccess::kOpen);
+  EXPECT_EQ(RequiredAccess("/grpc.health.v1.Health/Watch"), MethodAccess::kOpen);
+  EXPECT_EQ(RequiredAccess("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+            MethodAccess::kOpen);
+  EXPECT_EQ(RequiredAccess("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            MethodAccess::kOpen);
+}
+
+TEST(RequiredAccessTest, ServingMethodsNeedAUserToken) {
+  for (const char* method : {"Blend", "BlendStream", "Search", "ListSpeakers", "GetSpeaker"}) {
+    EXPECT_EQ(RequiredAccess(std::string("/timbre.v1.Timbre/") + method), MethodAccess::kUser)
+        << method;
+  }
+}
+
+TEST(RequiredAccessTest, EverythingElseNeedsTheAdminToken) {
+  for (const char* method : {"/timbre.v1.IndexBuilder/Build", "/timbre.v1.IndexBuilder/CancelBuild",
+                             "/timbre.v1.Timbre/LoadSpeaker", "/timbre.v1.Timbre/UnloadSpeaker",
+                             "/timbre.v1.Timbre/SomethingAddedLater", "/timbre.v1.Timbre/BlendX",
+                             "/timbre.v1.Timbre/Blend/", "/grpc.health.v1.HealthX/Check", ""}) {
+    EXPECT_EQ(RequiredAccess(method), MethodAccess::kAdmin) << method;
+  }
+}
+
+TEST(ParseTokensTest, OneTokenPerLineWithCommentsAndBlankLines) {
+  EXPECT_THAT(ParseTokens(absl::StrCat("# rotated 2026-11-01\n\n  ", kUserToken, "  \r\n",
+                                       kAdminToken, "\n"),
+                          "tokens.txt"),
+              ::timbre::testing::IsOkAndHolds(ElementsAre(kUserToken, kAdminToken)));
+}
+
+TEST(ParseTokensTest, BadFilesNameTheFileAndLineButNotTheToken) {
+  EXPECT_THAT(ParseTokens("\n# nothing here\n", "empty.txt"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("'empty.txt'"), HasSubstr("holds no token"))));
+  EXPECT_THAT(ParseTokens("# header\nshort-secret\n", "short.txt"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("'short.txt', line 2"), HasSubstr("12 characters"),
+                             HasSubstr("at least 16"), Not(HasSubstr("short-secret")))));
+  EXPECT_THAT(ParseTokens("two tokens-on-one-line-0123456789\n", "spaces.txt"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("line 1"), HasSubstr("whitespace"))));
+}
+
+TEST(BearerTokenAuthTest, NeedsAtLeastOneToken) {
+  EXPECT_THAT(BearerTokenAuth::Create({}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least one token")));
+}
+
+TEST(BearerTokenAuthTest, EveryTokenOnEveryKindOfMethod) {
+  auto auth = MakeAuth();
+  ASSERT_NE(auth, nullptr);
+  const std::string user_method = "/timbre.v1.Timbre/Blend";
+  const std::string admin_method = "/timbre.v1.IndexBuilder/Build";
+  const std::string open_method = "/grpc.health.v1.Health/Check";
+  for (const std::string& method : {user_method, admin_method}) {
+    EXPECT_THAT(AsAbsl(auth->Check(method, std::nullopt)),
+                StatusIs(absl::StatusCode::kUnauthenticated,
+                         AllOf(HasSubstr("missing bearer token"), HasSubstr(method))));
+    EXPECT_THAT(AsAbsl(auth->Check(method, Bearer("wrong-token-0123456789abcdef"))),
+                StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("not valid")));
+    EXPECT_THAT(AsAbsl(auth->Check(method, std::string("Basic dXNlcjpwYXNz"))),
+                StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("'Bearer <token>'")));
+    EXPECT_THAT(AsAbsl(auth->Check(method, Bearer(kAdminToken))), IsOk());
+  }
+  EXPECT_THAT(AsAbsl(auth->Check(user_method, Bearer(kUserToken))), IsOk());
+  EXPECT_THAT(AsAbsl(auth->Check(user_method, "bearer " + std::string(kUserToken))), IsOk());
+  EXPECT_THAT(AsAbsl(auth->Check(admin_method, Bearer(kUserToken))),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       AllOf(HasSubstr(admin_method), HasSubstr("needs the admin token"))));
+  EXPECT_THAT(AsAbsl(auth->Check(open_method, std::nullopt)), IsOk());
+  EXPECT_THAT(AsAbsl(auth->Check(open_method, Bearer("wrong-token-0123456789abcdef"))), IsOk());
+}
+
+TEST(BearerTokenAuthTest, TokensDifferingInLengthOrOneCharacterAreRefused) {
+  auto auth = MakeAuth();
+  ASSERT_NE(auth, nullptr);
+  std::string prefix(kUserToken);
+  prefix.pop_back();
+  std::string changed(kUserToken);
+  changed.back() ^= 1;
+  for (const std::string& guess : {prefix, changed, std::string(kUserToken) + "x", std::string(),
+                                   std::string(kUserToken) + kUserToken}) {
+    EXPECT_THAT(AsAbsl(auth->Check("/timbre.v1.Timbre/Search", Bearer(guess))),
+                StatusIs(absl::StatusCode::kUnauthenticated, ::testing::_))
+        << guess;
+  }
+}
+
+TEST(BearerTokenAuthTest, ProcessReadsThePathAndConsumesTheToken) {
+  auto auth = MakeAuth();
+  ASSERT_NE(auth, nullptr);
+  const std::string path = "/timbre.v1.Timbre/ListSpeakers";
+  const std::string authorization = Bearer(kUserToken);
+  grpc::AuthMetadataProcessor::InputMetadata metadata = {
+      {":path", path}, {"authorization", authorization}, {"user-agent", "test"}};
+  grpc::AuthMetadataProcessor::OutputMetadata consumed, response;
+  EXPECT_THAT(AsAbsl(auth->Process(metadata, nullptr, &consumed, &response)), IsOk());
+  EXPECT_THAT(consumed, ElementsAre(::testing::Pair("authorization", authorization)));
+  // Without a path the call is treated as an admin call.
+  grpc::AuthMetadataProcessor::InputMetadata no_path = {{"authorization", authorization}};
+  EXPECT_THAT(AsAbsl(auth->Process(no_path, nullptr, &consumed, &response)),
+              StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+}
+
+}  // namespace
+}  // namespace timbre

@@ -1,0 +1,130 @@
+#include "tests/server_test_support.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "client/npy_file.h"
+#include "server/core/frame_codec.h"
+
+namespace timbre::testing {
+
+std::string DataPath(const std::string& name) {
+  const char* dir = getenv("TIMBRE_TEST_DATA");
+  return absl::StrCat(dir != nullptr ? dir : "data", "/", name);
+}
+
+std::vector<float> ReadFloats(const std::string& name, int64_t* rows, int* dim) {
+  absl::StatusOr<NpyArray> array = ReadNpy(DataPath(name));
+  EXPECT_TRUE(array.ok()) << array.status();
+  if (!array.ok()) return {};
+  *rows = array->shape[0];
+  *dim = static_cast<int>(array->shape[1]);
+  std::vector<float> values(array->data.size() / 4);
+  std::memcpy(values.data(), array->data.data(), array->data.size());
+  return values;
+}
+
+std::string Pack(const std::vector<float>& values) { return EncodeFrames(DType::kFloat32, values); }
+
+FixtureQueries ReadFixtureQueries() {
+  FixtureQueries queries;
+  queries.values = ReadFloats("rvc_fixture_queries.npy", &queries.rows, &queries.dim);
+  return queries;
+}
+
+TimbreServer::Options FixtureServerOptions(const ScratchDir& repo) {
+  std::filesystem::create_directories(repo.Join("rvc"));
+  std::filesystem::copy_file(DataPath(kFixtureIndex),
+                             repo.Join(std::string("rvc/") + kFixtureIndex),
+                             std::filesystem::copy_options::overwrite_existing);
+  TimbreServer::Options options;
+  options.repo = repo.path();
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.metrics_port = -1;  // the endpoint takes ~2 s to stop
+  options.poll_interval = absl::ZeroDuration();
+  return options;
+}
+
+std::unique_ptr<TimbreServer> StartServer(const TimbreServer::Options& options) {
+  auto server = TimbreServer::Start(options);
+  EXPECT_THAT(server, IsOk());
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+TimbreClient::Options LocalClientOptions(int port) {
+  TimbreClient::Options options;
+  options.target = absl::StrCat("127.0.0.1:", port);
+  return options;
+}
+
+std::unique_ptr<TimbreClient> MakeClient(const TimbreClient::Options& options) {
+  auto client = TimbreClient::Create(options);
+  EXPECT_THAT(client, IsOk());
+  return client.ok() ? *std::move(client) : nullptr;
+}
+
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
+    int port, const std::string& service, std::shared_ptr<grpc::ChannelCredentials> credentials) {
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), credentials);
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  absl::Status status = FromGrpcStatus(health->Check(&context, request, &response));
+  if (!status.ok()) return status;
+  return response.status();
+}
+
+std::string ScrapeMetrics(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string request = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  send(fd, request.data(), request.size(), 0);
+  std::string response;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0) response.append(buffer, n);
+  close(fd);
+  return response;
+}
+
+double MetricValue(const std::string& metrics, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(metrics, '\n')) {
+    if (!absl::ConsumePrefix(&line, name) || !absl::ConsumePrefix(&line, " ")) continue;
+    double value = 0;
+    if (absl::SimpleAtod(line, &value)) return value;
+  }
+  return 0;
+}
+
+v1::BlendRequest FixtureBlendRequest(const FixtureQueries& queries, int64_t rows) {
+  std::vector<float> values(static_cast<size_t>(rows) * queries.dim);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = queries.values[i % queries.values.size()];
+  v1::BlendRequest request;
+  request.set_speaker("rvc");
+  *request.mutable_frames() = MakeFrames(v1::DTYPE_FLOAT32, static_cast<uint32_t>(rows),
+                                         static_cast<uint32_t>(queries.dim), Pack(values));
+  return request;
+}
+
+}  // namespace timbre::testing

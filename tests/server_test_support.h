@@ -1,0 +1,67 @@
+// Helpers shared by the tests that run a real timbre server on a loopback port: the RVC fixture,
+// a server serving it, clients and the health service.
+#ifndef TIMBRE_TESTS_SERVER_TEST_SUPPORT_H_
+#define TIMBRE_TESTS_SERVER_TEST_SUPPORT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "client/timbre_client.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "server/service/timbre_server.h"
+#include "tests/test_support.h"
+
+namespace timbre::testing {
+
+// An RVC-written IVF25,Flat index of 1,000 vectors of dim 256 (tests/data).
+inline constexpr char kFixtureIndex[] = "added_IVF25_Flat_nprobe_1_fixture_v1.index";
+
+// The path of a file in tests/data ($TIMBRE_TEST_DATA).
+std::string DataPath(const std::string& name);
+
+// A float32 .npy matrix from tests/data, row-major, with its shape.
+std::vector<float> ReadFloats(const std::string& name, int64_t* rows, int* dim);
+
+// Packed little-endian float32.
+std::string Pack(const std::vector<float>& values);
+
+// The fixture's query frames [rows, 256].
+struct FixtureQueries {
+  std::vector<float> values;
+  int64_t rows = 0;
+  int dim = 0;
+};
+FixtureQueries ReadFixtureQueries();
+
+// Copies the fixture index into `repo` as speaker "rvc" and returns options for a server on a
+// free loopback port without metrics or rescans.
+TimbreServer::Options FixtureServerOptions(const ScratchDir& repo);
+
+// Starts a server with `options`; on failure records it in the test and returns nullptr.
+std::unique_ptr<TimbreServer> StartServer(const TimbreServer::Options& options);
+
+// Client options for the server on `port` at 127.0.0.1.
+TimbreClient::Options LocalClientOptions(int port);
+std::unique_ptr<TimbreClient> MakeClient(const TimbreClient::Options& options);
+
+// Asks the health service of the server on `port` about `service`, over `credentials`.
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth(
+    int port, const std::string& service,
+    std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials());
+
+// GET /metrics from the Prometheus endpoint on `port` over a plain loopback socket ("" if it
+// cannot connect).
+std::string ScrapeMetrics(int port);
+
+// The value of the sample `name` (with its labels, as exposed) in a /metrics text; 0 if absent.
+double MetricValue(const std::string& metrics, const std::string& name);
+
+// A Blend request of `rows` frames for speaker "rvc", cycling through the fixture's queries.
+v1::BlendRequest FixtureBlendRequest(const FixtureQueries& queries, int64_t rows);
+
+}  // namespace timbre::testing
+
+#endif  // TIMBRE_TESTS_SERVER_TEST_SUPPORT_H_
