@@ -13,7 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "client/npy_file.h"
+#include "server/core/npy_file.h"
 #include "server/core/frame_codec.h"
 
 namespace timbre::testing {
