@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <numeric>
@@ -18,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/core/demo_speaker.h"
+#include "server/core/vectors_file.h"
 #include "tests/test_support.h"
 
 namespace timbre {
@@ -25,7 +25,6 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::Each;
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
@@ -638,8 +637,7 @@ TEST_F(FaissIndexTest, SidecarGivesExactStoredVectors) {
   std::unique_ptr<FaissIndex> index = TrainOrDie("IVF8,PQ8x4fs", Metric::kL2, data);
   ASSERT_NE(index, nullptr);
   const std::string vectors_path = scratch_.Join("vectors.f32");
-  ASSERT_THAT(FaissIndex::WriteVectorsFile(vectors_path, data.values.data(), data.rows, kDim),
-              IsOk());
+  ASSERT_THAT(WriteVectorsFile(vectors_path, data.values.data(), data.rows, kDim), IsOk());
 
   std::unique_ptr<FaissIndex> plain = WriteAndLoad(*index);
   ASSERT_NE(plain, nullptr);
@@ -667,8 +665,7 @@ TEST_F(FaissIndexTest, SidecarOfTheWrongSizeIsInvalidArgument) {
   ASSERT_THAT(index->Write(index_path), IsOk());
   IndexLoadOptions options;
   options.vectors_path = scratch_.Join("short.f32");
-  ASSERT_THAT(FaissIndex::WriteVectorsFile(options.vectors_path, frames_->values.data(),
-                                           kRows - 1, kDim),
+  ASSERT_THAT(WriteVectorsFile(options.vectors_path, frames_->values.data(), kRows - 1, kDim),
               IsOk());
   EXPECT_THAT(FaissIndex::Load(index_path, options),
               StatusIs(absl::StatusCode::kInvalidArgument,
@@ -678,36 +675,6 @@ TEST_F(FaissIndexTest, SidecarOfTheWrongSizeIsInvalidArgument) {
   options.vectors_path = scratch_.Join("missing.f32");
   EXPECT_THAT(FaissIndex::Load(index_path, options),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr(options.vectors_path)));
-}
-
-TEST_F(FaissIndexTest, WriteVectorsFileRoundTrips) {
-  const std::string path = scratch_.Join("vectors.f32");
-  ASSERT_THAT(FaissIndex::WriteVectorsFile(path, frames_->values.data(), kRows, kDim), IsOk());
-  const std::string bytes = ReadFile(path);
-  ASSERT_EQ(bytes.size(), size_t{kRows} * kDim * sizeof(float));
-  EXPECT_EQ(std::memcmp(bytes.data(), frames_->values.data(), bytes.size()), 0);
-  // Rewriting replaces the file.
-  ASSERT_THAT(FaissIndex::WriteVectorsFile(path, frames_->values.data(), 1, kDim), IsOk());
-  EXPECT_EQ(ReadFile(path).size(), kDim * sizeof(float));
-  EXPECT_THAT(FaissIndex::WriteVectorsFile(path, frames_->values.data(), -1, kDim),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(path)));
-}
-
-TEST_F(FaissIndexTest, WriteVectorsFileFailureLeavesNothingBehind) {
-  const std::string missing_dir = scratch_.Join("no/such/dir/vectors.f32");
-  EXPECT_THAT(FaissIndex::WriteVectorsFile(missing_dir, frames_->values.data(), kRows, kDim),
-              StatusIs(absl::StatusCode::kInternal,
-                       AllOf(HasSubstr(missing_dir), HasSubstr("No such file"))));
-  // The data is written, but the final rename fails: the target is a directory.
-  const std::string dir = scratch_.Join("target");
-  ASSERT_TRUE(std::filesystem::create_directory(dir));
-  EXPECT_THAT(FaissIndex::WriteVectorsFile(dir, frames_->values.data(), kRows, kDim),
-              StatusIs(absl::StatusCode::kInternal, HasSubstr(dir)));
-  std::vector<std::string> names;
-  for (const auto& entry : std::filesystem::directory_iterator(scratch_.path())) {
-    names.push_back(entry.path().filename().string());
-  }
-  EXPECT_THAT(names, ElementsAre("target"));
 }
 
 // ---- Training progress and cancellation --------------------------------------------------------

@@ -1,14 +1,11 @@
 #include "server/core/faiss_index.h"
 
-#include <fcntl.h>
 #include <omp.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <limits>
@@ -35,9 +32,9 @@
 #include <faiss/utils/Heap.h>
 #include <faiss/utils/utils.h>
 
-#include "absl/base/config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/core/vectors_file.h"
 
 extern "C" {
 // Fortran BLAS, as faiss itself declares it (no header needed).
@@ -48,10 +45,6 @@ int sgemm_(const char* transa, const char* transb, const int* m, const int* n, c
 void openblas_set_num_threads(int num_threads) __attribute__((weak));
 char* openblas_get_corename() __attribute__((weak));
 }
-
-#ifndef ABSL_IS_LITTLE_ENDIAN
-#error "the vectors file format is little-endian float32, read and written as host floats"
-#endif
 
 namespace timbre {
 namespace {
@@ -212,101 +205,6 @@ void SelectNearest(Metric metric, int64_t k, float* scores, int64_t* ids, OfferA
   }
 }
 
-// ---- Files -------------------------------------------------------------------------------------
-
-// `what` and the OS reason; RESOURCE_EXHAUSTED when the disk or quota is full.
-absl::Status ErrnoStatus(int error, absl::string_view what) {
-  const std::string message = absl::StrCat(what, ": ", std::strerror(error));
-  if (error == ENOSPC || error == EDQUOT || error == EFBIG) {
-    return absl::ResourceExhaustedError(message);
-  }
-  return absl::InternalError(message);
-}
-
-// Closes a file descriptor on scope exit unless released.
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-  int get() const { return fd_; }
-  // Closes now; returns 0 or the errno of close().
-  int Close() {
-    const int result = ::close(fd_);
-    fd_ = -1;
-    return result == 0 ? 0 : errno;
-  }
-
- private:
-  int fd_;
-};
-
-// Writes all `size` bytes; returns 0 or the errno of the failing write().
-int WriteAll(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    const ssize_t written = ::write(fd, data, size);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    data += written;
-    size -= static_cast<size_t>(written);
-  }
-  return 0;
-}
-
-// Reads exactly `size` bytes; returns 0, the errno of the failing read(), or EIO at a premature
-// end of file.
-int ReadAll(int fd, char* data, size_t size) {
-  while (size > 0) {
-    const ssize_t got = ::read(fd, data, size);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (got == 0) return EIO;
-    data += got;
-    size -= static_cast<size_t>(got);
-  }
-  return 0;
-}
-
-// Reads a vectors file that must hold `count` rows of `dim` finite floats.
-absl::StatusOr<std::vector<float>> ReadVectorsFile(const std::string& path, int64_t count,
-                                                   int dim) {
-  const std::string what = absl::StrCat("vectors file '", path, "'");
-  ScopedFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) {
-    const int error = errno;
-    if (error == ENOENT) return absl::NotFoundError(absl::StrCat(what, ": ", std::strerror(error)));
-    return ErrnoStatus(error, what);
-  }
-  struct stat info;
-  if (fstat(fd.get(), &info) != 0) return ErrnoStatus(errno, what);
-  if (!S_ISREG(info.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " is not a regular file"));
-  }
-  const int64_t expected = count * dim * static_cast<int64_t>(sizeof(float));
-  if (info.st_size != expected) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " has ", info.st_size, " bytes; the index's ", count, " vectors of dim ", dim,
-        " need ", expected, " bytes (float32, no header)"));
-  }
-  std::vector<float> values(static_cast<size_t>(count) * dim);
-  const int error = ReadAll(fd.get(), reinterpret_cast<char*>(values.data()), expected);
-  if (error != 0) return ErrnoStatus(error, what);
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i])) {
-      return absl::InvalidArgumentError(absl::StrCat(what, " has a NaN or infinite value in row ",
-                                                     i / dim, ", column ", i % dim));
-    }
-  }
-  return values;
-}
-
 // Restores the calling thread's OpenMP thread count on scope exit.
 class ScopedOmpThreads {
  public:
@@ -410,32 +308,6 @@ absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Train(const TrainOptions
 absl::Status FaissIndex::Write(const std::string& path) const {
   return CallFaiss(absl::StrCat("writing index file '", path, "'"), absl::StatusCode::kInternal,
                    nullptr, [&] { faiss::write_index(index_.get(), path.c_str()); });
-}
-
-absl::Status FaissIndex::WriteVectorsFile(const std::string& path, const float* vectors,
-                                          int64_t count, int dim) {
-  const std::string what = absl::StrCat("writing vectors file '", path, "'");
-  if (count < 0 || dim < 1 || (count > 0 && vectors == nullptr)) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": needs count >= 0 (is ", count,
-                                                   "), dim >= 1 (is ", dim, ") and vectors"));
-  }
-  std::string temp = path + ".partial-XXXXXX";
-  ScopedFd fd(mkostemp(temp.data(), O_CLOEXEC));
-  if (fd.get() < 0) return ErrnoStatus(errno, what);
-  int error = fchmod(fd.get(), 0644) == 0 ? 0 : errno;
-  if (error == 0) {
-    error = WriteAll(fd.get(), reinterpret_cast<const char*>(vectors),
-                     static_cast<size_t>(count) * dim * sizeof(float));
-  }
-  if (error == 0 && fsync(fd.get()) != 0) error = errno;
-  const int close_error = fd.Close();
-  if (error == 0) error = close_error;
-  if (error == 0 && std::rename(temp.c_str(), path.c_str()) != 0) error = errno;
-  if (error != 0) {
-    ::unlink(temp.c_str());
-    return ErrnoStatus(error, what);
-  }
-  return absl::OkStatus();
 }
 
 int FaissIndex::k_factor() const {

@@ -55,8 +55,8 @@ struct TrainOptions {
 // How an index file is read.
 struct IndexLoadOptions {
   // Optional sidecar file of the exact stored vectors: raw little-endian float32, size() * dim()
-  // values in id order, no header (as WriteVectorsFile writes it). When set, StoredVector()
-  // returns its rows instead of the index's own (possibly compressed or normalised) vectors.
+  // values in id order, no header (vectors_file.h). When set, StoredVector() returns its rows
+  // instead of the index's own (possibly compressed or normalised) vectors.
   // Empty (the default) = no sidecar.
   std::string vectors_path;
 };
@@ -83,14 +83,6 @@ class FaissIndex {
                                                            const float* vectors, int64_t count,
                                                            int dim,
                                                            BuildControl* control = nullptr);
-
-  // Writes `count` vectors of `dim` floats ([count, dim], row-major) to `path` in the sidecar
-  // format of IndexLoadOptions::vectors_path. Writes a temporary file next to `path` and renames it
-  // into place, so `path` is either complete or untouched; nothing is left behind on failure.
-  // Errors: INVALID_ARGUMENT for count < 0, dim < 1 or null vectors; RESOURCE_EXHAUSTED (disk
-  // full, quota) or INTERNAL (anything else) with the OS reason.
-  static absl::Status WriteVectorsFile(const std::string& path, const float* vectors,
-                                       int64_t count, int dim);
 
   // Checks that `description` is an index_factory string faiss accepts for `dim` and `metric`,
   // without training anything. Errors: INVALID_ARGUMENT with faiss's reason.

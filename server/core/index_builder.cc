@@ -11,6 +11,7 @@
 #include "server/core/faiss_kmeans.h"
 #include "server/core/feature_transforms.h"
 #include "server/core/speaker_name.h"
+#include "server/core/vectors_file.h"
 
 namespace timbre {
 namespace {
@@ -270,7 +271,7 @@ absl::StatusOr<BuildReport> IndexBuilder::Build(const BuildRequest& request,
           return written;
         }
         if (write_vectors) {
-          absl::Status vectors = FaissIndex::WriteVectorsFile(
+          absl::Status vectors = WriteVectorsFile(
               dir + "/" + kVectorsFileName, frames->values.data(), frames->rows, frames->dim);
           if (!vectors.ok()) return vectors;
         }

@@ -52,7 +52,23 @@ absl::StatusOr<std::unique_ptr<OutputFile>> OutputFile::Create(const std::string
   if (label.empty()) label = absl::StrCat("'", path, "'");
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("creating ", label));
-  return std::unique_ptr<OutputFile>(new OutputFile(fd, std::move(label)));
+  return std::unique_ptr<OutputFile>(new OutputFile(fd, path, std::move(label)));
+}
+
+absl::StatusOr<std::unique_ptr<OutputFile>> OutputFile::CreateTemporary(const std::string& target,
+                                                                        std::string label) {
+  if (label.empty()) label = absl::StrCat("'", target, "'");
+  std::string path = target + ".partial-XXXXXX";
+  const int fd = mkostemp(path.data(), O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("creating ", label));
+  // mkostemp creates the file 0600; give it the mode Create gives.
+  if (fchmod(fd, 0644) != 0) {
+    const int saved = errno;
+    close(fd);
+    unlink(path.c_str());
+    return ErrnoStatus(saved, absl::StrCat("creating ", label));
+  }
+  return std::unique_ptr<OutputFile>(new OutputFile(fd, std::move(path), std::move(label)));
 }
 
 OutputFile::~OutputFile() {
@@ -80,6 +96,38 @@ absl::Status OutputFile::SyncAndClose() {
     return ErrnoStatus(saved, absl::StrCat("syncing ", label_));
   }
   if (close(fd) != 0) return ErrnoStatus(errno, absl::StrCat("closing ", label_));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<InputFile>> InputFile::Open(const std::string& path,
+                                                           std::string label) {
+  if (label.empty()) label = absl::StrCat("'", path, "'");
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, absl::StrCat("opening ", label));
+  struct stat info;
+  if (fstat(fd, &info) != 0) {
+    const int saved = errno;
+    close(fd);
+    return ErrnoStatus(saved, absl::StrCat("stat ", label));
+  }
+  if (!S_ISREG(info.st_mode)) {
+    close(fd);
+    return absl::InvalidArgumentError(absl::StrCat(label, " is not a regular file"));
+  }
+  return std::unique_ptr<InputFile>(new InputFile(fd, info.st_size, std::move(label)));
+}
+
+InputFile::~InputFile() { close(fd_); }
+
+absl::Status InputFile::ReadExactly(char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t n = read(fd_, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, absl::StrCat("reading ", label_));
+    if (n == 0) return ErrnoStatus(EIO, absl::StrCat("reading ", label_, " (ended early)"));
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
   return absl::OkStatus();
 }
 

@@ -1,14 +1,16 @@
-// Durable file writes whose errors carry the operating system's reason, for the stores that
-// publish directories atomically (speaker versions, feature sets).
+// Durable file writes and front-to-back reads whose errors carry the operating system's
+// reason, for the stores that publish directories atomically (speaker versions, feature sets)
+// and the files in them.
 //
 // A full disk, an exhausted quota and the process's file-size limit (ENOSPC, EDQUOT, EFBIG) are
 // RESOURCE_EXHAUSTED everywhere here, so that a client learns the server is out of room rather
 // than that something inside it broke.
 //
-// Thread-safe: the free functions hold no state. OutputFile is thread-compatible.
+// Thread-safe: the free functions hold no state. OutputFile and InputFile are thread-compatible.
 #ifndef TIMBRE_SERVER_CORE_POSIX_FILE_H_
 #define TIMBRE_SERVER_CORE_POSIX_FILE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -50,6 +52,12 @@ class OutputFile {
   // messages ("feature file 'a.npy'"); empty means the path. Errors: ErrnoStatus of open.
   static absl::StatusOr<std::unique_ptr<OutputFile>> Create(const std::string& path,
                                                             std::string label = "");
+  // Creates a new file next to `target`, named `target` + ".partial-" and a unique suffix, with
+  // mode 0644: to be written, synced and then renamed onto `target` by the caller, who also
+  // removes it (path()) on failure. `label` as for Create. Errors: ErrnoStatus of mkostemp or
+  // fchmod.
+  static absl::StatusOr<std::unique_ptr<OutputFile>> CreateTemporary(const std::string& target,
+                                                                     std::string label = "");
   ~OutputFile();
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
@@ -63,13 +71,45 @@ class OutputFile {
 
   // Bytes appended so far.
   int64_t size() const { return size_; }
+  // The file's path.
+  const std::string& path() const { return path_; }
 
  private:
-  OutputFile(int fd, std::string label) : fd_(fd), label_(std::move(label)) {}
+  OutputFile(int fd, std::string path, std::string label)
+      : fd_(fd), path_(std::move(path)), label_(std::move(label)) {}
 
   int fd_;
+  const std::string path_;
   const std::string label_;
   int64_t size_ = 0;
+};
+
+// An existing regular file read front to back. The destructor closes it.
+class InputFile {
+ public:
+  // Opens `path`, which must be a regular file (symlinks followed). `label` names the file in
+  // error messages ("vectors file 'a.f32'"); empty means the path. Errors: ErrnoStatus of open
+  // (NOT_FOUND if missing) or fstat; INVALID_ARGUMENT "<label> is not a regular file".
+  static absl::StatusOr<std::unique_ptr<InputFile>> Open(const std::string& path,
+                                                         std::string label = "");
+  ~InputFile();
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+
+  // Reads the next `size` bytes into `data`. Errors: ErrnoStatus of read; INTERNAL (EIO's
+  // reason) if the file ends first.
+  absl::Status ReadExactly(char* data, size_t size);
+
+  // The file's size in bytes when it was opened.
+  int64_t size() const { return size_; }
+
+ private:
+  InputFile(int fd, int64_t size, std::string label)
+      : fd_(fd), size_(size), label_(std::move(label)) {}
+
+  const int fd_;
+  const int64_t size_;
+  const std::string label_;
 };
 
 // Creates `path` holding `contents`, synced. Errors: those of OutputFile.
