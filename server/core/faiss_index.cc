@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <thread>
 
 #include <faiss/Index.h>
 #include <faiss/IndexFlat.h>
@@ -43,6 +44,7 @@ int sgemm_(const char* transa, const char* transb, const int* m, const int* n, c
            const float* beta, float* c, const int* ldc);
 // OpenBLAS's thread control and kernel name; weak so that another BLAS still links.
 void openblas_set_num_threads(int num_threads) __attribute__((weak));
+int openblas_get_num_threads() __attribute__((weak));
 char* openblas_get_corename() __attribute__((weak));
 }
 
@@ -219,9 +221,36 @@ class ScopedOmpThreads {
 
 }  // namespace
 
+namespace {
+
+// Build steps (those with a BuildControl) let BLAS use every core, as RVC's training in Python
+// does: k-means spends its time in sgemm. Searches keep the single-threaded BLAS that
+// UseSingleThreadedBlas() sets. OpenBLAS's thread count is process-wide, so searches running
+// during a build may use more BLAS threads too; builds and searches compete for the cores anyway.
+class ScopedBuildBlasThreads {
+ public:
+  explicit ScopedBuildBlasThreads(bool build)
+      : saved_(build && openblas_get_num_threads != nullptr && openblas_set_num_threads != nullptr
+                   ? openblas_get_num_threads()
+                   : 0) {
+    if (saved_ > 0) {
+      openblas_set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
+    }
+  }
+  ~ScopedBuildBlasThreads() {
+    if (saved_ > 0) openblas_set_num_threads(saved_);
+  }
+
+ private:
+  const int saved_;  // 0: left alone
+};
+
+}  // namespace
+
 absl::Status CallFaiss(absl::string_view context, absl::StatusCode code,
                        const BuildControl* control, absl::FunctionRef<void()> call) {
   ScopedBuildControl scoped_control(control);
+  ScopedBuildBlasThreads blas_threads(control != nullptr);
   try {
     call();
     return absl::OkStatus();

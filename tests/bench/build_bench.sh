@@ -31,8 +31,8 @@ for _ in $(seq 100); do
   sleep 0.2
 done
 cli() { build/client/timbre --server="127.0.0.1:$PORT" --timeout=600s "$@"; }
-set_130k=$(cli import --server_path=features130k | head -1 | awk '{print $3}' | tr -d :)
-set_400k=$(cli import --server_path=features400k | head -1 | awk '{print $3}' | tr -d :)
+set_130k=$(cli import --server_path=features130k | awk 'NR == 1 {print $3}' | tr -d :)
+set_400k=$(cli import --server_path=features400k | awk 'NR == 1 {print $3}' | tr -d :)
 
 echo "build bench: timbre rvc recipe"
 cli build --speaker=rvc130k --features="$set_130k" --recipe=rvc --seed="$SEED" 2>/dev/null | tee "$DATA/build-rvc.txt"
