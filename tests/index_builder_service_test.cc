@@ -13,6 +13,7 @@
 #include "server/core/npy_file.h"
 #include "server/core/sha256.h"
 #include "server/service/timbre_server.h"
+#include "tests/server_test_support.h"
 #include "tests/test_support.h"
 
 namespace timbre {
@@ -49,18 +50,11 @@ class IndexBuilderServiceTest : public ::testing::Test {
   void SetUp() override {
     fs::create_directories(dir_.Join("repo"));
     fs::create_directories(dir_.Join("import"));
-    TimbreServer::Options options;
-    options.repo = dir_.Join("repo");
+    TimbreServer::Options options = testing::LocalServerOptions(dir_.Join("repo"));
     options.import_root = dir_.Join("import");
-    options.host = "127.0.0.1";
-    options.port = 0;
-    options.metrics_port = -1;
-    options.poll_interval = absl::ZeroDuration();
-    auto server = TimbreServer::Start(options);
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
-    TimbreClient::Options client_options;
-    client_options.target = absl::StrCat("127.0.0.1:", server_->port());
+    server_ = testing::StartServer(options);
+    ASSERT_NE(server_, nullptr);
+    const TimbreClient::Options client_options = testing::LocalClientOptions(server_->port());
     builder_ = *BuilderClient::Create(client_options);
     client_ = *TimbreClient::Create(client_options);
     channel_ = *MakeChannel(client_options);

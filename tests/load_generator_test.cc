@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/demo_speaker.h"
 #include "server/service/timbre_server.h"
+#include "tests/server_test_support.h"
 #include "tests/test_support.h"
 
 namespace timbre {
@@ -19,18 +20,9 @@ class LoadGeneratorTest : public ::testing::Test {
   void SetUp() override {
     const FrameMatrix frames = GenerateClusteredFrames(800, 32, 16, 3);
     timbre::testing::WriteRvcIndex(frames, 16, repo_.Join("small/added_IVF16_Flat_nprobe_1_s_v2.index"));
-    TimbreServer::Options options;
-    options.repo = repo_.path();
-    options.host = "127.0.0.1";
-    options.port = 0;
-    options.metrics_port = -1;
-    options.poll_interval = absl::ZeroDuration();
-    auto server = TimbreServer::Start(options);
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
-    TimbreClient::Options client_options;
-    client_options.target = absl::StrCat("127.0.0.1:", server_->port());
-    auto client = TimbreClient::Create(client_options);
+    server_ = testing::StartServer(testing::LocalServerOptions(repo_.path()));
+    ASSERT_NE(server_, nullptr);
+    auto client = TimbreClient::Create(testing::LocalClientOptions(server_->port()));
     ASSERT_THAT(client, IsOk());
     client_ = *std::move(client);
   }

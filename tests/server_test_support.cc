@@ -42,18 +42,22 @@ FixtureQueries ReadFixtureQueries() {
   return queries;
 }
 
-TimbreServer::Options FixtureServerOptions(const ScratchDir& repo) {
-  std::filesystem::create_directories(repo.Join("rvc"));
-  std::filesystem::copy_file(DataPath(kFixtureIndex),
-                             repo.Join(std::string("rvc/") + kFixtureIndex),
-                             std::filesystem::copy_options::overwrite_existing);
+TimbreServer::Options LocalServerOptions(const std::string& repo) {
   TimbreServer::Options options;
-  options.repo = repo.path();
+  options.repo = repo;
   options.host = "127.0.0.1";
   options.port = 0;
   options.metrics_port = -1;  // the endpoint takes ~2 s to stop
   options.poll_interval = absl::ZeroDuration();
   return options;
+}
+
+TimbreServer::Options FixtureServerOptions(const ScratchDir& repo) {
+  std::filesystem::create_directories(repo.Join("rvc"));
+  std::filesystem::copy_file(DataPath(kFixtureIndex),
+                             repo.Join(std::string("rvc/") + kFixtureIndex),
+                             std::filesystem::copy_options::overwrite_existing);
+  return LocalServerOptions(repo.path());
 }
 
 std::unique_ptr<TimbreServer> StartServer(const TimbreServer::Options& options) {

@@ -36,8 +36,10 @@ struct FixtureQueries {
 };
 FixtureQueries ReadFixtureQueries();
 
-// Copies the fixture index into `repo` as speaker "rvc" and returns options for a server on a
-// free loopback port without metrics or rescans.
+// Options for a server of `repo` on a free loopback port without metrics or rescans.
+TimbreServer::Options LocalServerOptions(const std::string& repo);
+
+// Copies the fixture index into `repo` as speaker "rvc" and returns LocalServerOptions for it.
 TimbreServer::Options FixtureServerOptions(const ScratchDir& repo);
 
 // Starts a server with `options`; on failure records it in the test and returns nullptr.
