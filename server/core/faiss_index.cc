@@ -85,6 +85,8 @@ int64_t EstimateBytes(const faiss::Index* index) {
   }
   if (auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) {
     int64_t bytes = EstimateBytes(ivf->quantizer);
+    // Memory-mapped lists live in the page cache, not the heap (see mapped_bytes()).
+    if (dynamic_cast<const faiss::OnDiskInvertedLists*>(ivf->invlists) != nullptr) return bytes;
     for (size_t list = 0; list < ivf->nlist; ++list) {
       bytes += static_cast<int64_t>(ivf->invlists->list_size(list)) *
                static_cast<int64_t>(ivf->code_size + sizeof(faiss_idx));
@@ -124,13 +126,31 @@ class ScopedOmpThreads {
   int saved_;
 };
 
+// A mapped file's lists must lie inside it: faiss does not check, and touching a page past the
+// end of a truncated file would kill the process (SIGBUS). Also turns off faiss's prefetch
+// threads, which faiss::IndexIVF::search would otherwise start on every call.
+absl::Status CheckMappedLists(faiss::OnDiskInvertedLists& lists) {
+  const size_t entry_bytes = lists.code_size + sizeof(faiss_idx);
+  for (size_t list = 0; list < lists.nlist; ++list) {
+    const faiss::OnDiskOneList& extent = lists.lists[list];
+    if (extent.offset + extent.size * entry_bytes > lists.totsize) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the file is truncated: inverted list ", list, " ends at byte ",
+          extent.offset + extent.size * entry_bytes, " of a ", lists.totsize, "-byte file"));
+    }
+  }
+  lists.prefetch_nthread = 0;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 FaissIndex::FaissIndex(std::unique_ptr<faiss::Index> index) : index_(std::move(index)) {}
 
 FaissIndex::~FaissIndex() = default;
 
-absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Load(const std::string& path) {
+absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Load(const std::string& path,
+                                                             const LoadOptions& options) {
   struct stat info;
   if (stat(path.c_str(), &info) != 0) {
     return absl::NotFoundError(absl::StrCat("index file '", path, "': ", std::strerror(errno)));
@@ -138,7 +158,10 @@ absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Load(const std::string& 
   std::unique_ptr<faiss::Index> raw;
   absl::Status read = CatchFaiss(absl::StrCat("index file '", path, "' is not a readable faiss index"),
                                  absl::StatusCode::kInvalidArgument,
-                                 [&] { raw.reset(faiss::read_index(path.c_str())); });
+                                 [&] {
+                                   raw.reset(faiss::read_index(
+                                       path.c_str(), options.mmap ? faiss::IO_FLAG_MMAP : 0));
+                                 });
   if (!read.ok()) return read;
   std::unique_ptr<FaissIndex> index(new FaissIndex(std::move(raw)));
   absl::Status prepared = index->Prepare();
@@ -195,6 +218,11 @@ absl::Status FaissIndex::Prepare() {
   if (ivf != nullptr) {
     nprobe_ = static_cast<int>(ivf->nprobe);
     nlist_ = static_cast<int>(ivf->nlist);
+    if (auto* mapped = dynamic_cast<faiss::OnDiskInvertedLists*>(ivf->invlists)) {
+      absl::Status within = CheckMappedLists(*mapped);
+      if (!within.ok()) return within;
+      mapped_bytes_ = static_cast<int64_t>(mapped->totsize);
+    }
     auto* flat = dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer);
     if (flat != nullptr && flat->metric_type == ivf->metric_type &&
         flat->ntotal == static_cast<faiss_idx>(ivf->nlist)) {

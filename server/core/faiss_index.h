@@ -41,12 +41,25 @@ struct TrainOptions {
   int64_t add_batch = 8192; // vectors added per faiss add() call, as RVC does
 };
 
+// How an index file is read.
+struct LoadOptions {
+  // Not used yet: reserved for a file of exact stored vectors next to the index.
+  std::string vectors_path;
+  // Memory-map the inverted lists of an IVF index (faiss's IO_FLAG_MMAP) instead of reading them
+  // into the heap: loading reads only the coarse centroids and the list sizes, and the lists are
+  // paged in from the file as searches touch them. Other index types are read as usual.
+  // The file must not be modified or truncated while the index lives (replace it by rename).
+  // Default false.
+  bool mmap = false;
+};
+
 class FaissIndex {
  public:
   // Reads a faiss index file. Errors: NOT_FOUND if the file is missing; INVALID_ARGUMENT (with
   // faiss's reason) for a corrupt, truncated or non-faiss file, an index without vectors (an RVC
   // trained_ file) or one whose ids are not 0..n-1.
-  static absl::StatusOr<std::unique_ptr<FaissIndex>> Load(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<FaissIndex>> Load(const std::string& path,
+                                                          const LoadOptions& options = {});
 
   // Trains an index of `options.description` on `vectors` ([count, dim]) and adds them all.
   // Errors: INVALID_ARGUMENT for a bad factory string or too few vectors to train.
@@ -70,8 +83,13 @@ class FaissIndex {
   int nprobe() const { return nprobe_; }
   // Inverted lists; 0 for non-IVF indexes.
   int nlist() const { return nlist_; }
-  // Approximate resident bytes: stored codes and ids, centroids, and timbre's lookup tables.
+  // Approximate heap bytes: stored codes and ids, centroids, and timbre's lookup tables.
+  // Memory-mapped inverted lists are not included (see mapped_bytes()).
   int64_t memory_bytes() const { return memory_bytes_; }
+  // Bytes of the index file mapped for its inverted lists (LoadOptions::mmap); 0 otherwise. These
+  // are file-backed pages: resident only as far as searches touched them, and reclaimable by the
+  // kernel.
+  int64_t mapped_bytes() const { return mapped_bytes_; }
 
   // Searches `count` queries ([count, dim]) for their `params.k` nearest stored vectors, writing
   // [count, k] scores (squared L2 or inner product) and ids (kNoNeighbour where missing).
@@ -99,6 +117,7 @@ class FaissIndex {
   int nprobe_ = 0;
   int nlist_ = 0;
   int64_t memory_bytes_ = 0;
+  int64_t mapped_bytes_ = 0;
   // Set for IVF indexes with a flat coarse quantizer: the centroids and their squared norms.
   const float* centroids_ = nullptr;
   std::vector<float> centroid_norms_;
