@@ -22,6 +22,8 @@ struct IndexSnapshot {
   std::string path;     // index file it was loaded from
   absl::Time loaded_at;
   std::unique_ptr<const FaissIndex> index;
+  // Frames searched to warm the index up before it served; 0 without warm-up.
+  int64_t warmup_frames = 0;
 };
 
 }  // namespace timbre

@@ -67,11 +67,8 @@ void ToProto(const SearchTiming& timing, absl::Duration blend, timbre::v1::Serve
 void ToProto(const SpeakerStatus& status, timbre::v1::SpeakerInfo* out) {
   out->set_name(status.name);
   out->set_error(status.error);
-  if (status.snapshot == nullptr) {
-    out->set_state(timbre::v1::SpeakerInfo::STATE_FAILED);
-    return;
-  }
-  out->set_state(timbre::v1::SpeakerInfo::STATE_LOADED);
+  out->set_state(ToProto(status.state));
+  if (status.snapshot == nullptr) return;
   const IndexSnapshot& snapshot = *status.snapshot;
   const FaissIndex& index = *snapshot.index;
   out->set_dim(index.dim());
@@ -85,6 +82,17 @@ void ToProto(const SpeakerStatus& status, timbre::v1::SpeakerInfo* out) {
   out->set_memory_bytes(index.memory_bytes());
   out->set_path(snapshot.path);
   out->set_loaded_at_unix_seconds(absl::ToUnixSeconds(snapshot.loaded_at));
+  out->set_mapped_bytes(index.mapped_bytes());
+}
+
+timbre::v1::SpeakerInfo::State ToProto(SpeakerState state) {
+  switch (state) {
+    case SpeakerState::kLoaded: return timbre::v1::SpeakerInfo::STATE_LOADED;
+    case SpeakerState::kLoading: return timbre::v1::SpeakerInfo::STATE_LOADING;
+    case SpeakerState::kFailed: return timbre::v1::SpeakerInfo::STATE_FAILED;
+    case SpeakerState::kUnloaded: return timbre::v1::SpeakerInfo::STATE_UNLOADED;
+  }
+  return timbre::v1::SpeakerInfo::STATE_UNSPECIFIED;
 }
 
 }  // namespace timbre

@@ -32,6 +32,7 @@ void ToProto(const FrameMatrix& frames, DType dtype, timbre::v1::Frames* out);
 void ToProto(const SearchTiming& timing, absl::Duration blend, timbre::v1::ServerTiming* out);
 
 void ToProto(const SpeakerStatus& status, timbre::v1::SpeakerInfo* out);
+timbre::v1::SpeakerInfo::State ToProto(SpeakerState state);
 
 }  // namespace timbre
 

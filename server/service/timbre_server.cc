@@ -86,6 +86,9 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
       spdlog::info("speaker '{}': version {}, {} vectors of dim {}, {}", speaker.name,
                    speaker.snapshot->version, speaker.snapshot->index->size(),
                    speaker.snapshot->index->dim(), speaker.snapshot->index->description());
+    } else if (speaker.state == SpeakerState::kUnloaded) {
+      spdlog::info("speaker '{}': not loaded (over the memory budget); its first call loads it",
+                   speaker.name);
     } else {
       spdlog::warn("speaker '{}' failed: {}", speaker.name, speaker.error);
     }
@@ -143,6 +146,8 @@ TimbreServer::TimbreServer(std::unique_ptr<Parts> parts) : parts_(std::move(part
 
 TimbreServer::~TimbreServer() {
   Shutdown();
+  // Calls waiting for a speaker's load are answered before the search workers stop.
+  parts_->registry->Stop();
   // The scheduler finishes every queued search (which finishes its RPC) before the gRPC server
   // object and the service go away.
   parts_->scheduler.reset();
