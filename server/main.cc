@@ -27,6 +27,15 @@ ABSL_FLAG(int64_t, max_frames_per_call, 4096, "Most frames accepted in one call"
 ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
           "How often the repository is rescanned for new versions; 0 disables");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message accepted or sent");
+ABSL_FLAG(int64_t, memory_budget_bytes, 0,
+          "Most bytes of index memory loaded at once; the least recently used speakers are "
+          "unloaded to make room. 0 = unlimited");
+ABSL_FLAG(bool, mmap_indexes, false,
+          "Memory-map the inverted lists of IVF indexes instead of reading them into memory");
+ABSL_FLAG(bool, warmup_on_load, false,
+          "Search generated frames through every newly loaded index before it serves");
+ABSL_FLAG(bool, per_speaker_metrics, false,
+          "Label call latency and frame metrics with the speaker too");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "How long calls in flight may take to finish on SIGTERM");
 ABSL_FLAG(std::string, log_level, "info", "spdlog level: trace, debug, info, warn, error");
@@ -75,6 +84,10 @@ int main(int argc, char** argv) {
   options.max_frames_per_call = absl::GetFlag(FLAGS_max_frames_per_call);
   options.poll_interval = absl::GetFlag(FLAGS_poll_interval);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget_bytes);
+  options.mmap_indexes = absl::GetFlag(FLAGS_mmap_indexes);
+  options.warmup_on_load = absl::GetFlag(FLAGS_warmup_on_load);
+  options.per_speaker_metrics = absl::GetFlag(FLAGS_per_speaker_metrics);
   auto server = timbre::TimbreServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "timbre-server: %s\n", server.status().ToString().c_str());

@@ -1,6 +1,13 @@
 #include "tests/test_support.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
@@ -8,6 +15,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "server/core/faiss_index.h"
 
@@ -58,6 +66,64 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return condition();
+}
+
+std::string ScrapeMetrics(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string request = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+  send(fd, request.data(), request.size(), 0);
+  std::string response;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0) response.append(buffer, n);
+  close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+namespace {
+
+// The full path of `program` in a directory of $PATH; empty if there is none.
+std::string FindOnPath(const std::string& program) {
+  const char* path = getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "", ':')) {
+    if (dir.empty()) continue;
+    const std::string candidate = absl::StrCat(dir, "/", program);
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+}  // namespace
+
+void ExpectPromtoolClean(const std::string& exposition) {
+  const std::string promtool = FindOnPath("promtool");
+  ASSERT_FALSE(promtool.empty())
+      << "promtool is not on PATH; install Debian's 'prometheus' package "
+         "(deploy/install-deps.sh installs it)";
+  ScratchDir scratch;
+  const std::string input = scratch.Join("metrics.txt");
+  WriteFile(input, exposition);
+  const std::string command =
+      absl::StrCat("'", promtool, "' check metrics < '", input, "' 2>&1");
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr) << "cannot run " << command;
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+  const int status = pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status)) << command << " did not exit";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "promtool check metrics: " << output;
+  EXPECT_EQ(output, "") << "promtool check metrics complains";
 }
 
 }  // namespace timbre::testing

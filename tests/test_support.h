@@ -36,6 +36,15 @@ void WriteRvcIndex(const FrameMatrix& frames, int nlist, const std::string& path
 // it held. For waiting on state changes without fixed sleeps.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout = absl::Seconds(20));
 
+// The body of GET /metrics from a Prometheus endpoint on the loopback `port`; empty if it cannot
+// be reached.
+std::string ScrapeMetrics(int port);
+
+// Runs `promtool check metrics` (Debian package `prometheus`) on a Prometheus text exposition
+// and expects it to pass without complaints. Fails the test, saying how to install promtool, if
+// it is not on PATH.
+void ExpectPromtoolClean(const std::string& exposition);
+
 inline const absl::Status& GetStatus(const absl::Status& status) { return status; }
 template <typename T>
 const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {

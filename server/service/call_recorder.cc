@@ -7,7 +7,10 @@ namespace timbre {
 
 grpc::Status CallRecorder::Record(grpc::Status status, int64_t frames) {
   const absl::Duration latency = absl::Now() - start_;
-  metrics_->RecordCall(method_, status.error_code(), latency, frames);
+  metrics_->RecordCall(method_, status.error_code(), latency, frames, speaker_);
+  if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+    metrics_->RecordRejected(kRejectedInvalid);
+  }
   if (!status.ok()) {
     spdlog::info("{} failed: {} {}", method_, GrpcCodeName(status.error_code()),
                  status.error_message());

@@ -1,5 +1,7 @@
 // CallRecorder: finishes one RPC (or stream block) exactly once: records its metrics and, for
-// errors, its log line. Used by every handler so that observability stays in one place.
+// errors, its log line. Used by every handler so that observability stays in one place. The
+// call counts as in flight from the recorder's construction to its destruction (for BlendStream:
+// the whole stream).
 //
 // Thread-compatible; each call owns its recorder.
 #ifndef TIMBRE_SERVER_SERVICE_CALL_RECORDER_H_
@@ -17,12 +19,21 @@ namespace timbre {
 class CallRecorder {
  public:
   CallRecorder(ServerMetrics* metrics, const char* method)
-      : metrics_(metrics), method_(method), start_(absl::Now()) {}
+      : metrics_(metrics), method_(method), start_(absl::Now()) {
+    metrics_->CallStarted(method_);
+  }
+  ~CallRecorder() { metrics_->CallEnded(method_); }
+  CallRecorder(const CallRecorder&) = delete;
+  CallRecorder& operator=(const CallRecorder&) = delete;
+
+  // The speaker the call is for: labels its metrics when per-speaker metrics are on.
+  void set_speaker(std::string speaker) { speaker_ = std::move(speaker); }
 
   // Restarts the clock (a stream's next block).
   void Restart() { start_ = absl::Now(); }
 
-  // Records the outcome and returns `status` for the caller to finish the RPC with.
+  // Records the outcome and returns `status` for the caller to finish the RPC with. An
+  // INVALID_ARGUMENT status also counts as a call rejected as invalid.
   grpc::Status Record(grpc::Status status, int64_t frames);
 
   // Records where a successful call's time went inside the server.
@@ -33,6 +44,7 @@ class CallRecorder {
  private:
   ServerMetrics* metrics_;
   const char* method_;
+  std::string speaker_;
   absl::Time start_;
 };
 

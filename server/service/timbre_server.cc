@@ -15,6 +15,7 @@
 #include "server/core/search_scheduler.h"
 #include "server/core/speaker_registry.h"
 #include "server/core/speaker_repository.h"
+#include "server/service/registry_recorder.h"
 #include "server/service/server_metrics.h"
 #include "server/service/timbre_service.h"
 #include "spdlog/spdlog.h"
@@ -23,10 +24,12 @@ namespace timbre {
 
 struct TimbreServer::Parts {
   std::unique_ptr<SpeakerRepository> repository;
-  std::unique_ptr<SpeakerRegistry> registry;
   std::shared_ptr<prometheus::Registry> prometheus;
   std::unique_ptr<ServerMetrics> metrics;
+  std::unique_ptr<RegistryRecorder> registry_recorder;
+  std::unique_ptr<SpeakerRegistry> registry;
   std::unique_ptr<prometheus::Exposer> exposer;
+  std::shared_ptr<SpeakerGauges> speaker_gauges;
   std::unique_ptr<SearchScheduler> scheduler;
   std::unique_ptr<Retriever> retriever;
   std::unique_ptr<TimbreService> service;
@@ -50,6 +53,11 @@ absl::Status ValidateOptions(const TimbreServer::Options& options) {
   }
   if (options.max_message_bytes < 1024) {
     return absl::InvalidArgumentError("max message size must be at least 1024 bytes");
+  }
+  if (options.memory_budget_bytes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--memory_budget_bytes is ",
+                                                   options.memory_budget_bytes,
+                                                   "; it must be >= 0 (0 = unlimited)"));
   }
   return absl::OkStatus();
 }
@@ -75,9 +83,18 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
       if (!version.ok()) return version.status();
     }
   }
+  parts->prometheus = std::make_shared<prometheus::Registry>();
+  ServerMetrics::Options metrics_options;
+  metrics_options.per_speaker = options.per_speaker_metrics;
+  parts->metrics = std::make_unique<ServerMetrics>(*parts->prometheus, metrics_options);
+  parts->registry_recorder = std::make_unique<RegistryRecorder>(parts->metrics.get());
   SpeakerRegistry::Options registry_options;
   registry_options.repository = parts->repository.get();
   registry_options.poll_interval = options.poll_interval;
+  registry_options.memory_budget_bytes = options.memory_budget_bytes;
+  registry_options.mmap_indexes = options.mmap_indexes;
+  registry_options.warmup_on_load = options.warmup_on_load;
+  registry_options.observer = parts->registry_recorder.get();
   auto registry = SpeakerRegistry::Create(registry_options);
   if (!registry.ok()) return registry.status();
   parts->registry = *std::move(registry);
@@ -108,8 +125,6 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   if (!retriever.ok()) return retriever.status();
   parts->retriever = *std::move(retriever);
 
-  parts->prometheus = std::make_shared<prometheus::Registry>();
-  parts->metrics = std::make_unique<ServerMetrics>(*parts->prometheus);
   if (options.metrics_port >= 0) {
     const std::string address = absl::StrCat(options.metrics_host, ":", options.metrics_port);
     try {
@@ -119,6 +134,8 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
           absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
     }
     parts->exposer->RegisterCollectable(parts->prometheus);
+    parts->speaker_gauges = std::make_shared<SpeakerGauges>(parts->registry.get());
+    parts->exposer->RegisterCollectable(parts->speaker_gauges);
     const std::vector<int> ports = parts->exposer->GetListeningPorts();
     parts->metrics_port = ports.empty() ? options.metrics_port : ports.front();
   }

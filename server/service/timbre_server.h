@@ -41,6 +41,17 @@ class TimbreServer {
     // Largest gRPC message accepted or sent, in bytes. Default 64 MiB (4096 v2 frames in float32
     // are 12.6 MB).
     int max_message_bytes = 64 << 20;
+    // Most bytes the loaded indexes may take together (their heap memory; memory-mapped lists
+    // are not counted). Loading a speaker beyond it first unloads the least recently used ones.
+    // Default 0: unlimited.
+    int64_t memory_budget_bytes = 0;
+    // Memory-map the inverted lists of IVF indexes instead of reading them into memory.
+    // Default false.
+    bool mmap_indexes = false;
+    // Search generated frames through every newly loaded index before it serves. Default false.
+    bool warmup_on_load = false;
+    // Label call latency and frame metrics with the speaker too. Default false.
+    bool per_speaker_metrics = false;
   };
 
   // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository;

@@ -24,6 +24,7 @@ grpc::ServerUnaryReactor* TimbreService::Blend(grpc::CallbackServerContext* cont
                                                timbre::v1::BlendResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto recorder = std::make_shared<CallRecorder>(metrics_, "Blend");
+  recorder->set_speaker(request->speaker());
   absl::StatusOr<RetrievalCall> call =
       ToRetrievalCall(request->speaker(), request->frames(), request->options());
   if (!call.ok()) {
@@ -57,6 +58,7 @@ grpc::ServerUnaryReactor* TimbreService::Search(grpc::CallbackServerContext* con
                                                 timbre::v1::SearchResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto recorder = std::make_shared<CallRecorder>(metrics_, "Search");
+  recorder->set_speaker(request->speaker());
   absl::StatusOr<RetrievalCall> call =
       ToRetrievalCall(request->speaker(), request->frames(), request->options());
   if (!call.ok()) {
