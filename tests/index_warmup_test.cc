@@ -21,6 +21,16 @@ int64_t FramesSearched(const FaissIndex& index, const WarmupOptions& options) {
   return frames.ok() ? *frames : -1;
 }
 
+// An index of 40 vectors in one list.
+std::unique_ptr<FaissIndex> SmallIndex() {
+  ScratchDir scratch;
+  const std::string path = scratch.Join("small.index");
+  WriteRvcIndex(GenerateClusteredFrames(40, 8, 2, 4), 1, path);
+  auto index = FaissIndex::Load(path);
+  EXPECT_THAT(index, IsOk());
+  return index.ok() ? *std::move(index) : nullptr;
+}
+
 TEST(IndexWarmupTest, SearchesTheRequestedFramesOfALoadedAndAMappedIndex) {
   ScratchDir scratch;
   const std::string path = scratch.Join("added.index");
@@ -39,27 +49,21 @@ TEST(IndexWarmupTest, SearchesTheRequestedFramesOfALoadedAndAMappedIndex) {
 }
 
 TEST(IndexWarmupTest, MoreFramesThanVectorsRevisitVectors) {
-  ScratchDir scratch;
-  const std::string path = scratch.Join("small.index");
-  WriteRvcIndex(GenerateClusteredFrames(40, 8, 2, 4), 1, path);
-  auto index = FaissIndex::Load(path);
-  ASSERT_THAT(index, IsOk());
+  std::unique_ptr<FaissIndex> index = SmallIndex();
+  ASSERT_NE(index, nullptr);
   WarmupOptions options;
   options.batches = 10;
   options.frames_per_batch = 16;
   options.k = 50;  // more than the index holds: missing neighbours are fine
-  EXPECT_EQ(FramesSearched(**index, options), 160);
+  EXPECT_EQ(FramesSearched(*index, options), 160);
 }
 
 TEST(IndexWarmupTest, RejectsEmptyOptions) {
-  ScratchDir scratch;
-  const std::string path = scratch.Join("small.index");
-  WriteRvcIndex(GenerateClusteredFrames(40, 8, 2, 4), 1, path);
-  auto index = FaissIndex::Load(path);
-  ASSERT_THAT(index, IsOk());
+  std::unique_ptr<FaissIndex> index = SmallIndex();
+  ASSERT_NE(index, nullptr);
   WarmupOptions options;
   options.batches = 0;
-  EXPECT_THAT(WarmUpIndex(**index, options),
+  EXPECT_THAT(WarmUpIndex(*index, options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("batches 0")));
 }
 

@@ -64,6 +64,33 @@ std::vector<float> Unpack(const v1::Frames& frames) {
   return values;
 }
 
+// Options of a server of `repo` on loopback ports picked by the system, without rescans; the
+// metrics endpoint only if `metrics` (it takes ~2 s to stop).
+TimbreServer::Options LoopbackOptions(const std::string& repo, bool metrics) {
+  TimbreServer::Options options;
+  options.repo = repo;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.metrics_host = "127.0.0.1";
+  options.metrics_port = metrics ? 0 : -1;
+  options.poll_interval = absl::ZeroDuration();
+  return options;
+}
+
+// Starts a server with `options` and a client of it.
+void StartServerAndClient(const TimbreServer::Options& options,
+                          std::unique_ptr<TimbreServer>* server,
+                          std::unique_ptr<TimbreClient>* client) {
+  auto started = TimbreServer::Start(options);
+  ASSERT_THAT(started, IsOk());
+  *server = *std::move(started);
+  TimbreClient::Options client_options;
+  client_options.target = absl::StrCat("127.0.0.1:", (*server)->port());
+  auto created = TimbreClient::Create(client_options);
+  ASSERT_THAT(created, IsOk());
+  *client = *std::move(created);
+}
+
 class TimbreServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -72,23 +99,10 @@ class TimbreServerTest : public ::testing::Test {
     timbre::testing::WriteFile(repo_.Join("broken/added_IVF1_Flat_nprobe_1_x_v2.index"),
                                "this is not a faiss index");
     queries_ = ReadFloats("rvc_fixture_queries.npy", &rows_, &dim_);
-    TimbreServer::Options options;
-    options.repo = repo_.path();
-    options.host = "127.0.0.1";
-    options.port = 0;
-    options.metrics_host = "127.0.0.1";
-    options.metrics_port = with_metrics_ ? 0 : -1;  // the endpoint takes ~2 s to stop
+    TimbreServer::Options options = LoopbackOptions(repo_.path(), with_metrics_);
     options.max_frames_per_call = 100;
-    options.poll_interval = absl::ZeroDuration();
     options.mmap_indexes = mmap_;
-    auto server = TimbreServer::Start(options);
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
-    TimbreClient::Options client_options;
-    client_options.target = absl::StrCat("127.0.0.1:", server_->port());
-    auto client = TimbreClient::Create(client_options);
-    ASSERT_THAT(client, IsOk());
-    client_ = *std::move(client);
+    StartServerAndClient(options, &server_, &client_);
   }
 
   v1::BlendRequest FixtureRequest() const {
@@ -360,23 +374,10 @@ class TimbreServerBudgetTest : public ::testing::Test {
     ASSERT_THAT(index, IsOk());
     budget_ = 2 * (*index)->memory_bytes() + (*index)->memory_bytes() / 2;
 
-    TimbreServer::Options options;
-    options.repo = repo_.path();
-    options.host = "127.0.0.1";
-    options.port = 0;
-    options.metrics_host = "127.0.0.1";
-    options.metrics_port = with_metrics_ ? 0 : -1;
-    options.poll_interval = absl::ZeroDuration();
+    TimbreServer::Options options = LoopbackOptions(repo_.path(), with_metrics_);
     options.memory_budget_bytes = budget_;
     options.per_speaker_metrics = with_metrics_;
-    auto server = TimbreServer::Start(options);
-    ASSERT_THAT(server, IsOk());
-    server_ = *std::move(server);
-    TimbreClient::Options client_options;
-    client_options.target = absl::StrCat("127.0.0.1:", server_->port());
-    auto client = TimbreClient::Create(client_options);
-    ASSERT_THAT(client, IsOk());
-    client_ = *std::move(client);
+    StartServerAndClient(options, &server_, &client_);
   }
 
   absl::StatusOr<v1::BlendResponse> BlendOf(const std::string& speaker) const {
