@@ -31,64 +31,50 @@ const prometheus::Histogram::BucketBoundaries& BuildBuckets() {
   return *buckets;
 }
 
+// A metric family named `name` with `help`, registered in `registry`.
+template <typename Builder>
+auto& Register(Builder builder, prometheus::Registry& registry, const char* name,
+               const char* help) {
+  return builder.Name(name).Help(help).Register(registry);
+}
+
 }  // namespace
 
 ServerMetrics::ServerMetrics(prometheus::Registry& registry, Options options)
     : options_(options),
-      latency_(prometheus::BuildHistogram()
-                   .Name("timbre_rpc_duration_seconds")
-                   .Help("Server-side latency of timbre RPCs (stream blocks for BlendStream)")
-                   .Register(registry)),
-      calls_(prometheus::BuildCounter()
-                 .Name("timbre_rpc_calls_total")
-                 .Help("timbre RPCs finished, by method and status code")
-                 .Register(registry)),
-      frames_(prometheus::BuildCounter()
-                  .Name("timbre_frames_total")
-                  .Help("Frames processed by successful calls")
-                  .Register(registry)),
-      in_flight_(prometheus::BuildGauge()
-                     .Name("timbre_rpcs_in_flight")
-                     .Help("timbre RPCs in progress, by method (open streams for BlendStream)")
-                     .Register(registry)),
-      rejected_(prometheus::BuildCounter()
-                    .Name("timbre_rejected_calls_total")
-                    .Help("Calls refused before being served, by reason")
-                    .Register(registry)),
-      stages_(prometheus::BuildHistogram()
-                  .Name("timbre_stage_duration_seconds")
-                  .Help("Time of successful calls by stage inside the server")
-                  .Register(registry)),
+      latency_(Register(prometheus::BuildHistogram(), registry, "timbre_rpc_duration_seconds",
+                        "Server-side latency of timbre RPCs (stream blocks for BlendStream)")),
+      calls_(Register(prometheus::BuildCounter(), registry, "timbre_rpc_calls_total",
+                      "timbre RPCs finished, by method and status code")),
+      frames_(Register(prometheus::BuildCounter(), registry, "timbre_frames_total",
+                       "Frames processed by successful calls")),
+      in_flight_(Register(prometheus::BuildGauge(), registry, "timbre_rpcs_in_flight",
+                          "timbre RPCs in progress, by method (open streams for BlendStream)")),
+      rejected_(Register(prometheus::BuildCounter(), registry, "timbre_rejected_calls_total",
+                         "Calls refused before being served, by reason")),
+      stages_(Register(prometheus::BuildHistogram(), registry, "timbre_stage_duration_seconds",
+                       "Time of successful calls by stage inside the server")),
       queue_(stages_.Add({{"stage", "queue"}}, LatencyBuckets())),
       search_(stages_.Add({{"stage", "search"}}, LatencyBuckets())),
       blend_(stages_.Add({{"stage", "blend"}}, LatencyBuckets())),
-      batch_frames_(prometheus::BuildHistogram()
-                        .Name("timbre_search_batch_frames")
-                        .Help("Frames of the merged search batch each successful call was part of")
-                        .Register(registry)
-                        .Add({}, prometheus::Histogram::BucketBoundaries{
-                                     1, 4, 8, 16, 32, 48, 64, 96, 128, 256, 512, 1024, 4096})),
-      loads_(prometheus::BuildHistogram()
-                 .Name("timbre_index_load_duration_seconds")
-                 .Help("Loads of speaker indexes, warm-up included, by result (ok or error)")
-                 .Register(registry)),
-      evictions_(prometheus::BuildCounter()
-                     .Name("timbre_index_evictions_total")
-                     .Help("Speakers unloaded to make room under the memory budget")
-                     .Register(registry)
+      batch_frames_(
+          Register(prometheus::BuildHistogram(), registry, "timbre_search_batch_frames",
+                   "Frames of the merged search batch each successful call was part of")
+              .Add({}, prometheus::Histogram::BucketBoundaries{1, 4, 8, 16, 32, 48, 64, 96, 128,
+                                                               256, 512, 1024, 4096})),
+      loads_(Register(prometheus::BuildHistogram(), registry, "timbre_index_load_duration_seconds",
+                      "Loads of speaker indexes, warm-up included, by result (ok or error)")),
+      evictions_(Register(prometheus::BuildCounter(), registry, "timbre_index_evictions_total",
+                          "Speakers unloaded to make room under the memory budget")
                      .Add({})),
-      build_jobs_(prometheus::BuildGauge()
-                      .Name("timbre_build_jobs")
-                      .Help("Index build jobs now in each state")
-                      .Register(registry)),
-      builds_finished_(prometheus::BuildCounter()
-                           .Name("timbre_build_jobs_finished_total")
-                           .Help("Index build jobs finished, by final state")
-                           .Register(registry)),
-      build_durations_(prometheus::BuildHistogram()
-                           .Name("timbre_build_job_duration_seconds")
-                           .Help("Duration of finished index build jobs, by final state")
-                           .Register(registry)) {
+      build_jobs_(Register(prometheus::BuildGauge(), registry, "timbre_build_jobs",
+                           "Index build jobs now in each state")),
+      builds_finished_(Register(prometheus::BuildCounter(), registry,
+                                "timbre_build_jobs_finished_total",
+                                "Index build jobs finished, by final state")),
+      build_durations_(Register(prometheus::BuildHistogram(), registry,
+                                "timbre_build_job_duration_seconds",
+                                "Duration of finished index build jobs, by final state")) {
   for (absl::string_view reason :
        {kRejectedOverloaded, kRejectedDeadline, kRejectedUnauthenticated, kRejectedInvalid}) {
     rejected_.Add({{"reason", std::string(reason)}});
@@ -97,8 +83,7 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry, Options options)
 }
 
 void ServerMetrics::RecordCall(absl::string_view method, grpc::StatusCode code,
-                               absl::Duration latency, int64_t frames,
-                               absl::string_view speaker) {
+                               absl::Duration latency, int64_t frames, absl::string_view speaker) {
   std::map<std::string, std::string> labels{{"method", std::string(method)},
                                             {"code", GrpcCodeName(code)}};
   std::map<std::string, std::string> frame_labels{{"method", std::string(method)}};
