@@ -234,44 +234,41 @@ void SpeakerRegistry::Evicted(std::vector<Eviction> evictions) {
   }
 }
 
+absl::StatusOr<std::shared_ptr<const IndexSnapshot>> SpeakerRegistry::LoadWithinBudget(
+    const std::string& name, const VersionSource& source, bool warmup, int64_t* reserved) {
+  // Make room for the estimate first, so that the unloaded indexes can be freed before this one
+  // is read (unless calls in flight still hold them).
+  const int64_t estimate = EstimateLoadBytes(source, options_.mmap_indexes);
+  std::vector<Eviction> evictions;
+  absl::Status room;
+  {
+    absl::MutexLock lock(&mutex_);
+    room = MakeRoomLocked(name, estimate, /*last_resort=*/name, &evictions);
+    if (room.ok()) {
+      budget_.Reserve(estimate);
+      *reserved = estimate;
+    }
+  }
+  Evicted(std::move(evictions));
+  if (!room.ok()) return room;
+  SnapshotLoadOptions load;
+  load.mmap = options_.mmap_indexes;
+  load.warmup = warmup;
+  load.warmup_options = options_.warmup;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> loaded = LoadSnapshot(name, source, load);
+  if (options_.observer != nullptr) {
+    options_.observer->OnLoadFinished(name, loaded.status(), absl::Now() - start);
+  }
+  return loaded;
+}
+
 void SpeakerRegistry::LoadAndInstall(const std::string& name,
                                      const absl::StatusOr<VersionSource>& source,
                                      const std::string& fingerprint, bool warmup) {
-  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> loaded =
-      absl::UnknownError("not loaded");
   int64_t reserved = 0;
-  if (!source.ok()) {
-    loaded = source.status();
-  } else {
-    // Make room for the estimate first, so that the unloaded indexes can be freed before this one
-    // is read (unless calls in flight still hold them).
-    const int64_t estimate = EstimateLoadBytes(*source, options_.mmap_indexes);
-    std::vector<Eviction> evictions;
-    absl::Status room;
-    {
-      absl::MutexLock lock(&mutex_);
-      room = MakeRoomLocked(name, estimate, /*last_resort=*/name, &evictions);
-      if (room.ok()) {
-        budget_.Reserve(estimate);
-        reserved = estimate;
-      }
-    }
-    Evicted(std::move(evictions));
-    if (room.ok()) {
-      SnapshotLoadOptions load;
-      load.mmap = options_.mmap_indexes;
-      load.warmup = warmup;
-      load.warmup_options = options_.warmup;
-      const absl::Time start = absl::Now();
-      loaded = LoadSnapshot(name, *source, load);
-      if (options_.observer != nullptr) {
-        options_.observer->OnLoadFinished(name, loaded.status(), absl::Now() - start);
-      }
-    } else {
-      loaded = room;
-    }
-  }
-
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> loaded =
+      source.ok() ? LoadWithinBudget(name, *source, warmup, &reserved) : source.status();
   std::vector<Eviction> evictions;
   std::vector<SnapshotCallback> waiters;
   absl::StatusOr<std::shared_ptr<const IndexSnapshot>> answer;
@@ -284,6 +281,7 @@ void SpeakerRegistry::LoadAndInstall(const std::string& name,
     if (it == entries_.end() || it->second.status.state == SpeakerState::kUnloaded) return;
     Entry& entry = it->second;
     if (loaded.ok()) {
+      // Charge what the index really takes, making more room if the estimate fell short.
       const int64_t old_bytes = budget_.Release(name);
       const int64_t bytes = (*loaded)->index->memory_bytes();
       absl::Status room = MakeRoomLocked(name, bytes, /*last_resort=*/{}, &evictions);

@@ -216,6 +216,11 @@ class SpeakerRegistry {
   void LoadAndInstall(const std::string& name, const absl::StatusOr<VersionSource>& source,
                       const std::string& fingerprint, bool warmup)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mutex_) ABSL_LOCKS_EXCLUDED(mutex_);
+  // Makes room for `source`'s estimated size and loads it; sets `reserved` to the bytes it
+  // reserved (to be given back once the outcome is installed).
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> LoadWithinBudget(
+      const std::string& name, const VersionSource& source, bool warmup, int64_t* reserved)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(load_mutex_) ABSL_LOCKS_EXCLUDED(mutex_);
   // Unloads the least recently used speakers until `bytes` more fit (`last_resort` last).
   absl::Status MakeRoomLocked(const std::string& name, int64_t bytes,
                               absl::string_view last_resort, std::vector<Eviction>* evictions)

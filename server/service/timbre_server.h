@@ -1,7 +1,7 @@
 // TimbreServer: assembles the core and the gRPC service into a running server.
 //
 // Start() opens the speaker repository (creating a demo speaker in an empty one if asked),
-// loads every speaker, starts the search workers, the gRPC server (timbre.v1.Timbre, the standard
+// loads every speaker (those that fit, under a memory budget), starts the search workers, the gRPC server (timbre.v1.Timbre, the standard
 // grpc.health.v1 service and server reflection) and the Prometheus endpoint.
 //
 // Thread-safe.
