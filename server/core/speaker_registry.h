@@ -25,7 +25,8 @@
 // RESOURCE_EXHAUSTED naming both sizes. Memory-mapped inverted lists (Options::mmap_indexes)
 // are file-backed pages the kernel can drop and re-read, so they are not charged (see
 // FaissIndex::mapped_bytes()); Usage() reports them separately. A scan loads a new speaker only
-// if it fits without unloading another, and leaves it UNLOADED otherwise.
+// if its estimate fits without unloading another, and leaves it UNLOADED otherwise (a
+// memory-mapped index, estimated at 0, may still unload others once its heap size is known).
 //
 // Loads run one at a time, never under the registry's lock: on-demand loads (Acquire of an
 // UNLOADED speaker, Load) on the registry's loader thread, scans on the thread that scans.
