@@ -5,6 +5,8 @@
 //   timbre blend --speaker=NAME --input=in.npy --output=out.npy [--k= --index_rate= --nprobe=]
 //   timbre search --speaker=NAME --input=in.npy [--k= --nprobe=]
 //   timbre bench --speaker=NAME [--concurrency= --frames= --rate= --duration= --mode=unary|stream]
+//   timbre load --speaker=NAME [--warmup_index]         admin: load a speaker's index now
+//   timbre unload --speaker=NAME                        admin: unload it (its next call reloads it)
 //   timbre upload --input=DIR|FILE.npy                 upload a feature set (RVC's 3_feature768/)
 //   timbre import --server_path=DIR                    register a server directory as a feature set
 //   timbre feature-sets                                 list feature sets
@@ -74,6 +76,7 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, tls_server_name, "",
           "Name the server's certificate must carry, if not the host of --server");
 ABSL_FLAG(std::string, token_file, "", "File whose first line is the bearer token to send");
+ABSL_FLAG(bool, warmup_index, false, "load: warm the index up with searches before answering");
 
 namespace timbre {
 namespace {
@@ -105,16 +108,22 @@ absl::StatusOr<v1::Frames> ReadInputFrames() {
 }
 
 std::string StateName(v1::SpeakerInfo::State state) {
-  return state == v1::SpeakerInfo::STATE_LOADED ? "loaded" : "failed";
+  switch (state) {
+    case v1::SpeakerInfo::STATE_LOADED: return "loaded";
+    case v1::SpeakerInfo::STATE_LOADING: return "loading";
+    case v1::SpeakerInfo::STATE_FAILED: return "failed";
+    case v1::SpeakerInfo::STATE_UNLOADED: return "unloaded";
+    default: return "unknown";
+  }
 }
 
 int Speakers(const TimbreClient& client) {
   auto speakers = client.ListSpeakers();
   if (!speakers.ok()) return Fail(kExitFailed, speakers.status());
-  std::printf("%-24s %-7s %5s %10s %-22s %6s %-12s %10s\n", "SPEAKER", "STATE", "DIM", "VECTORS",
+  std::printf("%-24s %-8s %5s %10s %-22s %6s %-12s %10s\n", "SPEAKER", "STATE", "DIM", "VECTORS",
               "INDEX", "NPROBE", "VERSION", "MEMORY_MB");
   for (const v1::SpeakerInfo& s : speakers->speakers()) {
-    std::printf("%-24s %-7s %5u %10llu %-22s %6u %-12s %10.1f\n", s.name().c_str(),
+    std::printf("%-24s %-8s %5u %10llu %-22s %6u %-12s %10.1f\n", s.name().c_str(),
                 StateName(s.state()).c_str(), s.dim(),
                 static_cast<unsigned long long>(s.num_vectors()), s.description().c_str(),
                 s.nprobe(), s.version().c_str(), s.memory_bytes() / 1048576.0);
@@ -127,6 +136,26 @@ int Speaker(const TimbreClient& client) {
   auto info = client.GetSpeaker(absl::GetFlag(FLAGS_speaker));
   if (!info.ok()) return Fail(kExitFailed, info.status());
   std::printf("%s", info->DebugString().c_str());
+  return 0;
+}
+
+// load / unload: the speaker's state afterwards, in one line.
+int LoadOrUnload(const std::string& command, const TimbreClient& client) {
+  const std::string speaker = absl::GetFlag(FLAGS_speaker);
+  auto info = command == "load"
+                  ? client.LoadSpeaker(speaker, absl::GetFlag(FLAGS_warmup_index))
+                  : client.UnloadSpeaker(speaker);
+  if (!info.ok()) return Fail(kExitFailed, info.status());
+  std::string line = absl::StrCat("speaker '", info->name(), "' ", StateName(info->state()));
+  if (info->state() == v1::SpeakerInfo::STATE_LOADED) {
+    absl::StrAppendFormat(&line, ": version %s, %llu vectors of dim %u, %s, %.1f MB in memory",
+                          info->version(), static_cast<unsigned long long>(info->num_vectors()),
+                          info->dim(), info->description(), info->memory_bytes() / 1048576.0);
+    if (info->mapped_bytes() > 0) {
+      absl::StrAppendFormat(&line, ", %.1f MB mapped", info->mapped_bytes() / 1048576.0);
+    }
+  }
+  std::printf("%s\n", line.c_str());
   return 0;
 }
 
@@ -299,8 +328,8 @@ bool IsBuilderCommand(const std::string& command) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "timbre speakers|speaker|blend|search|bench|upload|import|feature-sets|build|jobs|job|cancel "
-      "[--server=host:port] [flags]");
+      "timbre speakers|speaker|blend|search|bench|load|unload|upload|import|feature-sets|build|"
+      "jobs|job|cancel [--server=host:port] [flags]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() != 2) {
     std::fprintf(stderr, "usage: %s\n", absl::ProgramUsageMessage().data());
@@ -308,7 +337,8 @@ int main(int argc, char** argv) {
   }
   const std::string command = args[1];
   if (command != "speakers" && command != "speaker" && command != "blend" &&
-      command != "search" && command != "bench" && !timbre::IsBuilderCommand(command)) {
+      command != "search" && command != "bench" && command != "load" && command != "unload" &&
+      !timbre::IsBuilderCommand(command)) {
     std::fprintf(stderr, "timbre: unknown command '%s'\nusage: %s\n", command.c_str(),
                  absl::ProgramUsageMessage().data());
     return timbre::kExitUsage;
@@ -341,5 +371,6 @@ int main(int argc, char** argv) {
   if (command == "speaker") return timbre::Speaker(**client);
   if (command == "blend") return timbre::Blend(**client);
   if (command == "search") return timbre::Search(**client);
+  if (command == "load" || command == "unload") return timbre::LoadOrUnload(command, **client);
   return timbre::Bench(**client);
 }

@@ -162,44 +162,38 @@ void TimbreClient::SetDeadline(grpc::ClientContext& context) const {
 
 absl::StatusOr<timbre::v1::BlendResponse> TimbreClient::Blend(
     const timbre::v1::BlendRequest& request) const {
-  grpc::ClientContext context;
-  SetDeadline(context);
-  timbre::v1::BlendResponse response;
-  absl::Status status = FromGrpcStatus(stub_->Blend(&context, request, &response));
-  if (!status.ok()) return status;
-  return response;
+  return Call(&timbre::v1::Timbre::Stub::Blend, request);
 }
 
 absl::StatusOr<timbre::v1::SearchResponse> TimbreClient::Search(
     const timbre::v1::SearchRequest& request) const {
-  grpc::ClientContext context;
-  SetDeadline(context);
-  timbre::v1::SearchResponse response;
-  absl::Status status = FromGrpcStatus(stub_->Search(&context, request, &response));
-  if (!status.ok()) return status;
-  return response;
+  return Call(&timbre::v1::Timbre::Stub::Search, request);
 }
 
 absl::StatusOr<timbre::v1::ListSpeakersResponse> TimbreClient::ListSpeakers() const {
-  grpc::ClientContext context;
-  SetDeadline(context);
-  timbre::v1::ListSpeakersResponse response;
-  absl::Status status =
-      FromGrpcStatus(stub_->ListSpeakers(&context, timbre::v1::ListSpeakersRequest(), &response));
-  if (!status.ok()) return status;
-  return response;
+  return Call(&timbre::v1::Timbre::Stub::ListSpeakers, timbre::v1::ListSpeakersRequest());
 }
 
 absl::StatusOr<timbre::v1::SpeakerInfo> TimbreClient::GetSpeaker(
     const std::string& speaker) const {
-  grpc::ClientContext context;
-  SetDeadline(context);
   timbre::v1::GetSpeakerRequest request;
   request.set_speaker(speaker);
-  timbre::v1::SpeakerInfo response;
-  absl::Status status = FromGrpcStatus(stub_->GetSpeaker(&context, request, &response));
-  if (!status.ok()) return status;
-  return response;
+  return Call(&timbre::v1::Timbre::Stub::GetSpeaker, request);
+}
+
+absl::StatusOr<timbre::v1::SpeakerInfo> TimbreClient::LoadSpeaker(const std::string& speaker,
+                                                                 bool warmup) const {
+  timbre::v1::LoadSpeakerRequest request;
+  request.set_speaker(speaker);
+  request.set_warmup(warmup);
+  return Call(&timbre::v1::Timbre::Stub::LoadSpeaker, request);
+}
+
+absl::StatusOr<timbre::v1::SpeakerInfo> TimbreClient::UnloadSpeaker(
+    const std::string& speaker) const {
+  timbre::v1::UnloadSpeakerRequest request;
+  request.set_speaker(speaker);
+  return Call(&timbre::v1::Timbre::Stub::UnloadSpeaker, request);
 }
 
 std::unique_ptr<BlendSession> TimbreClient::OpenSession(

@@ -88,6 +88,11 @@ class TimbreClient {
       const timbre::v1::SearchRequest& request) const;
   absl::StatusOr<timbre::v1::ListSpeakersResponse> ListSpeakers() const;
   absl::StatusOr<timbre::v1::SpeakerInfo> GetSpeaker(const std::string& speaker) const;
+  // Admin: loads `speaker` now, warmed up if `warmup`; answers once it is loaded.
+  absl::StatusOr<timbre::v1::SpeakerInfo> LoadSpeaker(const std::string& speaker,
+                                                      bool warmup) const;
+  // Admin: unloads `speaker` from the server's memory; its next call loads it again.
+  absl::StatusOr<timbre::v1::SpeakerInfo> UnloadSpeaker(const std::string& speaker) const;
 
   // Opens a BlendStream for `speaker`; the speaker and options travel with the first block.
   std::unique_ptr<BlendSession> OpenSession(const std::string& speaker,
@@ -100,6 +105,19 @@ class TimbreClient {
  private:
   explicit TimbreClient(Options options, std::shared_ptr<grpc::Channel> channel);
   void SetDeadline(grpc::ClientContext& context) const;
+  // One unary call of `method` with the client's deadline.
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Call(
+      grpc::Status (timbre::v1::Timbre::Stub::*method)(grpc::ClientContext*, const Request&,
+                                                       Response*),
+      const Request& request) const {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    Response response;
+    absl::Status status = FromGrpcStatus((stub_.get()->*method)(&context, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
 
   const Options options_;
   std::shared_ptr<grpc::Channel> channel_;

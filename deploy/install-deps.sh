@@ -2,7 +2,8 @@
 # Installs everything timbre needs to build, test and benchmark on Debian bookworm.
 #
 # Safe to run again: each step checks whether its result is already there.
-#   deploy/install-deps.sh            Debian packages + faiss 1.7.3 (AVX2 where the CPU has it)
+#   deploy/install-deps.sh            Debian packages + faiss 1.7.3 (AVX2 where the CPU has it);
+#                                     the tests need promtool, from the package prometheus
 #   deploy/install-deps.sh --python   also builds faiss's Python bindings against the same faiss
 #                                     (used by the benchmark's in-process RVC reference)
 #
@@ -31,6 +32,7 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libopenblas-dev libssl-dev
   python3-numpy openssl
+  prometheus
 )
 if [ "$WITH_PYTHON" = 1 ]; then PACKAGES+=(swig python3-dev python3-setuptools); fi
 

@@ -49,6 +49,15 @@ ABSL_FLAG(std::string, import_root, "",
           "Server directory that ImportFeatures may read feature files from; empty disables it");
 ABSL_FLAG(int64_t, max_upload_bytes, int64_t{4} << 30, "Largest feature-set upload in bytes");
 ABSL_FLAG(int, max_queued_builds, 16, "Most build jobs waiting behind the running one");
+ABSL_FLAG(int64_t, memory_budget_bytes, 0,
+          "Most bytes of index memory loaded at once; the least recently used speakers are "
+          "unloaded to make room. 0 = unlimited");
+ABSL_FLAG(bool, mmap_indexes, false,
+          "Memory-map the inverted lists of IVF indexes instead of reading them into memory");
+ABSL_FLAG(bool, warmup_on_load, false,
+          "Search generated frames through every newly loaded index before it serves");
+ABSL_FLAG(bool, per_speaker_metrics, false,
+          "Label call latency and frame metrics with the speaker too");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "How long calls in flight may take to finish once the server stops taking calls");
 ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(5),
@@ -171,6 +180,10 @@ int main(int argc, char** argv) {
   options.connection = ConnectionFlags();
   options.max_queued_calls = absl::GetFlag(FLAGS_max_queued_calls);
   options.security = SecurityFlags();
+  options.memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget_bytes);
+  options.mmap_indexes = absl::GetFlag(FLAGS_mmap_indexes);
+  options.warmup_on_load = absl::GetFlag(FLAGS_warmup_on_load);
+  options.per_speaker_metrics = absl::GetFlag(FLAGS_per_speaker_metrics);
   auto server = timbre::TimbreServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "timbre-server: %s\n", server.status().ToString().c_str());

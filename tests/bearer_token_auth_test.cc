@@ -4,6 +4,8 @@
 #include "server/service/bearer_token_auth.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tests/test_support.h"
 
@@ -140,6 +142,29 @@ TEST(BearerTokenAuthTest, ProcessReadsThePathAndConsumesTheToken) {
   grpc::AuthMetadataProcessor::InputMetadata no_path = {{"authorization", authorization}};
   EXPECT_THAT(AsAbsl(auth->Process(no_path, nullptr, &consumed, &response)),
               StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+}
+
+TEST(BearerTokenAuthTest, ProcessTellsOfEveryRefusalOnce) {
+  std::vector<grpc::StatusCode> refused;
+  BearerTokenAuth::Options options;
+  options.user_tokens = {kUserToken};
+  options.on_refused = [&refused](grpc::StatusCode code) { refused.push_back(code); };
+  auto auth = BearerTokenAuth::Create(options);
+  ASSERT_THAT(auth, IsOk());
+  grpc::AuthMetadataProcessor::OutputMetadata consumed, response;
+  const std::string user = Bearer(kUserToken);
+  const std::string unknown = Bearer("unknown-token-0123456789abcdef");
+  for (const auto& [path, authorization] : std::vector<std::pair<std::string, std::string>>{
+           {"/timbre.v1.Timbre/Blend", user},
+           {"/grpc.health.v1.Health/Check", ""},
+           {"/timbre.v1.Timbre/Blend", unknown},
+           {"/timbre.v1.Timbre/LoadSpeaker", user}}) {
+    grpc::AuthMetadataProcessor::InputMetadata metadata = {{":path", path}};
+    if (!authorization.empty()) metadata.emplace("authorization", authorization);
+    (*auth)->Process(metadata, nullptr, &consumed, &response);
+  }
+  EXPECT_THAT(refused, ElementsAre(grpc::StatusCode::UNAUTHENTICATED,
+                                   grpc::StatusCode::PERMISSION_DENIED));
 }
 
 }  // namespace

@@ -299,6 +299,60 @@ TEST_F(FaissIndexTest, TrainWriteLoadRoundTrip) {
   EXPECT_EQ(a.scores, b.scores);
 }
 
+TEST_F(FaissIndexTest, MemoryMappedIvfSearchesAsTheLoadedOne) {
+  const std::string path = scratch_.Join("added.index");
+  WriteRvcIndex(*frames_, kNlist, path);
+  IndexLoadOptions mmap;
+  mmap.mmap = true;
+  auto mapped = FaissIndex::Load(path, mmap);
+  ASSERT_THAT(mapped, IsOk());
+  auto loaded = FaissIndex::Load(path);
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ((*mapped)->size(), kRows);
+  EXPECT_EQ((*mapped)->description(), "IVF8,Flat");
+  // The lists are mapped, not in the heap: the mapping is the whole file.
+  EXPECT_EQ((*mapped)->mapped_bytes(), static_cast<int64_t>(ReadFile(path).size()));
+  EXPECT_EQ((*loaded)->mapped_bytes(), 0);
+  EXPECT_LT((*mapped)->memory_bytes(), int64_t{kRows} * kDim * 4);
+  for (int64_t id = 0; id < kRows; ++id) {
+    ASSERT_EQ(std::memcmp((*mapped)->StoredVector(id), frames_->row(id), kDim * sizeof(float)), 0)
+        << "id " << id;
+  }
+  const FrameMatrix queries = Queries(*frames_, 30, 3);
+  for (int nprobe : {0, kNlist}) {
+    const Neighbours a = SearchOrDie(**mapped, queries, 6, nprobe);
+    const Neighbours b = SearchOrDie(**loaded, queries, 6, nprobe);
+    EXPECT_EQ(a.ids, b.ids) << "nprobe " << nprobe;
+    EXPECT_EQ(a.scores, b.scores) << "nprobe " << nprobe;
+  }
+}
+
+TEST_F(FaissIndexTest, MemoryMappedTruncatedFileIsInvalidArgument) {
+  const std::string whole = scratch_.Join("whole.index");
+  WriteRvcIndex(*frames_, kNlist, whole);
+  const std::string bytes = ReadFile(whole);
+  const std::string almost = scratch_.Join("almost.index");
+  WriteFile(almost, bytes.substr(0, bytes.size() - 1));
+  IndexLoadOptions mmap;
+  mmap.mmap = true;
+  EXPECT_THAT(FaissIndex::Load(almost, mmap),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(almost), HasSubstr("truncated"))));
+}
+
+TEST_F(FaissIndexTest, MemoryMappingAFlatIndexReadsItAsUsual) {
+  std::unique_ptr<FaissIndex> flat = TrainOrDie("Flat", Metric::kL2, *frames_);
+  ASSERT_NE(flat, nullptr);
+  const std::string path = scratch_.Join("flat.index");
+  ASSERT_THAT(flat->Write(path), IsOk());
+  IndexLoadOptions mmap;
+  mmap.mmap = true;
+  auto loaded = FaissIndex::Load(path, mmap);
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ((*loaded)->mapped_bytes(), 0);
+  EXPECT_GE((*loaded)->memory_bytes(), int64_t{kRows} * kDim * 4);
+}
+
 TEST_F(FaissIndexTest, TrainKeepsNprobeAndAddsInBatches) {
   TrainOptions options;
   options.description = "IVF8,Flat";

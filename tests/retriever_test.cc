@@ -417,5 +417,23 @@ TEST_F(RetrieverTest, FullSchedulerQueueIsResourceExhaustedAtOnce) {
   ASSERT_TRUE(released.WaitForNotificationWithTimeout(absl::Seconds(20)));
 }
 
+TEST_F(RetrieverTest, CallForAnUnloadedSpeakerLoadsItFirst) {
+  ASSERT_THAT(registry_->Unload("alice"), IsOk());
+  const RetrievalCall call = Call("alice", 5);
+  auto blended = Blend(call);
+  ASSERT_THAT(blended, IsOk());
+  EXPECT_EQ(registry_->Get("alice")->state, SpeakerState::kLoaded);
+  EXPECT_EQ(blended->frames.values, DirectBlend(call));
+
+  ASSERT_THAT(registry_->Unload("alice"), IsOk());
+  auto searched = Search(Call("alice", 3));
+  ASSERT_THAT(searched, IsOk());
+  EXPECT_EQ(searched->rows, 3);
+  // A call that fails its checks after the load is still answered once, with the reason.
+  ASSERT_THAT(registry_->Unload("alice"), IsOk());
+  EXPECT_THAT(Blend(Call("alice", 2, 2 * kDim)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("frames have dim 32")));
+}
+
 }  // namespace
 }  // namespace timbre

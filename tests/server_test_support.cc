@@ -109,7 +109,8 @@ std::string ScrapeMetrics(int port) {
   ssize_t n;
   while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0) response.append(buffer, n);
   close(fd);
-  return response;
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
 }
 
 double MetricValue(const std::string& metrics, const std::string& name) {

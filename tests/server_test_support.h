@@ -54,8 +54,8 @@ absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> CheckHealth
     int port, const std::string& service,
     std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials());
 
-// GET /metrics from the Prometheus endpoint on `port` over a plain loopback socket ("" if it
-// cannot connect).
+// The body of GET /metrics from the Prometheus endpoint on `port`, over a plain loopback socket
+// ("" if it cannot connect).
 std::string ScrapeMetrics(int port);
 
 // The value of the sample `name` (with its labels, as exposed) in a /metrics text; 0 if absent.

@@ -3,12 +3,15 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -441,6 +444,437 @@ TEST_F(SpeakerRegistryTest, VersionSwapUnderConcurrentSearches) {
   for (std::thread& reader : readers) reader.join();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_GT(searches.load(), 100);
+}
+
+// Records loads and evictions, checks the budget at every event, and can hold the loader inside a
+// chosen speaker's load (OnLoadFinished runs before the load is installed) to make calls overlap
+// with it.
+class RecordingObserver : public SpeakerRegistryObserver {
+ public:
+  void set_registry(const SpeakerRegistry* registry) { registry_.store(registry); }
+
+  void OnLoadFinished(absl::string_view speaker, const absl::Status& status,
+                      absl::Duration duration) override {
+    {
+      absl::MutexLock lock(&mutex_);
+      ++loads_[std::string(speaker)];
+      if (speaker == hold_speaker_) {
+        held_ = true;
+        mutex_.Await(absl::Condition(&released_));
+      }
+    }
+    CheckBudget();
+  }
+
+  void OnEvicted(absl::string_view speaker, int64_t bytes) override {
+    {
+      absl::MutexLock lock(&mutex_);
+      evictions_.push_back(std::string(speaker));
+    }
+    CheckBudget();
+  }
+
+  // Holds the next load of `speaker` until Release().
+  void Hold(const std::string& speaker) {
+    absl::MutexLock lock(&mutex_);
+    hold_speaker_ = speaker;
+    released_ = false;
+    held_ = false;
+  }
+  bool held() {
+    absl::MutexLock lock(&mutex_);
+    return held_;
+  }
+  void Release() {
+    absl::MutexLock lock(&mutex_);
+    hold_speaker_.clear();
+    released_ = true;
+  }
+
+  int loads(const std::string& speaker) {
+    absl::MutexLock lock(&mutex_);
+    return loads_[speaker];
+  }
+  std::vector<std::string> evictions() {
+    absl::MutexLock lock(&mutex_);
+    return evictions_;
+  }
+  int64_t over_budget() const { return over_budget_.load(); }
+
+ private:
+  void CheckBudget() {
+    const SpeakerRegistry* registry = registry_.load();
+    if (registry == nullptr) return;
+    const RegistryUsage usage = registry->Usage();
+    if (usage.budget_bytes > 0 && usage.memory_bytes > usage.budget_bytes) over_budget_++;
+  }
+
+  std::atomic<const SpeakerRegistry*> registry_{nullptr};
+  std::atomic<int64_t> over_budget_{0};
+  absl::Mutex mutex_;
+  std::map<std::string, int> loads_ ABSL_GUARDED_BY(mutex_);
+  std::vector<std::string> evictions_ ABSL_GUARDED_BY(mutex_);
+  std::string hold_speaker_ ABSL_GUARDED_BY(mutex_);
+  bool held_ ABSL_GUARDED_BY(mutex_) = false;
+  bool released_ ABSL_GUARDED_BY(mutex_) = true;
+};
+
+// Three speakers with indexes of one size under a budget for two of them.
+class SpeakerRegistryBudgetTest : public SpeakerRegistryTest {
+ protected:
+  void SetUp() override {
+    SpeakerRegistryTest::SetUp();
+    for (uint32_t seed = 0; seed < 3; ++seed) {
+      const std::string name(1, static_cast<char>('a' + seed));
+      WriteRvcFile(name, "added_" + name + ".index", 400, 10 + seed);
+    }
+    auto index = FaissIndex::Load(scratch_.Join("a/added_a.index"));
+    ASSERT_THAT(index, IsOk());
+    index_bytes_ = (*index)->memory_bytes();
+    ASSERT_GE(index_bytes_, static_cast<int64_t>(fs::file_size(scratch_.Join("a/added_a.index"))));
+  }
+
+  std::unique_ptr<SpeakerRegistry> MakeBudgetRegistry(int64_t budget, bool mmap = false,
+                                                      bool warmup = false) {
+    SpeakerRegistry::Options options;
+    options.repository = repository_.get();
+    options.poll_interval = absl::ZeroDuration();
+    options.memory_budget_bytes = budget;
+    options.mmap_indexes = mmap;
+    options.warmup_on_load = warmup;
+    options.observer = &observer_;
+    auto registry = SpeakerRegistry::Create(options);
+    EXPECT_THAT(registry, IsOk());
+    if (!registry.ok()) return nullptr;
+    observer_.set_registry(registry->get());
+    return *std::move(registry);
+  }
+
+  int64_t BudgetForTwo() const { return 2 * index_bytes_ + index_bytes_ / 2; }
+
+  SpeakerState StateOf(SpeakerRegistry& registry, const std::string& speaker) {
+    auto status = registry.Get(speaker);
+    EXPECT_THAT(status, IsOk());
+    return status.ok() ? status->state : SpeakerState::kFailed;
+  }
+
+  // Destroyed after the registries the tests make (declared before them).
+  RecordingObserver observer_;
+  int64_t index_bytes_ = 0;
+};
+
+TEST_F(SpeakerRegistryBudgetTest, ScanLoadsWhatFitsAndLeavesTheRestUnloaded) {
+  auto registry = MakeBudgetRegistry(BudgetForTwo());
+  ASSERT_NE(registry, nullptr);
+  EXPECT_EQ(StateOf(*registry, "a"), SpeakerState::kLoaded);
+  EXPECT_EQ(StateOf(*registry, "b"), SpeakerState::kLoaded);
+  EXPECT_EQ(StateOf(*registry, "c"), SpeakerState::kUnloaded);
+  EXPECT_THAT(registry->Get("c")->error, IsEmpty());
+  const RegistryUsage usage = registry->Usage();
+  EXPECT_EQ(usage.speakers[static_cast<int>(SpeakerState::kLoaded)], 2);
+  EXPECT_EQ(usage.speakers[static_cast<int>(SpeakerState::kUnloaded)], 1);
+  EXPECT_EQ(usage.memory_bytes, 2 * index_bytes_);
+  EXPECT_EQ(usage.mapped_bytes, 0);
+  EXPECT_EQ(usage.budget_bytes, BudgetForTwo());
+  EXPECT_THAT(observer_.evictions(), IsEmpty());
+}
+
+TEST_F(SpeakerRegistryBudgetTest, LoadingEvictsTheLeastRecentlyUsedSpeaker) {
+  auto registry = MakeBudgetRegistry(BudgetForTwo());
+  ASSERT_NE(registry, nullptr);
+  ASSERT_THAT(registry->Acquire("a"), IsOk());  // b is now the least recently used
+  auto c = registry->Acquire("c");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_TRUE(SearchFindsItself(*(*c)->index));
+  EXPECT_THAT(observer_.evictions(), ::testing::ElementsAre("b"));
+  EXPECT_EQ(StateOf(*registry, "a"), SpeakerState::kLoaded);
+  EXPECT_EQ(StateOf(*registry, "b"), SpeakerState::kUnloaded);
+  EXPECT_EQ(StateOf(*registry, "c"), SpeakerState::kLoaded);
+
+  // Loading c counted as its use, so a is now the least recently used.
+  ASSERT_THAT(registry->Acquire("b"), IsOk());
+  EXPECT_THAT(observer_.evictions(), ::testing::ElementsAre("b", "a"));
+  EXPECT_EQ(StateOf(*registry, "a"), SpeakerState::kUnloaded);
+  EXPECT_EQ(registry->Usage().memory_bytes, 2 * index_bytes_);
+  EXPECT_EQ(observer_.over_budget(), 0);
+}
+
+TEST_F(SpeakerRegistryBudgetTest, ConcurrentCallersAllSucceedWithinTheBudget) {
+  auto registry = MakeBudgetRegistry(BudgetForTwo());
+  ASSERT_NE(registry, nullptr);
+  std::atomic<bool> done{false};
+  std::atomic<int64_t> failures{0};
+  std::atomic<int64_t> samples_over_budget{0};
+  std::thread monitor([&] {
+    while (!done.load()) {
+      const RegistryUsage usage = registry->Usage();
+      if (usage.memory_bytes > usage.budget_bytes) samples_over_budget++;
+      if (usage.speakers[static_cast<int>(SpeakerState::kFailed)] > 0) failures++;
+    }
+  });
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 6; ++t) {
+    callers.emplace_back([&, t] {
+      for (int call = 0; call < 30; ++call) {
+        const std::string speaker(1, static_cast<char>('a' + (t + call) % 3));
+        auto snapshot = registry->Acquire(speaker);
+        if (!snapshot.ok() || (*snapshot)->speaker != speaker ||
+            !SearchFindsItself(*(*snapshot)->index)) {
+          failures++;
+        }
+      }
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  done.store(true);
+  monitor.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(samples_over_budget.load(), 0);
+  EXPECT_EQ(observer_.over_budget(), 0);
+  EXPECT_FALSE(observer_.evictions().empty());
+  EXPECT_LE(registry->Usage().memory_bytes, BudgetForTwo());
+}
+
+TEST_F(SpeakerRegistryBudgetTest, ConcurrentCallsOfAnUnloadedSpeakerShareOneLoad) {
+  auto registry = MakeBudgetRegistry(BudgetForTwo());
+  ASSERT_NE(registry, nullptr);
+  ASSERT_EQ(StateOf(*registry, "c"), SpeakerState::kUnloaded);
+  observer_.Hold("c");
+  constexpr int kCalls = 8;
+  std::atomic<int> answered{0};
+  std::atomic<int> good{0};
+  auto call = [&] {
+    registry->AcquireAsync("c", [&](absl::StatusOr<std::shared_ptr<const IndexSnapshot>> s) {
+      if (s.ok() && (*s)->speaker == "c") good++;
+      answered++;
+    });
+  };
+  call();
+  ASSERT_TRUE(WaitFor([&] { return observer_.held(); }));  // c's load is running
+  EXPECT_EQ(StateOf(*registry, "c"), SpeakerState::kLoading);
+  for (int i = 1; i < kCalls; ++i) call();
+  EXPECT_EQ(answered.load(), 0);
+  observer_.Release();
+  ASSERT_TRUE(WaitFor([&] { return answered.load() == kCalls; }));
+  EXPECT_EQ(good.load(), kCalls);
+  EXPECT_EQ(observer_.loads("c"), 1);
+}
+
+TEST_F(SpeakerRegistryBudgetTest, CallsInFlightKeepTheirSnapshotAcrossAnUnload) {
+  auto registry = MakeBudgetRegistry(0);
+  ASSERT_NE(registry, nullptr);
+  auto held = registry->Acquire("a");
+  ASSERT_THAT(held, IsOk());
+  auto unloaded = registry->Unload("a");
+  ASSERT_THAT(unloaded, IsOk());
+  EXPECT_EQ(unloaded->state, SpeakerState::kUnloaded);
+  EXPECT_EQ(unloaded->snapshot, nullptr);
+  EXPECT_EQ(registry->Usage().memory_bytes, 2 * index_bytes_);
+  EXPECT_EQ(registry->Usage().speakers[static_cast<int>(SpeakerState::kUnloaded)], 1);
+  // The caller's snapshot is whole and searchable after the unload.
+  EXPECT_TRUE(SearchFindsItself(*(*held)->index));
+  // Unloading again changes nothing; scans leave an unloaded speaker alone.
+  EXPECT_THAT(registry->Unload("a"), IsOk());
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  EXPECT_EQ(StateOf(*registry, "a"), SpeakerState::kUnloaded);
+
+  // The next call loads it again.
+  auto reloaded = registry->Acquire("a");
+  ASSERT_THAT(reloaded, IsOk());
+  EXPECT_NE(reloaded->get(), held->get());
+  EXPECT_EQ((*reloaded)->version, "added_a.index");
+  EXPECT_EQ(StateOf(*registry, "a"), SpeakerState::kLoaded);
+  EXPECT_EQ(observer_.loads("a"), 2);
+  EXPECT_THAT(observer_.evictions(), IsEmpty());  // an unload is not an eviction
+}
+
+TEST_F(SpeakerRegistryBudgetTest, UnloadErrorsNameTheSpeaker) {
+  auto registry = MakeBudgetRegistry(BudgetForTwo());
+  ASSERT_NE(registry, nullptr);
+  EXPECT_THAT(registry->Unload("nobody"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("'nobody'")));
+  EXPECT_THAT(registry->Unload("../a"), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  observer_.Hold("c");
+  registry->AcquireAsync("c", [](absl::StatusOr<std::shared_ptr<const IndexSnapshot>>) {});
+  ASSERT_TRUE(WaitFor([&] { return observer_.held(); }));
+  EXPECT_THAT(registry->Unload("c"), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                              AllOf(HasSubstr("'c'"), HasSubstr("being loaded"))));
+  observer_.Release();
+  EXPECT_TRUE(WaitFor([&] { return StateOf(*registry, "c") == SpeakerState::kLoaded; }));
+}
+
+TEST_F(SpeakerRegistryBudgetTest, SpeakerLargerThanTheBudgetFailsNamingSizes) {
+  const int64_t budget = index_bytes_ / 2;
+  auto registry = MakeBudgetRegistry(budget);
+  ASSERT_NE(registry, nullptr);
+  const std::string sizes = absl::StrCat("more than the whole memory budget of ", budget, " bytes");
+  auto status = registry->Get("a");
+  ASSERT_THAT(status, IsOk());
+  EXPECT_EQ(status->state, SpeakerState::kFailed);
+  EXPECT_THAT(status->error, AllOf(HasSubstr("'a'"), HasSubstr(sizes)));
+  EXPECT_THAT(registry->Acquire("a"),
+              StatusIs(absl::StatusCode::kResourceExhausted, AllOf(HasSubstr("'a'"), HasSubstr(sizes))));
+  EXPECT_EQ(registry->Usage().memory_bytes, 0);
+  // Unloaded and called again, it fails the same way, now at its load.
+  ASSERT_THAT(registry->Unload("a"), IsOk());
+  EXPECT_THAT(registry->Acquire("a"), StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr(sizes)));
+}
+
+TEST_F(SpeakerRegistryBudgetTest, MappedSpeakerLargerThanTheBudgetFailsOnceLoaded) {
+  auto registry = MakeBudgetRegistry(100, /*mmap=*/true);
+  ASSERT_NE(registry, nullptr);
+  // Memory-mapped indexes are charged only what they hold in the heap, known after the load.
+  EXPECT_THAT(registry->Acquire("a"),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("'a'"), HasSubstr("memory budget of 100 bytes"))));
+  EXPECT_EQ(StateOf(*registry, "a"), SpeakerState::kFailed);
+  EXPECT_EQ(registry->Usage().memory_bytes, 0);
+}
+
+TEST_F(SpeakerRegistryBudgetTest, MappedIndexesAreNotChargedAndServeTheSameResults) {
+  auto mapped = MakeBudgetRegistry(BudgetForTwo(), /*mmap=*/true);
+  ASSERT_NE(mapped, nullptr);
+  // The heap parts of all three fit where two whole indexes would.
+  const RegistryUsage usage = mapped->Usage();
+  EXPECT_EQ(usage.speakers[static_cast<int>(SpeakerState::kLoaded)], 3);
+  EXPECT_LT(usage.memory_bytes, index_bytes_);
+  EXPECT_EQ(usage.mapped_bytes,
+            3 * static_cast<int64_t>(fs::file_size(scratch_.Join("a/added_a.index"))));
+  auto in_heap = FaissIndex::Load(scratch_.Join("b/added_b.index"));
+  ASSERT_THAT(in_heap, IsOk());
+  auto snapshot = mapped->Acquire("b");
+  ASSERT_THAT(snapshot, IsOk());
+  const FaissIndex& index = *(*snapshot)->index;
+  EXPECT_GT(index.mapped_bytes(), 0);
+  const FrameMatrix queries = GenerateClusteredFrames(20, kDim, 4, 77);
+  SearchParams params;
+  params.k = 5;
+  std::vector<float> scores_a(20 * 5), scores_b(20 * 5);
+  std::vector<int64_t> ids_a(20 * 5), ids_b(20 * 5);
+  ASSERT_THAT(index.Search(queries.values.data(), 20, params, 1, scores_a.data(), ids_a.data()),
+              IsOk());
+  ASSERT_THAT((*in_heap)->Search(queries.values.data(), 20, params, 1, scores_b.data(),
+                                 ids_b.data()),
+              IsOk());
+  EXPECT_EQ(ids_a, ids_b);
+  EXPECT_EQ(scores_a, scores_b);
+}
+
+TEST_F(SpeakerRegistryBudgetTest, WarmupOnLoadWarmsEveryLoad) {
+  auto registry = MakeBudgetRegistry(BudgetForTwo(), /*mmap=*/false, /*warmup=*/true);
+  ASSERT_NE(registry, nullptr);
+  auto a = registry->Acquire("a");
+  ASSERT_THAT(a, IsOk());
+  EXPECT_EQ((*a)->warmup_frames, WarmupOptions().batches * WarmupOptions().frames_per_batch);
+  auto c = registry->Acquire("c");  // loaded on demand
+  ASSERT_THAT(c, IsOk());
+  EXPECT_GT((*c)->warmup_frames, 0);
+}
+
+TEST_F(SpeakerRegistryBudgetTest, LoadLoadsNowWithWarmupAndRetriesFailures) {
+  WriteFile(scratch_.Join("d/added_d.index"), "not an index");
+  auto registry = MakeBudgetRegistry(BudgetForTwo());
+  ASSERT_NE(registry, nullptr);
+  auto load = [&](const std::string& speaker, bool warmup) {
+    absl::Notification done;
+    absl::StatusOr<SpeakerStatus> result;
+    registry->Load(speaker, warmup, [&](absl::StatusOr<SpeakerStatus> status) {
+      result = std::move(status);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return result;
+  };
+  auto a = load("a", false);  // already loaded: answered as it is
+  ASSERT_THAT(a, IsOk());
+  EXPECT_EQ(a->state, SpeakerState::kLoaded);
+  EXPECT_EQ(a->snapshot->warmup_frames, 0);
+
+  auto c = load("c", true);
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->state, SpeakerState::kLoaded);
+  ASSERT_NE(c->snapshot, nullptr);
+  EXPECT_GT(c->snapshot->warmup_frames, 0);
+  EXPECT_EQ(StateOf(*registry, "c"), SpeakerState::kLoaded);
+
+  EXPECT_THAT(load("d", false), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                         AllOf(HasSubstr("'d'"), HasSubstr("added_d.index"))));
+  EXPECT_THAT(load("d", false), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+  // The scan's load and one per Load: Load retries a failed speaker, a call does not.
+  EXPECT_EQ(observer_.loads("d"), 3);
+  EXPECT_THAT(registry->Acquire("d"), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+  EXPECT_EQ(observer_.loads("d"), 3);
+  EXPECT_THAT(load("nobody", false), StatusIs(absl::StatusCode::kNotFound, HasSubstr("nobody")));
+  EXPECT_THAT(load("-x", false), StatusIs(absl::StatusCode::kInvalidArgument, _));
+}
+
+TEST_F(SpeakerRegistryBudgetTest, NewVersionThatFitsOnlyAloneReplacesTheOld) {
+  fs::remove_all(scratch_.Join("b"));
+  fs::remove_all(scratch_.Join("c"));
+  auto registry = MakeBudgetRegistry(index_bytes_ + index_bytes_ / 2);
+  ASSERT_NE(registry, nullptr);
+  auto old_snapshot = registry->Acquire("a");
+  ASSERT_THAT(old_snapshot, IsOk());
+  ASSERT_EQ(Publish("a", 400, 5), "1");
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  auto new_snapshot = registry->Acquire("a");
+  ASSERT_THAT(new_snapshot, IsOk());
+  EXPECT_EQ((*new_snapshot)->version, "1");
+  EXPECT_TRUE(SearchFindsItself(*(*old_snapshot)->index));
+  EXPECT_EQ(observer_.over_budget(), 0);
+  EXPECT_LE(registry->Usage().memory_bytes, index_bytes_ + index_bytes_ / 2);
+}
+
+TEST_F(SpeakerRegistryBudgetTest, RemovedSpeakerReturnsItsMemory) {
+  auto registry = MakeBudgetRegistry(BudgetForTwo());
+  ASSERT_NE(registry, nullptr);
+  fs::remove_all(scratch_.Join("a"));
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  EXPECT_EQ(registry->Usage().memory_bytes, index_bytes_);
+  // Its room goes to c without evicting b.
+  ASSERT_THAT(registry->Acquire("c"), IsOk());
+  EXPECT_THAT(observer_.evictions(), IsEmpty());
+}
+
+TEST_F(SpeakerRegistryBudgetTest, StopAnswersQueuedLoadsUnavailable) {
+  fs::remove_all(scratch_.Join("a"));
+  fs::remove_all(scratch_.Join("b"));
+  WriteRvcFile("d", "added_d.index", 400, 20);
+  auto registry = MakeBudgetRegistry(index_bytes_ / 2 * 3);
+  ASSERT_NE(registry, nullptr);
+  ASSERT_THAT(registry->Unload("c"), IsOk());
+  ASSERT_THAT(registry->Unload("d"), IsOk());
+  observer_.Hold("c");
+  absl::Notification c_answered;
+  registry->AcquireAsync("c", [&](absl::StatusOr<std::shared_ptr<const IndexSnapshot>> s) {
+    EXPECT_THAT(s, IsOk());
+    c_answered.Notify();
+  });
+  ASSERT_TRUE(WaitFor([&] { return observer_.held(); }));
+  absl::Notification d_answered;
+  registry->AcquireAsync("d", [&](absl::StatusOr<std::shared_ptr<const IndexSnapshot>> s) {
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kUnavailable,
+                            AllOf(HasSubstr("'d'"), HasSubstr("stopping"))));
+    d_answered.Notify();
+  });
+  std::thread stopper([&] { registry->Stop(); });
+  // The queued load is answered at once; the running one finishes.
+  EXPECT_TRUE(d_answered.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  observer_.Release();
+  stopper.join();
+  EXPECT_TRUE(c_answered.HasBeenNotified());
+  EXPECT_EQ(StateOf(*registry, "d"), SpeakerState::kUnloaded);
+  EXPECT_THAT(registry->Acquire("d"),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("stopping")));
+  EXPECT_THAT(registry->Acquire("c"), IsOk());
+}
+
+TEST_F(SpeakerRegistryBudgetTest, NegativeBudgetIsRejected) {
+  SpeakerRegistry::Options options;
+  options.repository = repository_.get();
+  options.memory_budget_bytes = -1;
+  EXPECT_THAT(SpeakerRegistry::Create(options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("-1 bytes")));
 }
 
 }  // namespace

@@ -1,6 +1,10 @@
 #include "tests/test_support.h"
 
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <filesystem>
 #include <fstream>
@@ -8,6 +12,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "server/core/faiss_index.h"
 
@@ -107,6 +112,43 @@ void FakeBuildControl::Progress(double fraction, absl::string_view message) {
 std::vector<FakeBuildControl::Report> FakeBuildControl::reports() const {
   absl::MutexLock lock(&mutex_);
   return reports_;
+}
+
+namespace {
+
+// The full path of `program` in a directory of $PATH; empty if there is none.
+std::string FindOnPath(const std::string& program) {
+  const char* path = getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "", ':')) {
+    if (dir.empty()) continue;
+    const std::string candidate = absl::StrCat(dir, "/", program);
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+}  // namespace
+
+void ExpectPromtoolClean(const std::string& exposition) {
+  const std::string promtool = FindOnPath("promtool");
+  ASSERT_FALSE(promtool.empty())
+      << "promtool is not on PATH; install Debian's 'prometheus' package "
+         "(deploy/install-deps.sh installs it)";
+  ScratchDir scratch;
+  const std::string input = scratch.Join("metrics.txt");
+  WriteFile(input, exposition);
+  const std::string command =
+      absl::StrCat("'", promtool, "' check metrics < '", input, "' 2>&1");
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr) << "cannot run " << command;
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
+  const int status = pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status)) << command << " did not exit";
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "promtool check metrics: " << output;
+  EXPECT_EQ(output, "") << "promtool check metrics complains";
 }
 
 }  // namespace timbre::testing

@@ -84,6 +84,11 @@ class FakeBuildControl : public BuildControl {
   int cancel_at_report_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
+// Runs `promtool check metrics` (Debian package `prometheus`) on a Prometheus text exposition
+// and expects it to pass without complaints. Fails the test, saying how to install promtool, if
+// it is not on PATH.
+void ExpectPromtoolClean(const std::string& exposition);
+
 inline const absl::Status& GetStatus(const absl::Status& status) { return status; }
 template <typename T>
 const absl::Status& GetStatus(const absl::StatusOr<T>& status_or) {

@@ -2,14 +2,18 @@
 // the client library, the health service and the Prometheus endpoint.
 #include "server/service/timbre_server.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "server/core/npy_file.h"
 #include "client/timbre_client.h"
+#include "server/core/demo_speaker.h"
+#include "server/core/faiss_index.h"
 #include "server/core/frame_codec.h"
 #include "tests/server_test_support.h"
 
@@ -17,6 +21,7 @@ namespace timbre {
 namespace {
 
 using ::testing::_;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::timbre::testing::IsOk;
 using ::timbre::testing::IsOkAndHolds;
@@ -44,6 +49,29 @@ std::vector<float> Unpack(const v1::Frames& frames) {
   return values;
 }
 
+// Options of a server of `repo` on a loopback port picked by the system, without rescans; the
+// metrics endpoint only if `metrics` (it takes ~2 s to stop).
+TimbreServer::Options LoopbackOptions(const std::string& repo, bool metrics) {
+  TimbreServer::Options options;
+  options.repo = repo;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.metrics_host = "127.0.0.1";
+  options.metrics_port = metrics ? 0 : -1;
+  options.poll_interval = absl::ZeroDuration();
+  return options;
+}
+
+// Starts a server with `options` and a client of it.
+void StartServerAndClient(const TimbreServer::Options& options,
+                          std::unique_ptr<TimbreServer>* server,
+                          std::unique_ptr<TimbreClient>* client) {
+  *server = timbre::testing::StartServer(options);
+  ASSERT_NE(*server, nullptr);
+  *client = timbre::testing::MakeClient(timbre::testing::LocalClientOptions((*server)->port()));
+  ASSERT_NE(*client, nullptr);
+}
+
 class TimbreServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -54,10 +82,8 @@ class TimbreServerTest : public ::testing::Test {
     options.metrics_host = "127.0.0.1";
     options.metrics_port = with_metrics_ ? 0 : -1;  // the endpoint takes ~2 s to stop
     options.max_frames_per_call = 100;
-    server_ = timbre::testing::StartServer(options);
-    ASSERT_NE(server_, nullptr);
-    client_ = timbre::testing::MakeClient(timbre::testing::LocalClientOptions(server_->port()));
-    ASSERT_NE(client_, nullptr);
+    options.mmap_indexes = mmap_;
+    StartServerAndClient(options, &server_, &client_);
   }
 
   v1::BlendRequest FixtureRequest() const {
@@ -67,7 +93,26 @@ class TimbreServerTest : public ::testing::Test {
     return request;
   }
 
+  // The fixture's blend equals RVC's numpy result.
+  void ExpectBlendMatchesRvc() {
+    int64_t rows;
+    int dim;
+    const std::vector<float> expected = ReadFloats("rvc_fixture_expected.npy", &rows, &dim);
+    auto response = client_->Blend(FixtureRequest());
+    ASSERT_THAT(response, IsOk());
+    EXPECT_EQ(response->version(), kFixtureIndex);
+    EXPECT_EQ(response->frames().dtype(), v1::DTYPE_FLOAT32);
+    ASSERT_EQ(response->frames().num_frames(), rows);
+    ASSERT_EQ(response->frames().dim(), static_cast<uint32_t>(dim));
+    const std::vector<float> got = Unpack(response->frames());
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], expected[i], 1e-5f * (1.0f + std::fabs(expected[i]))) << "value " << i;
+    }
+    EXPECT_EQ(response->timing().batch_frames(), rows);
+  }
+
   bool with_metrics_ = false;
+  bool mmap_ = false;
   ScratchDir repo_;
   std::unique_ptr<TimbreServer> server_;
   std::unique_ptr<TimbreClient> client_;
@@ -76,21 +121,19 @@ class TimbreServerTest : public ::testing::Test {
   int dim_ = 0;
 };
 
-TEST_F(TimbreServerTest, BlendMatchesRvcNumpyOnRvcWrittenIndex) {
-  int64_t rows;
-  int dim;
-  const std::vector<float> expected = ReadFloats("rvc_fixture_expected.npy", &rows, &dim);
-  auto response = client_->Blend(FixtureRequest());
-  ASSERT_THAT(response, IsOk());
-  EXPECT_EQ(response->version(), kFixtureIndex);
-  EXPECT_EQ(response->frames().dtype(), v1::DTYPE_FLOAT32);
-  ASSERT_EQ(response->frames().num_frames(), rows);
-  ASSERT_EQ(response->frames().dim(), static_cast<uint32_t>(dim));
-  const std::vector<float> got = Unpack(response->frames());
-  for (size_t i = 0; i < got.size(); ++i) {
-    ASSERT_NEAR(got[i], expected[i], 1e-5f * (1.0f + std::fabs(expected[i]))) << "value " << i;
-  }
-  EXPECT_EQ(response->timing().batch_frames(), rows);
+TEST_F(TimbreServerTest, BlendMatchesRvcNumpyOnRvcWrittenIndex) { ExpectBlendMatchesRvc(); }
+
+class TimbreServerMmapTest : public TimbreServerTest {
+ protected:
+  TimbreServerMmapTest() { mmap_ = true; }
+};
+
+TEST_F(TimbreServerMmapTest, MemoryMappedIndexServesTheSameBlend) {
+  ExpectBlendMatchesRvc();
+  auto rvc = client_->GetSpeaker("rvc");
+  ASSERT_THAT(rvc, IsOk());
+  EXPECT_EQ(rvc->mapped_bytes(), std::filesystem::file_size(DataPath(kFixtureIndex)));
+  EXPECT_LT(rvc->memory_bytes(), 1000u * 256 * 4);  // the vectors stay in the mapped file
 }
 
 TEST_F(TimbreServerTest, Float16InFloat16Out) {
@@ -290,6 +333,176 @@ TEST_F(TimbreServerMetricsTest, MetricsCountCallsByMethodAndCode) {
   EXPECT_THAT(metrics, HasSubstr(absl::StrCat("timbre_frames_total{method=\"Blend\"} ", rows_)));
   EXPECT_THAT(metrics, HasSubstr("timbre_rpc_duration_seconds_bucket{code=\"OK\",method=\"Blend\",le=\"0.0001\"}"));
   EXPECT_THAT(metrics, HasSubstr("timbre_stage_duration_seconds_count{stage=\"search\"} 1"));
+}
+
+// A server with three small speakers (a, b, c) under a memory budget for two, one speaker
+// larger than the whole budget and one whose file is not an index.
+class TimbreServerBudgetTest : public ::testing::Test {
+ protected:
+  static constexpr int kDim = 16;
+
+  void SetUp() override {
+    for (uint32_t seed = 0; seed < 3; ++seed) {
+      const std::string name(1, static_cast<char>('a' + seed));
+      timbre::testing::WriteRvcIndex(GenerateClusteredFrames(400, kDim, 8, seed), 8,
+                                     repo_.Join(name + "/added_" + name + ".index"));
+    }
+    timbre::testing::WriteRvcIndex(GenerateClusteredFrames(4000, kDim, 8, 9), 8,
+                                   repo_.Join("big/added_big.index"));
+    timbre::testing::WriteFile(repo_.Join("broken/added_broken.index"), "not an index");
+    auto index = FaissIndex::Load(repo_.Join("a/added_a.index"));
+    ASSERT_THAT(index, IsOk());
+    budget_ = 2 * (*index)->memory_bytes() + (*index)->memory_bytes() / 2;
+
+    TimbreServer::Options options = LoopbackOptions(repo_.path(), with_metrics_);
+    options.memory_budget_bytes = budget_;
+    options.per_speaker_metrics = with_metrics_;
+    StartServerAndClient(options, &server_, &client_);
+  }
+
+  absl::StatusOr<v1::BlendResponse> BlendOf(const std::string& speaker) const {
+    v1::BlendRequest request;
+    request.set_speaker(speaker);
+    *request.mutable_frames() =
+        MakeFrames(v1::DTYPE_FLOAT32, 16, kDim,
+                   Pack(GenerateClusteredFrames(16, kDim, 4, 3).values));
+    return client_->Blend(request);
+  }
+
+  v1::SpeakerInfo::State StateOf(const std::string& speaker) const {
+    auto info = client_->GetSpeaker(speaker);
+    EXPECT_THAT(info, IsOk());
+    return info.ok() ? info->state() : v1::SpeakerInfo::STATE_UNSPECIFIED;
+  }
+
+  // The memory_bytes of every speaker the server lists.
+  int64_t ListedMemory() const {
+    auto speakers = client_->ListSpeakers();
+    EXPECT_THAT(speakers, IsOk());
+    int64_t bytes = 0;
+    for (const v1::SpeakerInfo& speaker : speakers->speakers()) bytes += speaker.memory_bytes();
+    return bytes;
+  }
+
+  bool with_metrics_ = false;
+  int64_t budget_ = 0;
+  ScratchDir repo_;
+  std::unique_ptr<TimbreServer> server_;
+  std::unique_ptr<TimbreClient> client_;
+};
+
+TEST_F(TimbreServerBudgetTest, LoadAndUnloadSpeakers) {
+  EXPECT_EQ(StateOf("a"), v1::SpeakerInfo::STATE_LOADED);
+  EXPECT_EQ(StateOf("c"), v1::SpeakerInfo::STATE_UNLOADED);  // did not fit at start
+  auto loaded = client_->LoadSpeaker("c", /*warmup=*/true);
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ(loaded->state(), v1::SpeakerInfo::STATE_LOADED);
+  EXPECT_EQ(loaded->dim(), static_cast<uint32_t>(kDim));
+  EXPECT_EQ(loaded->num_vectors(), 400u);
+  EXPECT_GT(loaded->memory_bytes(), 0u);
+  // a was the least recently used: it made room.
+  EXPECT_EQ(StateOf("a"), v1::SpeakerInfo::STATE_UNLOADED);
+  EXPECT_LE(ListedMemory(), budget_);
+
+  auto unloaded = client_->UnloadSpeaker("c");
+  ASSERT_THAT(unloaded, IsOk());
+  EXPECT_EQ(unloaded->state(), v1::SpeakerInfo::STATE_UNLOADED);
+  EXPECT_EQ(unloaded->memory_bytes(), 0u);
+  EXPECT_THAT(client_->UnloadSpeaker("c"), IsOk());
+  // The next call loads it again.
+  ASSERT_THAT(BlendOf("c"), IsOk());
+  EXPECT_EQ(StateOf("c"), v1::SpeakerInfo::STATE_LOADED);
+}
+
+TEST_F(TimbreServerBudgetTest, LoadAndUnloadErrorsNameTheProblem) {
+  EXPECT_THAT(client_->LoadSpeaker("nobody", false),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("speaker 'nobody' not found")));
+  EXPECT_THAT(client_->UnloadSpeaker("nobody"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("speaker 'nobody' not found")));
+  EXPECT_THAT(client_->LoadSpeaker("../a", false),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must not start with '.'")));
+  EXPECT_THAT(client_->UnloadSpeaker(""), StatusIs(absl::StatusCode::kInvalidArgument, _));
+  EXPECT_THAT(client_->LoadSpeaker("broken", false),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("speaker 'broken' failed to load"),
+                             HasSubstr("not a readable faiss index"))));
+  EXPECT_THAT(client_->LoadSpeaker("big", false),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("speaker 'big'"),
+                             HasSubstr(absl::StrCat("memory budget of ", budget_, " bytes")))));
+}
+
+TEST_F(TimbreServerBudgetTest, SpeakerLargerThanTheBudgetIsResourceExhausted) {
+  auto info = client_->GetSpeaker("big");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->state(), v1::SpeakerInfo::STATE_FAILED);
+  EXPECT_THAT(info->error(), HasSubstr("more than the whole memory budget"));
+  EXPECT_THAT(BlendOf("big"),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("speaker 'big': the index needs"),
+                             HasSubstr(absl::StrCat("memory budget of ", budget_, " bytes")))));
+}
+
+TEST_F(TimbreServerBudgetTest, ConcurrentCallersOfMoreSpeakersThanFitAllSucceed) {
+  std::atomic<int> failures{0};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 4; ++t) {
+    callers.emplace_back([&, t] {
+      for (int call = 0; call < 12; ++call) {
+        const std::string speaker(1, static_cast<char>('a' + (t + call) % 3));
+        if (!BlendOf(speaker).ok()) failures++;
+      }
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_LE(ListedMemory(), budget_);
+}
+
+class TimbreServerBudgetMetricsTest : public TimbreServerBudgetTest {
+ protected:
+  TimbreServerBudgetMetricsTest() { with_metrics_ = true; }
+};
+
+TEST_F(TimbreServerBudgetMetricsTest, ExpositionIsPromtoolCleanAndComplete) {
+  ASSERT_THAT(BlendOf("a"), IsOk());
+  ASSERT_THAT(BlendOf("c"), IsOk());  // loads c, evicting b
+  EXPECT_FALSE(BlendOf("nobody").ok());
+  v1::BlendRequest invalid;
+  invalid.set_speaker("a");
+  EXPECT_FALSE(client_->Blend(invalid).ok());
+  auto session = client_->OpenSession("a", v1::RetrievalOptions());
+  ASSERT_THAT(session->Send(MakeFrames(v1::DTYPE_FLOAT32, 16, kDim,
+                                       Pack(GenerateClusteredFrames(16, kDim, 4, 3).values))),
+              IsOk());
+
+  const std::string metrics = ScrapeMetrics(server_->metrics_port());
+  timbre::testing::ExpectPromtoolClean(metrics);
+  for (const std::string& line : {
+           std::string("timbre_rpc_duration_seconds_count{code=\"OK\",method=\"Blend\",speaker=\"a\"} 1"),
+           std::string("timbre_rpc_duration_seconds_count{code=\"OK\",method=\"Blend\",speaker=\"c\"} 1"),
+           std::string("timbre_rpc_duration_seconds_count{code=\"NOT_FOUND\",method=\"Blend\",speaker=\"\"} 1"),
+           std::string("timbre_frames_total{method=\"Blend\",speaker=\"c\"} 16"),
+           std::string("timbre_frames_total{method=\"BlendStream\",speaker=\"a\"} 16"),
+           std::string("timbre_rpc_calls_total{code=\"OK\",method=\"Blend\"} 2"),
+           std::string("timbre_rpcs_in_flight{method=\"Blend\"} 0"),
+           std::string("timbre_rpcs_in_flight{method=\"BlendStream\"} 1"),
+           std::string("timbre_rejected_calls_total{reason=\"invalid\"} 1"),
+           std::string("timbre_stage_duration_seconds_count{stage=\"queue\"} 3"),
+           std::string("timbre_speakers{state=\"loaded\"} 2"),
+           std::string("timbre_speakers{state=\"loading\"} 0"),
+           std::string("timbre_speakers{state=\"failed\"} 2"),
+           std::string("timbre_speakers{state=\"unloaded\"} 1"),
+           std::string("timbre_index_evictions_total 1"),
+           std::string("timbre_index_load_duration_seconds_count{result=\"ok\"} 3"),
+           std::string("timbre_index_load_duration_seconds_count{result=\"error\"} 1"),
+           absl::StrCat("timbre_index_memory_budget_bytes ", budget_),
+           std::string("timbre_index_mapped_bytes 0"),
+       }) {
+    EXPECT_THAT(metrics, HasSubstr(line));
+  }
+  EXPECT_THAT(metrics, HasSubstr("timbre_index_memory_bytes "));
+  EXPECT_THAT(session->Close(), IsOk());
 }
 
 TEST(TimbreServerStartTest, BadOptionsAreRejected) {

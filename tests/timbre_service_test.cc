@@ -94,7 +94,7 @@ class TimbreServiceTest : public ::testing::Test {
 TEST_F(TimbreServiceTest, BurstBeyondTheQueueIsRefusedAndAdmittedCallsSucceed) {
   constexpr int kQueue = 2;
   constexpr int kCalls = 24;
-  StartServer(kQueue, /*with_metrics=*/false);
+  StartServer(kQueue, /*with_metrics=*/true);
   // Slow calls, each searched alone: one searching and two waiting at a time, the rest refused.
   Burst burst(*client_, std::vector<v1::BlendRequest>(kCalls, SlowRequest(queries_)),
               std::vector<absl::Duration>(kCalls, absl::Minutes(1)));
@@ -108,6 +108,10 @@ TEST_F(TimbreServiceTest, BurstBeyondTheQueueIsRefusedAndAdmittedCallsSucceed) {
     if (status.ok()) continue;
     EXPECT_THAT(status.message(), HasSubstr("the search queue is full (limit: 2 waiting calls)"));
   }
+  // Each refused call is counted once as rejected (the server records before it answers).
+  EXPECT_EQ(MetricValue(ScrapeMetrics(server_->metrics_port()),
+                        "timbre_rejected_calls_total{reason=\"overloaded\"}"),
+            refused);
   // The server serves normally once the burst is over.
   EXPECT_THAT(client_->Blend(FixtureBlendRequest(queries_, 16)), IsOk());
 }
@@ -147,6 +151,9 @@ TEST_F(TimbreServiceTest, CallWhoseDeadlinePassesInTheQueueIsNotSearched) {
   }
   EXPECT_GE(expired, 1);
   EXPECT_LT(searched, calls);
+  EXPECT_EQ(MetricValue(ScrapeMetrics(metrics_port),
+                        "timbre_rejected_calls_total{reason=\"deadline\"}"),
+            expired);
 }
 
 }  // namespace

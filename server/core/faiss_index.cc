@@ -150,6 +150,8 @@ int64_t EstimateBytes(const faiss::Index* index) {
   }
   if (auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) {
     int64_t bytes = EstimateBytes(ivf->quantizer);
+    // Memory-mapped lists live in the page cache, not the heap (see mapped_bytes()).
+    if (dynamic_cast<const faiss::OnDiskInvertedLists*>(ivf->invlists) != nullptr) return bytes;
     for (size_t list = 0; list < ivf->nlist; ++list) {
       bytes += static_cast<int64_t>(ivf->invlists->list_size(list)) *
                static_cast<int64_t>(ivf->code_size + sizeof(faiss_idx));
@@ -219,6 +221,23 @@ class ScopedOmpThreads {
   int saved_;
 };
 
+// A mapped file's lists must lie inside it: faiss does not check, and touching a page past the
+// end of a truncated file would kill the process (SIGBUS). Also turns off faiss's prefetch
+// threads, which faiss::IndexIVF::search would otherwise start on every call.
+absl::Status CheckMappedLists(faiss::OnDiskInvertedLists& lists) {
+  const size_t entry_bytes = lists.code_size + sizeof(faiss_idx);
+  for (size_t list = 0; list < lists.nlist; ++list) {
+    const faiss::OnDiskOneList& extent = lists.lists[list];
+    if (extent.offset + extent.size * entry_bytes > lists.totsize) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the file is truncated: inverted list ", list, " ends at byte ",
+          extent.offset + extent.size * entry_bytes, " of a ", lists.totsize, "-byte file"));
+    }
+  }
+  lists.prefetch_nthread = 0;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 namespace {
@@ -276,8 +295,10 @@ absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Load(const std::string& 
   }
   std::unique_ptr<faiss::Index> raw;
   absl::Status read = CallFaiss(absl::StrCat("index file '", path, "' is not a readable faiss index"),
-                                absl::StatusCode::kInvalidArgument, nullptr,
-                                [&] { raw.reset(faiss::read_index(path.c_str())); });
+                                absl::StatusCode::kInvalidArgument, nullptr, [&] {
+                                  raw.reset(faiss::read_index(
+                                      path.c_str(), options.mmap ? faiss::IO_FLAG_MMAP : 0));
+                                });
   if (!read.ok()) return read;
   std::unique_ptr<FaissIndex> index(new FaissIndex(std::move(raw)));
   absl::Status prepared = index->Prepare(options.vectors_path);
@@ -372,6 +393,14 @@ absl::Status FaissIndex::Prepare(const std::string& vectors_path) {
         "serve the added_*.index file"));
   }
   if (ivf_ != nullptr) {
+    // ivf_ points into index_, which this object owns and nobody else sees yet. Mapped lists are
+    // checked before anything reads them.
+    if (auto* mapped = dynamic_cast<faiss::OnDiskInvertedLists*>(
+            const_cast<faiss::IndexIVF*>(ivf_)->invlists)) {
+      absl::Status within = CheckMappedLists(*mapped);
+      if (!within.ok()) return within;
+      mapped_bytes_ = static_cast<int64_t>(mapped->totsize);
+    }
     absl::Status ids = CheckIvfIds();
     if (!ids.ok()) return ids;
   }

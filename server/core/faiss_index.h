@@ -59,6 +59,12 @@ struct IndexLoadOptions {
   // instead of the index's own (possibly compressed or normalised) vectors.
   // Empty (the default) = no sidecar.
   std::string vectors_path;
+  // Memory-map the inverted lists of an IVF index (faiss's IO_FLAG_MMAP) instead of reading them
+  // into the heap: loading reads only the coarse centroids and the list sizes, and the lists are
+  // paged in from the file as searches touch them. Other index types are read as usual.
+  // The file must not be modified or truncated while the index lives (replace it by rename).
+  // Default false.
+  bool mmap = false;
 };
 
 class FaissIndex {
@@ -117,8 +123,13 @@ class FaissIndex {
   // HNSW-Flat, refined with a flat refine index) or as a loaded sidecar holds them; false when it
   // returns reconstructions of compressed codes.
   bool stores_exact_vectors() const { return stores_exact_vectors_; }
-  // Approximate resident bytes: stored codes and ids, centroids, and timbre's lookup tables.
+  // Approximate heap bytes: stored codes and ids, centroids, and timbre's lookup tables.
+  // Memory-mapped inverted lists are not included (see mapped_bytes()).
   int64_t memory_bytes() const { return memory_bytes_; }
+  // Bytes of the index file mapped for its inverted lists (IndexLoadOptions::mmap); 0 otherwise. These
+  // are file-backed pages: resident only as far as searches touched them, and reclaimable by the
+  // kernel.
+  int64_t mapped_bytes() const { return mapped_bytes_; }
 
   // Searches `count` queries ([count, dim]) for their `params.k` nearest stored vectors, writing
   // [count, k] scores (squared L2 or inner product) and ids, nearest first, kNoNeighbour (with
@@ -156,6 +167,7 @@ class FaissIndex {
   int nprobe_ = 0;
   int nlist_ = 0;
   int64_t memory_bytes_ = 0;
+  int64_t mapped_bytes_ = 0;
   // The refined index, if index_ is one; its base is searched, its refine index re-scores.
   const faiss::IndexRefine* refine_ = nullptr;
   // The IVF index searched (index_ or the base of refine_), if any.

@@ -8,6 +8,7 @@
 #ifndef TIMBRE_SERVER_CORE_INDEX_SNAPSHOT_H_
 #define TIMBRE_SERVER_CORE_INDEX_SNAPSHOT_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,8 @@ struct IndexSnapshot {
   // The version's metadata (empty for an RVC file): recipe, evaluation, whether query frames are
   // normalised before searching (cosine indexes).
   timbre::v1::VersionMetadata metadata;
+  // Frames searched to warm the index up before it served; 0 without warm-up.
+  int64_t warmup_frames = 0;
 };
 
 }  // namespace timbre

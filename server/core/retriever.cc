@@ -19,10 +19,9 @@ absl::StatusOr<std::unique_ptr<Retriever>> Retriever::Create(Options options) {
   return std::unique_ptr<Retriever>(new Retriever(options));
 }
 
-absl::StatusOr<std::shared_ptr<const IndexSnapshot>> Retriever::Check(const RetrievalCall& call,
-                                                                      bool blend) const {
-  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> snapshot =
-      options_.registry->Acquire(call.speaker);
+absl::StatusOr<std::shared_ptr<const IndexSnapshot>> Retriever::Check(
+    const RetrievalCall& call, absl::StatusOr<std::shared_ptr<const IndexSnapshot>> snapshot,
+    bool blend) const {
   if (!snapshot.ok()) return snapshot.status();
   const FaissIndex& index = *(*snapshot)->index;
   const std::string who = absl::StrCat("speaker '", call.speaker, "': ");
@@ -133,18 +132,33 @@ void Submit(absl::StatusOr<std::shared_ptr<const IndexSnapshot>> checked, Retrie
 
 }  // namespace
 
+void Retriever::AcquireAndCheck(RetrievalCall call, bool blend, CheckedCallback next) const {
+  const std::string speaker = call.speaker;
+  options_.registry->AcquireAsync(
+      speaker, [this, blend, call = std::move(call), next = std::move(next)](
+                   absl::StatusOr<std::shared_ptr<const IndexSnapshot>> snapshot) mutable {
+        absl::StatusOr<std::shared_ptr<const IndexSnapshot>> checked =
+            Check(call, std::move(snapshot), blend);
+        next(std::move(checked), std::move(call));
+      });
+}
+
 void Retriever::Search(RetrievalCall call,
                        absl::AnyInvocable<void(absl::StatusOr<SearchResult>)> done) const {
-  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> checked = Check(call, /*blend=*/false);
-  Submit(std::move(checked), std::move(call), *options_.scheduler, std::move(done),
-         &MakeSearchResult);
+  AcquireAndCheck(std::move(call), /*blend=*/false,
+                  [this, done = std::move(done)](auto checked, RetrievalCall call) mutable {
+                    Submit(std::move(checked), std::move(call), *options_.scheduler,
+                           std::move(done), &MakeSearchResult);
+                  });
 }
 
 void Retriever::Blend(RetrievalCall call,
                       absl::AnyInvocable<void(absl::StatusOr<BlendResult>)> done) const {
-  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> checked = Check(call, /*blend=*/true);
-  Submit(std::move(checked), std::move(call), *options_.scheduler, std::move(done),
-         &MakeBlendResult);
+  AcquireAndCheck(std::move(call), /*blend=*/true,
+                  [this, done = std::move(done)](auto checked, RetrievalCall call) mutable {
+                    Submit(std::move(checked), std::move(call), *options_.scheduler,
+                           std::move(done), &MakeBlendResult);
+                  });
 }
 
 }  // namespace timbre

@@ -5,7 +5,9 @@
 // with BlendFrames on the worker that searched. Every error names the speaker and what was wrong.
 //
 // Thread-safe. Blend and Search never block; `done` runs exactly once, either inline (for a call
-// rejected before its search) or on a scheduler worker.
+// rejected before its search) or on a scheduler worker. A call for an unloaded speaker waits for
+// its load off the caller's thread (SpeakerRegistry::AcquireAsync); `done` may then run on the
+// registry's loader thread if the call is rejected.
 #ifndef TIMBRE_SERVER_CORE_RETRIEVER_H_
 #define TIMBRE_SERVER_CORE_RETRIEVER_H_
 
@@ -56,7 +58,7 @@ struct SearchResult {
 class Retriever {
  public:
   struct Options {
-    const SpeakerRegistry* registry = nullptr;  // required; must outlive the retriever
+    SpeakerRegistry* registry = nullptr;        // required; must outlive the retriever
     SearchScheduler* scheduler = nullptr;       // required; must outlive the retriever
     // Most frames in one call. Default 4096 (an offline segment is up to ~3,550 frames).
     int64_t max_frames_per_call = 4096;
@@ -80,8 +82,15 @@ class Retriever {
 
  private:
   explicit Retriever(Options options) : options_(options) {}
-  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> Check(const RetrievalCall& call,
-                                                             bool blend) const;
+  // Checks `call` against the snapshot acquired for it.
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> Check(
+      const RetrievalCall& call, absl::StatusOr<std::shared_ptr<const IndexSnapshot>> snapshot,
+      bool blend) const;
+  using CheckedCallback = absl::AnyInvocable<void(
+      absl::StatusOr<std::shared_ptr<const IndexSnapshot>> checked, RetrievalCall call)>;
+  // Acquires the call's snapshot (waiting for a load off the caller's thread), checks the call
+  // against it and hands both to `next`.
+  void AcquireAndCheck(RetrievalCall call, bool blend, CheckedCallback next) const;
 
   const Options options_;
 };

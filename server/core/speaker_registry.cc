@@ -1,50 +1,45 @@
 #include "server/core/speaker_registry.h"
 
 #include <set>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/core/snapshot_loader.h"
 #include "server/core/speaker_name.h"
 
 namespace timbre {
 namespace {
 
-absl::StatusOr<std::shared_ptr<const IndexSnapshot>> LoadSnapshot(absl::string_view speaker,
-                                                                   const VersionSource& source) {
-  const timbre::v1::VersionMetadata& metadata = source.metadata;
-  IndexLoadOptions load;
-  if (!metadata.vectors_file().empty()) {
-    load.vectors_path = absl::StrCat(source.index_path.substr(0, source.index_path.rfind('/') + 1),
-                                     metadata.vectors_file());
-  }
-  absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(source.index_path, load);
-  if (!index.ok()) return index.status();
-  if (metadata.dim() != 0 && static_cast<int>(metadata.dim()) != (*index)->dim()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "version ", source.version, ": metadata says dim ", metadata.dim(), " but the index has ",
-        (*index)->dim()));
-  }
-  if (metadata.num_vectors() != 0 &&
-      static_cast<int64_t>(metadata.num_vectors()) != (*index)->size()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "version ", source.version, ": metadata says ", metadata.num_vectors(),
-        " vectors but the index has ", (*index)->size()));
-  }
-  auto snapshot = std::make_shared<IndexSnapshot>();
-  snapshot->speaker = std::string(speaker);
-  snapshot->version = source.version;
-  snapshot->path = source.index_path;
-  snapshot->loaded_at = absl::Now();
-  snapshot->index = *std::move(index);
-  snapshot->metadata = metadata;
-  return std::shared_ptr<const IndexSnapshot>(std::move(snapshot));
+std::string FingerprintOf(const absl::StatusOr<VersionSource>& source) {
+  return source.ok() ? source->fingerprint : absl::StrCat("error:", source.status().message());
+}
+
+// A MemoryBudget error about `speaker`'s index.
+absl::Status BudgetError(absl::string_view speaker, const absl::Status& status) {
+  return absl::Status(status.code(),
+                      absl::StrCat("speaker '", speaker, "': the index ", status.message()));
 }
 
 }  // namespace
 
+absl::string_view SpeakerStateName(SpeakerState state) {
+  switch (state) {
+    case SpeakerState::kLoaded: return "loaded";
+    case SpeakerState::kLoading: return "loading";
+    case SpeakerState::kFailed: return "failed";
+    case SpeakerState::kUnloaded: return "unloaded";
+  }
+  return "unknown";
+}
+
 absl::StatusOr<std::unique_ptr<SpeakerRegistry>> SpeakerRegistry::Create(Options options) {
   if (options.repository == nullptr) {
     return absl::InvalidArgumentError("SpeakerRegistry needs a repository");
+  }
+  if (options.memory_budget_bytes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("memory budget is ", options.memory_budget_bytes,
+                                                   " bytes; it must be >= 0 (0 = unlimited)"));
   }
   std::unique_ptr<SpeakerRegistry> registry(new SpeakerRegistry(options));
   {
@@ -53,21 +48,72 @@ absl::StatusOr<std::unique_ptr<SpeakerRegistry>> SpeakerRegistry::Create(Options
       return scanned;
     }
   }
+  registry->loader_ = std::thread([r = registry.get()] { r->LoaderLoop(); });
   if (options.poll_interval > absl::ZeroDuration()) {
     registry->poller_ = std::thread([r = registry.get()] { r->PollLoop(); });
   }
   return registry;
 }
 
-SpeakerRegistry::~SpeakerRegistry() {
-  stop_.Notify();
+SpeakerRegistry::~SpeakerRegistry() { Stop(); }
+
+void SpeakerRegistry::Stop() {
+  absl::MutexLock stop_lock(&stop_mutex_);
+  std::vector<std::pair<std::string, SnapshotCallback>> cancelled;
+  {
+    absl::MutexLock lock(&mutex_);
+    stopping_ = true;
+    for (const std::string& name : load_queue_) {
+      auto it = entries_.find(name);
+      if (it == entries_.end() || it->second.status.state != SpeakerState::kLoading) continue;
+      it->second.status.state = SpeakerState::kUnloaded;
+      for (SnapshotCallback& waiter : it->second.waiters) {
+        cancelled.emplace_back(name, std::move(waiter));
+      }
+      it->second.waiters.clear();
+    }
+    load_queue_.clear();
+  }
+  for (auto& [name, waiter] : cancelled) {
+    waiter(absl::UnavailableError(
+        absl::StrCat("speaker '", name, "' was not loaded: the server is stopping")));
+  }
+  if (!stop_polling_.HasBeenNotified()) stop_polling_.Notify();
   if (poller_.joinable()) poller_.join();
+  if (loader_.joinable()) loader_.join();
+  absl::MutexLock wait_for_load(&load_mutex_);  // a scan's load in progress finishes first
 }
 
 void SpeakerRegistry::PollLoop() {
-  while (!stop_.WaitForNotificationWithTimeout(options_.poll_interval)) {
+  while (!stop_polling_.WaitForNotificationWithTimeout(options_.poll_interval)) {
     // Errors (an unreadable root) leave the loaded speakers serving; the next scan retries.
     Refresh().IgnoreError();
+  }
+}
+
+bool SpeakerRegistry::LoadQueuedOrStopping() const {
+  return stopping_ || !load_queue_.empty();
+}
+
+void SpeakerRegistry::LoaderLoop() {
+  for (;;) {
+    std::string name;
+    bool warmup = options_.warmup_on_load;
+    {
+      absl::MutexLock lock(&mutex_);
+      mutex_.Await(absl::Condition(this, &SpeakerRegistry::LoadQueuedOrStopping));
+      if (load_queue_.empty()) return;  // stopping
+      name = std::move(load_queue_.front());
+      load_queue_.pop_front();
+      auto it = entries_.find(name);
+      if (it == entries_.end() || it->second.status.state != SpeakerState::kLoading) continue;
+      warmup = warmup || it->second.warmup_requested;
+      it->second.warmup_requested = false;
+    }
+    absl::MutexLock load_lock(&load_mutex_);
+    const absl::StatusOr<VersionSource> source =
+        options_.repository->ResolveServingVersion(name);
+    LoadAndInstall(name, source, FingerprintOf(source), warmup);
   }
 }
 
@@ -80,15 +126,19 @@ absl::Status SpeakerRegistry::RefreshLocked(bool first_scan) {
   absl::StatusOr<std::vector<std::string>> names = options_.repository->ListSpeakers();
   if (!names.ok()) return names.status();
   for (const std::string& name : *names) {
-    absl::StatusOr<VersionSource> source = options_.repository->ResolveServingVersion(name);
-    const std::string fingerprint =
-        source.ok() ? source->fingerprint : absl::StrCat("error:", source.status().message());
+    const absl::StatusOr<VersionSource> source = options_.repository->ResolveServingVersion(name);
+    const std::string fingerprint = FingerprintOf(source);
     // Numbered versions are published atomically; RVC files may still be being copied in.
     const bool needs_settling = source.ok() && !source->numbered;
     {
       absl::MutexLock entries_lock(&mutex_);
       auto it = entries_.find(name);
-      if (it != entries_.end() && it->second.loaded_fingerprint == fingerprint) continue;
+      // Loading and unloaded speakers load whatever version serves when their load runs.
+      if (it != entries_.end() && (it->second.loaded_fingerprint == fingerprint ||
+                                   it->second.status.state == SpeakerState::kLoading ||
+                                   it->second.status.state == SpeakerState::kUnloaded)) {
+        continue;
+      }
     }
     if (!first_scan && needs_settling) {
       auto [it, inserted] = settling_.try_emplace(name, fingerprint);
@@ -98,30 +148,7 @@ absl::Status SpeakerRegistry::RefreshLocked(bool first_scan) {
       }
     }
     settling_.erase(name);
-    std::shared_ptr<const IndexSnapshot> loaded;
-    std::string error;
-    if (!source.ok()) {
-      error = std::string(source.status().message());
-    } else {
-      absl::StatusOr<std::shared_ptr<const IndexSnapshot>> snapshot = LoadSnapshot(name, *source);
-      if (snapshot.ok()) {
-        loaded = *std::move(snapshot);
-      } else {
-        error = std::string(snapshot.status().message());
-      }
-    }
-    std::shared_ptr<const IndexSnapshot> replaced;  // freed outside the lock
-    {
-      absl::MutexLock entries_lock(&mutex_);
-      Entry& entry = entries_[name];
-      entry.status.name = name;
-      if (loaded != nullptr) {
-        replaced = std::move(entry.status.snapshot);
-        entry.status.snapshot = std::move(loaded);
-      }
-      entry.status.error = std::move(error);
-      entry.loaded_fingerprint = fingerprint;
-    }
+    RefreshSpeaker(name, source, fingerprint);
   }
   std::vector<std::shared_ptr<const IndexSnapshot>> removed;  // freed outside the lock
   {
@@ -131,7 +158,9 @@ absl::Status SpeakerRegistry::RefreshLocked(bool first_scan) {
     }
     absl::MutexLock entries_lock(&mutex_);
     for (auto it = entries_.begin(); it != entries_.end();) {
-      if (present.count(it->first) == 0) {
+      // A speaker being loaded has callers waiting: it goes at a later scan.
+      if (present.count(it->first) == 0 && it->second.status.state != SpeakerState::kLoading) {
+        budget_.Release(it->first);
         removed.push_back(std::move(it->second.status.snapshot));
         it = entries_.erase(it);
       } else {
@@ -142,15 +171,250 @@ absl::Status SpeakerRegistry::RefreshLocked(bool first_scan) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<const IndexSnapshot>> SpeakerRegistry::Acquire(
-    absl::string_view speaker) const {
-  absl::StatusOr<SpeakerStatus> status = Get(speaker);
-  if (!status.ok()) return status.status();
-  if (status->snapshot == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("speaker '", speaker, "' failed to load: ", status->error));
+void SpeakerRegistry::RefreshSpeaker(const std::string& name,
+                                     const absl::StatusOr<VersionSource>& source,
+                                     const std::string& fingerprint) {
+  absl::MutexLock load_lock(&load_mutex_);
+  const int64_t estimate = source.ok() ? EstimateLoadBytes(*source, options_.mmap_indexes) : 0;
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = entries_.find(name);
+    if (it != entries_.end()) {
+      // An on-demand load or an unload may have come first while this scan waited for its turn.
+      const SpeakerState state = it->second.status.state;
+      if (state == SpeakerState::kLoading || state == SpeakerState::kUnloaded ||
+          it->second.loaded_fingerprint == fingerprint) {
+        return;
+      }
+    }
+    const bool hot_swap = it != entries_.end() && it->second.status.state == SpeakerState::kLoaded;
+    if (!hot_swap) {
+      Entry& entry = entries_[name];
+      entry.status.name = name;
+      if (source.ok() && !budget_.Fits(estimate)) {
+        // A scan does not unload one speaker for another: this one loads on its first call,
+        // unless it could never fit.
+        absl::StatusOr<std::vector<std::string>> victims = budget_.ChooseVictims(estimate);
+        entry.failure = victims.ok() ? absl::OkStatus() : BudgetError(name, victims.status());
+        entry.status.state = victims.ok() ? SpeakerState::kUnloaded : SpeakerState::kFailed;
+        entry.status.error = std::string(entry.failure.message());
+        entry.loaded_fingerprint = fingerprint;
+        return;
+      }
+      entry.status.state = SpeakerState::kLoading;
+    }
   }
-  return std::move(status->snapshot);
+  LoadAndInstall(name, source, fingerprint, options_.warmup_on_load);
+}
+
+absl::Status SpeakerRegistry::MakeRoomLocked(const std::string& name, int64_t bytes,
+                                             absl::string_view last_resort,
+                                             std::vector<Eviction>* evictions) {
+  absl::StatusOr<std::vector<std::string>> victims = budget_.ChooseVictims(bytes, last_resort);
+  if (!victims.ok()) return BudgetError(name, victims.status());
+  for (const std::string& victim : *victims) {
+    Eviction eviction;
+    eviction.speaker = victim;
+    eviction.bytes = budget_.Release(victim);
+    auto it = entries_.find(victim);
+    if (it != entries_.end()) {
+      eviction.snapshot = std::move(it->second.status.snapshot);
+      // The speaker being reloaded waits for its new version; the others load on their next call.
+      it->second.status.state = victim == name ? SpeakerState::kLoading : SpeakerState::kUnloaded;
+    }
+    evictions->push_back(std::move(eviction));
+  }
+  return absl::OkStatus();
+}
+
+void SpeakerRegistry::Evicted(std::vector<Eviction> evictions) {
+  if (options_.observer == nullptr) return;
+  for (const Eviction& eviction : evictions) {
+    options_.observer->OnEvicted(eviction.speaker, eviction.bytes);
+  }
+}
+
+absl::StatusOr<std::shared_ptr<const IndexSnapshot>> SpeakerRegistry::LoadWithinBudget(
+    const std::string& name, const VersionSource& source, bool warmup, int64_t* reserved) {
+  // Make room for the estimate first, so that the unloaded indexes can be freed before this one
+  // is read (unless calls in flight still hold them).
+  const int64_t estimate = EstimateLoadBytes(source, options_.mmap_indexes);
+  std::vector<Eviction> evictions;
+  absl::Status room;
+  {
+    absl::MutexLock lock(&mutex_);
+    room = MakeRoomLocked(name, estimate, /*last_resort=*/name, &evictions);
+    if (room.ok()) {
+      budget_.Reserve(estimate);
+      *reserved = estimate;
+    }
+  }
+  Evicted(std::move(evictions));
+  if (!room.ok()) return room;
+  SnapshotLoadOptions load;
+  load.mmap = options_.mmap_indexes;
+  load.warmup = warmup;
+  load.warmup_options = options_.warmup;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> loaded = LoadSnapshot(name, source, load);
+  if (options_.observer != nullptr) {
+    options_.observer->OnLoadFinished(name, loaded.status(), absl::Now() - start);
+  }
+  return loaded;
+}
+
+void SpeakerRegistry::LoadAndInstall(const std::string& name,
+                                     const absl::StatusOr<VersionSource>& source,
+                                     const std::string& fingerprint, bool warmup) {
+  int64_t reserved = 0;
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> loaded =
+      source.ok() ? LoadWithinBudget(name, *source, warmup, &reserved) : source.status();
+  std::vector<Eviction> evictions;
+  std::vector<SnapshotCallback> waiters;
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> answer;
+  std::shared_ptr<const IndexSnapshot> replaced;  // freed outside the lock
+  {
+    absl::MutexLock lock(&mutex_);
+    budget_.Unreserve(reserved);
+    auto it = entries_.find(name);
+    // Unloaded by the operator while a scan reloaded it: it stays unloaded.
+    if (it == entries_.end() || it->second.status.state == SpeakerState::kUnloaded) return;
+    Entry& entry = it->second;
+    if (loaded.ok()) {
+      // Charge what the index really takes, making more room if the estimate fell short.
+      const int64_t old_bytes = budget_.Release(name);
+      const int64_t bytes = (*loaded)->index->memory_bytes();
+      absl::Status room = MakeRoomLocked(name, bytes, /*last_resort=*/{}, &evictions);
+      if (room.ok()) {
+        budget_.Charge(name, bytes);
+        replaced = std::move(entry.status.snapshot);
+        entry.status.snapshot = *loaded;
+        entry.status.error.clear();
+        entry.failure = absl::OkStatus();
+      } else {
+        if (old_bytes > 0) budget_.Charge(name, old_bytes);
+        loaded = room;
+      }
+    }
+    if (!loaded.ok()) {
+      entry.failure = loaded.status();
+      entry.status.error = std::string(loaded.status().message());
+    }
+    // A failed new version leaves the old one serving.
+    entry.status.state =
+        entry.status.snapshot != nullptr ? SpeakerState::kLoaded : SpeakerState::kFailed;
+    entry.loaded_fingerprint = fingerprint;
+    waiters = std::move(entry.waiters);
+    entry.waiters.clear();
+    answer = AnswerLocked(entry);
+  }
+  Evicted(std::move(evictions));
+  for (SnapshotCallback& waiter : waiters) waiter(answer);
+}
+
+absl::StatusOr<std::shared_ptr<const IndexSnapshot>> SpeakerRegistry::AnswerLocked(
+    const Entry& entry) {
+  const std::string& name = entry.status.name;
+  switch (entry.status.state) {
+    case SpeakerState::kLoaded:
+      return entry.status.snapshot;
+    case SpeakerState::kFailed:
+      if (entry.failure.code() == absl::StatusCode::kResourceExhausted) return entry.failure;
+      return absl::FailedPreconditionError(
+          absl::StrCat("speaker '", name, "' failed to load: ", entry.status.error));
+    default:
+      return absl::UnavailableError(absl::StrCat("speaker '", name, "' is not loaded"));
+  }
+}
+
+void SpeakerRegistry::Admit(absl::string_view speaker, bool retry_failed, bool warmup,
+                            SnapshotCallback done) {
+  if (absl::Status valid = ValidateSpeakerName(speaker); !valid.ok()) {
+    done(valid);
+    return;
+  }
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> answer;
+  {
+    absl::MutexLock lock(&mutex_);
+    auto it = entries_.find(speaker);
+    if (it == entries_.end()) {
+      answer = absl::NotFoundError(absl::StrCat("speaker '", speaker, "' not found"));
+    } else {
+      Entry& entry = it->second;
+      const SpeakerState state = entry.status.state;
+      const bool load = state == SpeakerState::kUnloaded ||
+                        (retry_failed && state == SpeakerState::kFailed);
+      if (load && stopping_) {
+        answer = absl::UnavailableError(
+            absl::StrCat("speaker '", speaker, "' is not loaded and the server is stopping"));
+      } else if (load || state == SpeakerState::kLoading) {
+        if (load) {
+          entry.status.state = SpeakerState::kLoading;
+          load_queue_.push_back(entry.status.name);
+        }
+        entry.warmup_requested = entry.warmup_requested || warmup;
+        entry.waiters.push_back(std::move(done));
+        return;
+      } else {
+        budget_.Touch(speaker);
+        answer = AnswerLocked(entry);
+      }
+    }
+  }
+  done(std::move(answer));
+}
+
+void SpeakerRegistry::AcquireAsync(absl::string_view speaker, SnapshotCallback done) {
+  Admit(speaker, /*retry_failed=*/false, /*warmup=*/false, std::move(done));
+}
+
+absl::StatusOr<std::shared_ptr<const IndexSnapshot>> SpeakerRegistry::Acquire(
+    absl::string_view speaker) {
+  absl::Notification answered;
+  absl::StatusOr<std::shared_ptr<const IndexSnapshot>> result;
+  AcquireAsync(speaker, [&](absl::StatusOr<std::shared_ptr<const IndexSnapshot>> answer) {
+    result = std::move(answer);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return result;
+}
+
+void SpeakerRegistry::Load(absl::string_view speaker, bool warmup, SpeakerStatusCallback done) {
+  Admit(speaker, /*retry_failed=*/true, warmup,
+        [name = std::string(speaker), done = std::move(done)](
+            absl::StatusOr<std::shared_ptr<const IndexSnapshot>> snapshot) mutable {
+          if (!snapshot.ok()) {
+            done(snapshot.status());
+            return;
+          }
+          SpeakerStatus status;
+          status.name = std::move(name);
+          status.state = SpeakerState::kLoaded;
+          status.snapshot = *std::move(snapshot);
+          done(std::move(status));
+        });
+}
+
+absl::StatusOr<SpeakerStatus> SpeakerRegistry::Unload(absl::string_view speaker) {
+  if (absl::Status valid = ValidateSpeakerName(speaker); !valid.ok()) return valid;
+  std::shared_ptr<const IndexSnapshot> dropped;  // freed outside the lock
+  absl::MutexLock lock(&mutex_);
+  auto it = entries_.find(speaker);
+  if (it == entries_.end()) {
+    return absl::NotFoundError(absl::StrCat("speaker '", speaker, "' not found"));
+  }
+  Entry& entry = it->second;
+  if (entry.status.state == SpeakerState::kLoading) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "speaker '", speaker, "' is being loaded; unload it once the load has finished"));
+  }
+  budget_.Release(speaker);
+  dropped = std::move(entry.status.snapshot);
+  entry.status.state = SpeakerState::kUnloaded;
+  entry.status.error.clear();
+  entry.failure = absl::OkStatus();
+  return entry.status;
 }
 
 absl::StatusOr<SpeakerStatus> SpeakerRegistry::Get(absl::string_view speaker) const {
@@ -169,6 +433,20 @@ std::vector<SpeakerStatus> SpeakerRegistry::List() const {
   all.reserve(entries_.size());
   for (const auto& [name, entry] : entries_) all.push_back(entry.status);
   return all;
+}
+
+RegistryUsage SpeakerRegistry::Usage() const {
+  RegistryUsage usage;
+  absl::MutexLock lock(&mutex_);
+  usage.budget_bytes = budget_.limit_bytes();
+  for (const auto& [name, entry] : entries_) {
+    ++usage.speakers[static_cast<int>(entry.status.state)];
+    if (entry.status.snapshot != nullptr) {
+      usage.memory_bytes += entry.status.snapshot->index->memory_bytes();
+      usage.mapped_bytes += entry.status.snapshot->index->mapped_bytes();
+    }
+  }
+  return usage;
 }
 
 }  // namespace timbre

@@ -83,8 +83,8 @@ absl::StatusOr<std::shared_ptr<BearerTokenAuth>> BearerTokenAuth::Create(const O
     for (const std::string& token : tokens) digests.push_back(Sha256(token));
     return digests;
   };
-  return std::shared_ptr<BearerTokenAuth>(
-      new BearerTokenAuth(digests(options.user_tokens), digests(options.admin_tokens)));
+  return std::shared_ptr<BearerTokenAuth>(new BearerTokenAuth(
+      digests(options.user_tokens), digests(options.admin_tokens), options.on_refused));
 }
 
 BearerTokenAuth::Role BearerTokenAuth::RoleOf(absl::string_view token) const {
@@ -143,7 +143,9 @@ grpc::Status BearerTokenAuth::Process(const InputMetadata& auth_metadata,
     authorization = View(found->second);
     consumed_auth_metadata->emplace("authorization", std::string(*authorization));
   }
-  return Check(method, authorization);
+  grpc::Status status = Check(method, authorization);
+  if (!status.ok() && on_refused_) on_refused_(status.error_code());
+  return status;
 }
 
 }  // namespace timbre

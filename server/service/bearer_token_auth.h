@@ -17,6 +17,7 @@
 #define TIMBRE_SERVER_SERVICE_BEARER_TOKEN_AUTH_H_
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -57,6 +58,9 @@ class BearerTokenAuth final : public grpc::AuthMetadataProcessor {
     std::vector<std::string> user_tokens;
     // Tokens that may call every method. Default none: admin methods are refused.
     std::vector<std::string> admin_tokens;
+    // Told of every call Process refuses, with its code (UNAUTHENTICATED or PERMISSION_DENIED),
+    // on gRPC's thread; must not block. For the server's metrics. Default none.
+    std::function<void(grpc::StatusCode code)> on_refused;
   };
 
   // Errors: INVALID_ARGUMENT when there is no token at all.
@@ -66,7 +70,7 @@ class BearerTokenAuth final : public grpc::AuthMetadataProcessor {
   bool IsBlocking() const override { return false; }
 
   // Reads the method from ":path" and the token from "authorization", and answers Check's
-  // status; the authorization metadata is consumed.
+  // status (telling Options::on_refused of a refusal); the authorization metadata is consumed.
   grpc::Status Process(const InputMetadata& auth_metadata, grpc::AuthContext* context,
                        OutputMetadata* consumed_auth_metadata,
                        OutputMetadata* response_metadata) override;
@@ -81,12 +85,16 @@ class BearerTokenAuth final : public grpc::AuthMetadataProcessor {
   using Digest = std::array<unsigned char, 32>;
   enum class Role { kNone, kUser, kAdmin };
 
-  BearerTokenAuth(std::vector<Digest> user, std::vector<Digest> admin)
-      : user_digests_(std::move(user)), admin_digests_(std::move(admin)) {}
+  BearerTokenAuth(std::vector<Digest> user, std::vector<Digest> admin,
+                  std::function<void(grpc::StatusCode)> on_refused)
+      : user_digests_(std::move(user)),
+        admin_digests_(std::move(admin)),
+        on_refused_(std::move(on_refused)) {}
   Role RoleOf(absl::string_view token) const;
 
   const std::vector<Digest> user_digests_;
   const std::vector<Digest> admin_digests_;
+  const std::function<void(grpc::StatusCode)> on_refused_;
 };
 
 }  // namespace timbre

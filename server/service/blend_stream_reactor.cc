@@ -71,6 +71,7 @@ void BlendStreamReactor::OnReadDone(bool ok) {
         return;
       }
       speaker_ = request_.speaker();
+      recorder_.set_speaker(speaker_);
     } else if (!request_.speaker().empty() && request_.speaker() != speaker_) {
       Finish(FailBlock(absl::InvalidArgumentError(
           absl::StrCat("the session is for speaker '", speaker_, "'; a message names '",

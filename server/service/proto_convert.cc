@@ -73,11 +73,8 @@ void ToProto(const SearchTiming& timing, absl::Duration blend, timbre::v1::Serve
 void ToProto(const SpeakerStatus& status, timbre::v1::SpeakerInfo* out) {
   out->set_name(status.name);
   out->set_error(status.error);
-  if (status.snapshot == nullptr) {
-    out->set_state(timbre::v1::SpeakerInfo::STATE_FAILED);
-    return;
-  }
-  out->set_state(timbre::v1::SpeakerInfo::STATE_LOADED);
+  out->set_state(ToProto(status.state));
+  if (status.snapshot == nullptr) return;
   const IndexSnapshot& snapshot = *status.snapshot;
   const FaissIndex& index = *snapshot.index;
   out->set_dim(index.dim());
@@ -95,6 +92,17 @@ void ToProto(const SpeakerStatus& status, timbre::v1::SpeakerInfo* out) {
   out->set_recipe(snapshot.metadata.recipe());
   if (snapshot.metadata.has_evaluation()) *out->mutable_evaluation() = snapshot.metadata.evaluation();
   out->set_normalize_queries(snapshot.metadata.normalize_queries());
+  out->set_mapped_bytes(index.mapped_bytes());
+}
+
+timbre::v1::SpeakerInfo::State ToProto(SpeakerState state) {
+  switch (state) {
+    case SpeakerState::kLoaded: return timbre::v1::SpeakerInfo::STATE_LOADED;
+    case SpeakerState::kLoading: return timbre::v1::SpeakerInfo::STATE_LOADING;
+    case SpeakerState::kFailed: return timbre::v1::SpeakerInfo::STATE_FAILED;
+    case SpeakerState::kUnloaded: return timbre::v1::SpeakerInfo::STATE_UNLOADED;
+  }
+  return timbre::v1::SpeakerInfo::STATE_UNSPECIFIED;
 }
 
 void ToProto(const FeatureSetInfo& info, timbre::v1::FeatureSet* out) {

@@ -39,6 +39,7 @@ void ToProto(const FrameMatrix& frames, DType dtype, timbre::v1::Frames* out);
 void ToProto(const SearchTiming& timing, absl::Duration blend, timbre::v1::ServerTiming* out);
 
 void ToProto(const SpeakerStatus& status, timbre::v1::SpeakerInfo* out);
+timbre::v1::SpeakerInfo::State ToProto(SpeakerState state);
 
 void ToProto(const FeatureSetInfo& info, timbre::v1::FeatureSet* out);
 

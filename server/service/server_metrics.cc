@@ -1,5 +1,6 @@
 #include "server/service/server_metrics.h"
 
+#include <map>
 #include <string>
 
 #include "server/service/grpc_status.h"
@@ -15,43 +16,88 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   return *buckets;
 }
 
+// Index loads: a few ms for a small or memory-mapped index, minutes for 600 MB on a slow disk.
+const prometheus::Histogram::BucketBoundaries& LoadBuckets() {
+  static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+      0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+      300.0, 600.0};
+  return *buckets;
+}
+
+// Build jobs: seconds for a small feature set to hours for k-means over millions of frames.
+const prometheus::Histogram::BucketBoundaries& BuildBuckets() {
+  static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+      1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0};
+  return *buckets;
+}
+
+// A metric family named `name` with `help`, registered in `registry`.
+template <typename Builder>
+auto& Register(Builder builder, prometheus::Registry& registry, const char* name,
+               const char* help) {
+  return builder.Name(name).Help(help).Register(registry);
+}
+
 }  // namespace
 
-ServerMetrics::ServerMetrics(prometheus::Registry& registry)
-    : latency_(prometheus::BuildHistogram()
-                   .Name("timbre_rpc_duration_seconds")
-                   .Help("Server-side latency of timbre RPCs (stream blocks for BlendStream)")
-                   .Register(registry)),
-      calls_(prometheus::BuildCounter()
-                 .Name("timbre_rpc_calls_total")
-                 .Help("timbre RPCs finished, by method and status code")
-                 .Register(registry)),
-      frames_(prometheus::BuildCounter()
-                  .Name("timbre_frames_total")
-                  .Help("Frames processed by successful calls")
-                  .Register(registry)),
-      stages_(prometheus::BuildHistogram()
-                  .Name("timbre_stage_duration_seconds")
-                  .Help("Time of successful calls by stage inside the server")
-                  .Register(registry)),
+ServerMetrics::ServerMetrics(prometheus::Registry& registry, Options options)
+    : options_(options),
+      latency_(Register(prometheus::BuildHistogram(), registry, "timbre_rpc_duration_seconds",
+                        "Server-side latency of timbre RPCs (stream blocks for BlendStream)")),
+      calls_(Register(prometheus::BuildCounter(), registry, "timbre_rpc_calls_total",
+                      "timbre RPCs finished, by method and status code")),
+      frames_(Register(prometheus::BuildCounter(), registry, "timbre_frames_total",
+                       "Frames processed by successful calls")),
+      in_flight_(Register(prometheus::BuildGauge(), registry, "timbre_rpcs_in_flight",
+                          "timbre RPCs in progress, by method (open streams for BlendStream)")),
+      rejected_(Register(prometheus::BuildCounter(), registry, "timbre_rejected_calls_total",
+                         "Calls refused before being served, by reason")),
+      stages_(Register(prometheus::BuildHistogram(), registry, "timbre_stage_duration_seconds",
+                       "Time of successful calls by stage inside the server")),
       queue_(stages_.Add({{"stage", "queue"}}, LatencyBuckets())),
       search_(stages_.Add({{"stage", "search"}}, LatencyBuckets())),
       blend_(stages_.Add({{"stage", "blend"}}, LatencyBuckets())),
-      batch_frames_(prometheus::BuildHistogram()
-                        .Name("timbre_search_batch_frames")
-                        .Help("Frames of the merged search batch each successful call was part of")
-                        .Register(registry)
-                        .Add({}, prometheus::Histogram::BucketBoundaries{
-                                     1, 4, 8, 16, 32, 48, 64, 96, 128, 256, 512, 1024, 4096})) {}
+      batch_frames_(
+          Register(prometheus::BuildHistogram(), registry, "timbre_search_batch_frames",
+                   "Frames of the merged search batch each successful call was part of")
+              .Add({}, prometheus::Histogram::BucketBoundaries{1, 4, 8, 16, 32, 48, 64, 96, 128,
+                                                               256, 512, 1024, 4096})),
+      loads_(Register(prometheus::BuildHistogram(), registry, "timbre_index_load_duration_seconds",
+                      "Loads of speaker indexes, warm-up included, by result (ok or error)")),
+      evictions_(Register(prometheus::BuildCounter(), registry, "timbre_index_evictions_total",
+                          "Speakers unloaded to make room under the memory budget")
+                     .Add({})),
+      build_jobs_(Register(prometheus::BuildGauge(), registry, "timbre_build_jobs",
+                           "Index build jobs now in each state")),
+      builds_finished_(Register(prometheus::BuildCounter(), registry,
+                                "timbre_build_jobs_finished_total",
+                                "Index build jobs finished, by final state")),
+      build_durations_(Register(prometheus::BuildHistogram(), registry,
+                                "timbre_build_job_duration_seconds",
+                                "Duration of finished index build jobs, by final state")) {
+  for (absl::string_view reason :
+       {kRejectedOverloaded, kRejectedDeadline, kRejectedUnauthenticated, kRejectedInvalid}) {
+    rejected_.Add({{"reason", std::string(reason)}});
+  }
+  for (const char* result : {"ok", "error"}) loads_.Add({{"result", result}}, LoadBuckets());
+}
 
 void ServerMetrics::RecordCall(absl::string_view method, grpc::StatusCode code,
-                               absl::Duration latency, int64_t frames) {
-  const std::map<std::string, std::string> labels{{"method", std::string(method)},
-                                                   {"code", GrpcCodeName(code)}};
+                               absl::Duration latency, int64_t frames, absl::string_view speaker) {
+  std::map<std::string, std::string> labels{{"method", std::string(method)},
+                                            {"code", GrpcCodeName(code)}};
+  std::map<std::string, std::string> frame_labels{{"method", std::string(method)}};
+  if (options_.per_speaker) {
+    // Only successful calls name their speaker: a failed call's name may be anything.
+    const std::string label = code == grpc::StatusCode::OK ? std::string(speaker) : "";
+    labels.emplace("speaker", label);
+    frame_labels.emplace("speaker", label);
+  }
   latency_.Add(labels, LatencyBuckets()).Observe(absl::ToDoubleSeconds(latency));
+  labels.erase("speaker");
   calls_.Add(labels).Increment();
   if (code == grpc::StatusCode::OK && frames > 0) {
-    frames_.Add({{"method", std::string(method)}}).Increment(static_cast<double>(frames));
+    frames_.Add(frame_labels).Increment(static_cast<double>(frames));
   }
 }
 
@@ -60,6 +106,35 @@ void ServerMetrics::RecordStages(const SearchTiming& timing, absl::Duration blen
   search_.Observe(absl::ToDoubleSeconds(timing.search));
   blend_.Observe(absl::ToDoubleSeconds(blend));
   batch_frames_.Observe(static_cast<double>(timing.batch_rows));
+}
+
+void ServerMetrics::CallStarted(absl::string_view method) {
+  in_flight_.Add({{"method", std::string(method)}}).Increment();
+}
+
+void ServerMetrics::CallEnded(absl::string_view method) {
+  in_flight_.Add({{"method", std::string(method)}}).Decrement();
+}
+
+void ServerMetrics::RecordRejected(absl::string_view reason) {
+  rejected_.Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void ServerMetrics::RecordIndexLoad(bool ok, absl::Duration duration) {
+  loads_.Add({{"result", ok ? "ok" : "error"}}, LoadBuckets())
+      .Observe(absl::ToDoubleSeconds(duration));
+}
+
+void ServerMetrics::RecordEviction() { evictions_.Increment(); }
+
+void ServerMetrics::RecordBuildJob(absl::string_view state, double seconds) {
+  const prometheus::Labels labels{{"state", std::string(state)}};
+  builds_finished_.Add(labels).Increment();
+  build_durations_.Add(labels, BuildBuckets()).Observe(seconds);
+}
+
+void ServerMetrics::SetBuildJobs(absl::string_view state, int64_t count) {
+  build_jobs_.Add({{"state", std::string(state)}}).Set(static_cast<double>(count));
 }
 
 }  // namespace timbre

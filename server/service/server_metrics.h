@@ -1,10 +1,20 @@
-// ServerMetrics: the Prometheus metrics of the RPC layer, recorded once per call.
+// ServerMetrics: the Prometheus metrics of the server, recorded in the RPC layer.
 //
-//   timbre_rpc_duration_seconds{method,code}   histogram of server-side call latency
-//   timbre_rpc_calls_total{method,code}        calls (stream blocks count as BlendStream calls)
-//   timbre_frames_total{method}                frames received in successful calls
-//   timbre_stage_duration_seconds{stage}       queue / search / blend time of successful calls
-//   timbre_search_batch_frames                 frames of the search batch each call joined
+//   timbre_rpc_duration_seconds{method,code}        histogram of server-side call latency
+//   timbre_rpc_calls_total{method,code}             calls (stream blocks count as BlendStream calls)
+//   timbre_frames_total{method}                     frames received in successful calls
+//   timbre_rpcs_in_flight{method}                   calls in progress (open streams for BlendStream)
+//   timbre_rejected_calls_total{reason}             calls refused before being served
+//   timbre_stage_duration_seconds{stage}            queue / search / blend time of successful calls
+//   timbre_search_batch_frames                      frames of the search batch each call joined
+//   timbre_index_load_duration_seconds{result}      index loads (warm-up included), ok or error
+//   timbre_index_evictions_total                    speakers unloaded to make room under the budget
+//   timbre_build_jobs{state}                        build jobs now in each state
+//   timbre_build_jobs_finished_total{state}         build jobs finished, by final state
+//   timbre_build_job_duration_seconds{state}        duration of finished build jobs
+// With Options::per_speaker, latency and frames also carry a `speaker` label: the speaker of a
+// successful call, empty for failed calls (so that unknown names never create series).
+// Speakers by state and index memory are collected at scrape time (see SpeakerGauges).
 // Latency buckets run from 25 us to 10 s, resolving well below 1 ms.
 //
 // Thread-safe.
@@ -18,31 +28,69 @@
 #include "grpcpp/support/status.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
+#include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
 #include "server/core/search_scheduler.h"
 
 namespace timbre {
 
+// Reasons of RecordRejected known in advance (their series exist from the start, at 0).
+inline constexpr absl::string_view kRejectedOverloaded = "overloaded";
+inline constexpr absl::string_view kRejectedDeadline = "deadline";
+inline constexpr absl::string_view kRejectedUnauthenticated = "unauthenticated";
+inline constexpr absl::string_view kRejectedInvalid = "invalid";
+
 class ServerMetrics {
  public:
-  explicit ServerMetrics(prometheus::Registry& registry);
+  struct Options {
+    // Label call latency and frames with the speaker too (one series per speaker, method and
+    // code). Default false.
+    bool per_speaker = false;
+  };
 
-  // One finished call (or stream block) of `method`.
+  explicit ServerMetrics(prometheus::Registry& registry) : ServerMetrics(registry, Options()) {}
+  ServerMetrics(prometheus::Registry& registry, Options options);
+
+  // One finished call (or stream block) of `method` for `speaker` (may be empty).
   void RecordCall(absl::string_view method, grpc::StatusCode code, absl::Duration latency,
-                  int64_t frames);
+                  int64_t frames, absl::string_view speaker = {});
   // Where a successful call's time went inside the server.
   void RecordStages(const SearchTiming& timing, absl::Duration blend);
+  // A call of `method` started or ended (calls in flight).
+  void CallStarted(absl::string_view method);
+  void CallEnded(absl::string_view method);
+  // A call refused before being served, by a short reason such as kRejectedOverloaded. Keep the
+  // set of reasons small: each one is a series.
+  void RecordRejected(absl::string_view reason);
+
+  // A load of a speaker's index finished after `duration`, successfully or not.
+  void RecordIndexLoad(bool ok, absl::Duration duration);
+  // A speaker was unloaded to make room under the memory budget.
+  void RecordEviction();
+
+  // A build job finished in `state` (e.g. "succeeded", "failed", "cancelled") after `seconds`.
+  void RecordBuildJob(absl::string_view state, double seconds);
+  // `count` build jobs are now in `state` (e.g. "queued", "running").
+  void SetBuildJobs(absl::string_view state, int64_t count);
 
  private:
+  const Options options_;
   prometheus::Family<prometheus::Histogram>& latency_;
   prometheus::Family<prometheus::Counter>& calls_;
   prometheus::Family<prometheus::Counter>& frames_;
+  prometheus::Family<prometheus::Gauge>& in_flight_;
+  prometheus::Family<prometheus::Counter>& rejected_;
   prometheus::Family<prometheus::Histogram>& stages_;
   prometheus::Histogram& queue_;
   prometheus::Histogram& search_;
   prometheus::Histogram& blend_;
   prometheus::Histogram& batch_frames_;
+  prometheus::Family<prometheus::Histogram>& loads_;
+  prometheus::Counter& evictions_;
+  prometheus::Family<prometheus::Gauge>& build_jobs_;
+  prometheus::Family<prometheus::Counter>& builds_finished_;
+  prometheus::Family<prometheus::Histogram>& build_durations_;
 };
 
 }  // namespace timbre

@@ -111,6 +111,7 @@ absl::Status CheckKeyPair(const FlagFile& cert_file, const FlagFile& key_file) {
 absl::StatusOr<std::shared_ptr<BearerTokenAuth>> MakeTokenAuth(const SecurityOptions& options,
                                                                std::vector<std::string>& warnings) {
   BearerTokenAuth::Options auth_options;
+  auth_options.on_refused = options.on_token_refused;
   for (auto [flag, path, tokens] :
        {std::make_tuple("--token_file", &options.token_file, &auth_options.user_tokens),
         std::make_tuple("--admin_token_file", &options.admin_token_file,

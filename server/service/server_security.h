@@ -13,12 +13,14 @@
 #ifndef TIMBRE_SERVER_SERVICE_SERVER_SECURITY_H_
 #define TIMBRE_SERVER_SERVICE_SERVER_SECURITY_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpcpp/support/status.h"
 
 namespace timbre {
 
@@ -35,6 +37,9 @@ struct SecurityOptions {
   // let through.
   std::string token_file;
   std::string admin_token_file;
+  // Told of every call the bearer token check refuses, with its code (UNAUTHENTICATED or
+  // PERMISSION_DENIED), on gRPC's thread; must not block. Default none.
+  std::function<void(grpc::StatusCode code)> on_token_refused;
 };
 
 struct ServerSecurity {

@@ -2,7 +2,9 @@
 
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -19,6 +21,7 @@
 #include "server/core/speaker_registry.h"
 #include "server/core/speaker_repository.h"
 #include "server/service/index_builder_service.h"
+#include "server/service/registry_recorder.h"
 #include "server/service/server_metrics.h"
 #include "server/service/stream_drain.h"
 #include "server/service/timbre_service.h"
@@ -28,10 +31,12 @@ namespace timbre {
 
 struct TimbreServer::Parts {
   std::unique_ptr<SpeakerRepository> repository;
-  std::unique_ptr<SpeakerRegistry> registry;
   std::shared_ptr<prometheus::Registry> prometheus;
   std::unique_ptr<ServerMetrics> metrics;
+  std::unique_ptr<RegistryRecorder> registry_recorder;
+  std::unique_ptr<SpeakerRegistry> registry;
   std::unique_ptr<prometheus::Exposer> exposer;
+  std::shared_ptr<SpeakerGauges> speaker_gauges;
   std::unique_ptr<SearchScheduler> scheduler;
   std::unique_ptr<Retriever> retriever;
   StreamDrain stream_drain;
@@ -65,7 +70,18 @@ absl::Status ValidateOptions(const TimbreServer::Options& options) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max_queued_calls is ", options.max_queued_calls, "; it must be at least 1"));
   }
+  if (options.memory_budget_bytes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--memory_budget_bytes is ",
+                                                   options.memory_budget_bytes,
+                                                   "; it must be >= 0 (0 = unlimited)"));
+  }
   return absl::OkStatus();
+}
+
+// A build job's state as a metric label: "succeeded" for STATE_SUCCEEDED.
+std::string BuildStateLabel(timbre::v1::BuildJob::State state) {
+  const std::string name = absl::AsciiStrToLower(timbre::v1::BuildJob::State_Name(state));
+  return std::string(absl::StripPrefix(name, "state_"));
 }
 
 // The feature-set store, the index builder and its job queue, and their gRPC service.
@@ -97,10 +113,13 @@ absl::Status StartBuilds(const TimbreServer::Options& options, TimbreServer::Par
       spdlog::warn("rescanning after publishing speaker '{}': {}", speaker, refreshed.ToString());
     }
   };
-  queue_options.on_finished = [](const timbre::v1::BuildJob& job) {
+  ServerMetrics* metrics = parts->metrics.get();
+  queue_options.on_finished = [metrics](const timbre::v1::BuildJob& job) {
     spdlog::info("build {} of speaker '{}': {} {}", job.id(), job.speaker(),
                  timbre::v1::BuildJob::State_Name(job.state()),
                  job.error().empty() ? absl::StrCat("version ", job.report().version()) : job.error());
+    metrics->RecordBuildJob(BuildStateLabel(job.state()),
+                            (job.finished_at_unix_ms() - job.started_at_unix_ms()) / 1000.0);
   };
   auto jobs = BuildJobQueue::Create(std::move(queue_options));
   if (!jobs.ok()) return jobs.status();
@@ -114,10 +133,19 @@ absl::Status StartBuilds(const TimbreServer::Options& options, TimbreServer::Par
 
 absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options options) {
   if (absl::Status valid = ValidateOptions(options); !valid.ok()) return valid;
+  auto parts = std::make_unique<Parts>();
+  // Metrics first: the token checks and the registry's first loads record into them.
+  parts->prometheus = std::make_shared<prometheus::Registry>();
+  ServerMetrics::Options metrics_options;
+  metrics_options.per_speaker = options.per_speaker_metrics;
+  parts->metrics = std::make_unique<ServerMetrics>(*parts->prometheus, metrics_options);
+  ServerMetrics* metrics = parts->metrics.get();
+  options.security.on_token_refused = [metrics](grpc::StatusCode) {
+    metrics->RecordRejected(kRejectedUnauthenticated);
+  };
   absl::StatusOr<ServerSecurity> security = MakeServerSecurity(options.security);
   if (!security.ok()) return security.status();
   for (const std::string& warning : security->warnings) spdlog::warn("timbre: {}", warning);
-  auto parts = std::make_unique<Parts>();
   spdlog::info("timbre: {}", FaissBuildInfo());
   UseSingleThreadedBlas();
 
@@ -134,9 +162,14 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
       if (!version.ok()) return version.status();
     }
   }
+  parts->registry_recorder = std::make_unique<RegistryRecorder>(parts->metrics.get());
   SpeakerRegistry::Options registry_options;
   registry_options.repository = parts->repository.get();
   registry_options.poll_interval = options.poll_interval;
+  registry_options.memory_budget_bytes = options.memory_budget_bytes;
+  registry_options.mmap_indexes = options.mmap_indexes;
+  registry_options.warmup_on_load = options.warmup_on_load;
+  registry_options.observer = parts->registry_recorder.get();
   auto registry = SpeakerRegistry::Create(registry_options);
   if (!registry.ok()) return registry.status();
   parts->registry = *std::move(registry);
@@ -145,6 +178,9 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
       spdlog::info("speaker '{}': version {}, {} vectors of dim {}, {}", speaker.name,
                    speaker.snapshot->version, speaker.snapshot->index->size(),
                    speaker.snapshot->index->dim(), speaker.snapshot->index->description());
+    } else if (speaker.state == SpeakerState::kUnloaded) {
+      spdlog::info("speaker '{}': not loaded (over the memory budget); its first call loads it",
+                   speaker.name);
     } else {
       spdlog::warn("speaker '{}' failed: {}", speaker.name, speaker.error);
     }
@@ -165,8 +201,6 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   if (!retriever.ok()) return retriever.status();
   parts->retriever = *std::move(retriever);
 
-  parts->prometheus = std::make_shared<prometheus::Registry>();
-  parts->metrics = std::make_unique<ServerMetrics>(*parts->prometheus);
   if (options.metrics_port >= 0) {
     const std::string address = absl::StrCat(options.metrics_host, ":", options.metrics_port);
     try {
@@ -176,6 +210,8 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
           absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
     }
     parts->exposer->RegisterCollectable(parts->prometheus);
+    parts->speaker_gauges = std::make_shared<SpeakerGauges>(parts->registry.get());
+    parts->exposer->RegisterCollectable(parts->speaker_gauges);
     const std::vector<int> ports = parts->exposer->GetListeningPorts();
     parts->metrics_port = ports.empty() ? options.metrics_port : ports.front();
   }
@@ -208,6 +244,8 @@ TimbreServer::TimbreServer(std::unique_ptr<Parts> parts) : parts_(std::move(part
 
 TimbreServer::~TimbreServer() {
   Shutdown();
+  // Calls waiting for a speaker's load are answered before the search workers stop.
+  parts_->registry->Stop();
   // The scheduler finishes every queued search (which finishes its RPC) before the gRPC server
   // object and the service go away.
   parts_->scheduler.reset();

@@ -1,13 +1,14 @@
 // TimbreServer: assembles the core and the gRPC service into a running server.
 //
 // Start() opens the speaker repository (creating a demo speaker in an empty one if asked),
-// loads every speaker, starts the search workers, the build-job worker, the gRPC server
-// (timbre.v1.Timbre, timbre.v1.IndexBuilder, the standard grpc.health.v1 service and server
-// reflection) and the Prometheus endpoint.
+// loads every speaker (those that fit, under a memory budget), starts the search workers, the
+// build-job worker, the gRPC server (timbre.v1.Timbre, timbre.v1.IndexBuilder, the standard
+// grpc.health.v1 service and server reflection) and the Prometheus endpoint.
 //
-// Health: the port opens only once every speaker has been loaded; from then on the health
-// service reports SERVING for "" and "timbre.v1.Timbre", and NOT_SERVING for every service from
-// the moment Drain() starts.
+// Health: the port opens only once every speaker has been loaded (or left unloaded because it
+// did not fit the memory budget); from then on the health service reports SERVING for "",
+// "timbre.v1.Timbre" and "timbre.v1.IndexBuilder", and NOT_SERVING for every service from the
+// moment Drain() starts.
 //
 // Thread-safe.
 #ifndef TIMBRE_SERVER_SERVICE_TIMBRE_SERVER_H_
@@ -64,6 +65,17 @@ class TimbreServer {
     int64_t max_upload_bytes = int64_t{4} << 30;
     // Most build jobs waiting behind the running one. Default 16.
     int max_queued_builds = 16;
+    // Most bytes the loaded indexes may take together (their heap memory; memory-mapped lists
+    // are not counted). Loading a speaker beyond it first unloads the least recently used ones.
+    // Default 0: unlimited.
+    int64_t memory_budget_bytes = 0;
+    // Memory-map the inverted lists of IVF indexes instead of reading them into memory.
+    // Default false.
+    bool mmap_indexes = false;
+    // Search generated frames through every newly loaded index before it serves. Default false.
+    bool warmup_on_load = false;
+    // Label call latency and frame metrics with the speaker too. Default false.
+    bool per_speaker_metrics = false;
   };
 
   // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository or an

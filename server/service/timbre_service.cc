@@ -8,12 +8,23 @@
 #include "server/service/proto_convert.h"
 
 namespace timbre {
+namespace {
+
+// Fills `response` with a speaker's status and records the call; returns its status.
+grpc::Status AnswerSpeaker(const absl::StatusOr<SpeakerStatus>& status, CallRecorder& recorder,
+                           timbre::v1::SpeakerInfo* response) {
+  if (status.ok()) ToProto(*status, response);
+  return recorder.Record(ToGrpcStatus(status.status()), 0);
+}
+
+}  // namespace
 
 grpc::ServerUnaryReactor* TimbreService::Blend(grpc::CallbackServerContext* context,
                                                const timbre::v1::BlendRequest* request,
                                                timbre::v1::BlendResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto recorder = std::make_shared<CallRecorder>(metrics_, "Blend");
+  recorder->set_speaker(request->speaker());
   absl::StatusOr<RetrievalCall> call =
       ToRetrievalCall(request->speaker(), request->frames(), request->options());
   if (!call.ok()) {
@@ -49,6 +60,7 @@ grpc::ServerUnaryReactor* TimbreService::Search(grpc::CallbackServerContext* con
                                                 timbre::v1::SearchResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto recorder = std::make_shared<CallRecorder>(metrics_, "Search");
+  recorder->set_speaker(request->speaker());
   absl::StatusOr<RetrievalCall> call =
       ToRetrievalCall(request->speaker(), request->frames(), request->options());
   if (!call.ok()) {
@@ -106,10 +118,29 @@ grpc::ServerUnaryReactor* TimbreService::GetSpeaker(grpc::CallbackServerContext*
                                                     const timbre::v1::GetSpeakerRequest* request,
                                                     timbre::v1::SpeakerInfo* response) {
   CallRecorder recorder(metrics_, "GetSpeaker");
-  absl::StatusOr<SpeakerStatus> status = registry_->Get(request->speaker());
-  if (status.ok()) ToProto(*status, response);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(recorder.Record(ToGrpcStatus(status.status()), 0));
+  reactor->Finish(AnswerSpeaker(registry_->Get(request->speaker()), recorder, response));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TimbreService::LoadSpeaker(
+    grpc::CallbackServerContext* context, const timbre::v1::LoadSpeakerRequest* request,
+    timbre::v1::SpeakerInfo* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto recorder = std::make_shared<CallRecorder>(metrics_, "LoadSpeaker");
+  registry_->Load(request->speaker(), request->warmup(),
+                  [reactor, response, recorder](absl::StatusOr<SpeakerStatus> status) {
+                    reactor->Finish(AnswerSpeaker(status, *recorder, response));
+                  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TimbreService::UnloadSpeaker(
+    grpc::CallbackServerContext* context, const timbre::v1::UnloadSpeakerRequest* request,
+    timbre::v1::SpeakerInfo* response) {
+  CallRecorder recorder(metrics_, "UnloadSpeaker");
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(AnswerSpeaker(registry_->Unload(request->speaker()), recorder, response));
   return reactor;
 }
 

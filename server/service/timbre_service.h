@@ -21,8 +21,8 @@ class TimbreService final : public timbre::v1::Timbre::CallbackService {
  public:
   // All collaborators must outlive the service. BlendStream sessions register with
   // `stream_drain`, which ends them when the server drains.
-  TimbreService(const Retriever* retriever, const SpeakerRegistry* registry,
-                ServerMetrics* metrics, StreamDrain* stream_drain)
+  TimbreService(const Retriever* retriever, SpeakerRegistry* registry, ServerMetrics* metrics,
+                StreamDrain* stream_drain)
       : retriever_(retriever),
         registry_(registry),
         metrics_(metrics),
@@ -42,10 +42,17 @@ class TimbreService final : public timbre::v1::Timbre::CallbackService {
   grpc::ServerUnaryReactor* GetSpeaker(grpc::CallbackServerContext* context,
                                        const timbre::v1::GetSpeakerRequest* request,
                                        timbre::v1::SpeakerInfo* response) override;
+  // Admin: answered when the load has finished (on the registry's loader thread).
+  grpc::ServerUnaryReactor* LoadSpeaker(grpc::CallbackServerContext* context,
+                                        const timbre::v1::LoadSpeakerRequest* request,
+                                        timbre::v1::SpeakerInfo* response) override;
+  grpc::ServerUnaryReactor* UnloadSpeaker(grpc::CallbackServerContext* context,
+                                          const timbre::v1::UnloadSpeakerRequest* request,
+                                          timbre::v1::SpeakerInfo* response) override;
 
  private:
   const Retriever* retriever_;
-  const SpeakerRegistry* registry_;
+  SpeakerRegistry* registry_;
   ServerMetrics* metrics_;
   StreamDrain* stream_drain_;
 };

@@ -1,0 +1,67 @@
+#include "server/service/registry_recorder.h"
+
+#include <string>
+#include <utility>
+
+#include "spdlog/spdlog.h"
+
+namespace timbre {
+namespace {
+
+prometheus::MetricFamily GaugeFamily(std::string name, std::string help) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = prometheus::MetricType::Gauge;
+  return family;
+}
+
+void AddSample(prometheus::MetricFamily& family, double value,
+               std::vector<prometheus::ClientMetric::Label> labels = {}) {
+  prometheus::ClientMetric metric;
+  metric.label = std::move(labels);
+  metric.gauge.value = value;
+  family.metric.push_back(std::move(metric));
+}
+
+}  // namespace
+
+void RegistryRecorder::OnLoadFinished(absl::string_view speaker, const absl::Status& status,
+                                      absl::Duration duration) {
+  metrics_->RecordIndexLoad(status.ok(), duration);
+  if (status.ok()) {
+    spdlog::info("speaker '{}' loaded in {} ms", std::string(speaker),
+                 absl::ToInt64Milliseconds(duration));
+  } else {
+    spdlog::warn("speaker '{}' failed to load: {}", std::string(speaker),
+                 std::string(status.message()));
+  }
+}
+
+void RegistryRecorder::OnEvicted(absl::string_view speaker, int64_t bytes) {
+  metrics_->RecordEviction();
+  spdlog::info("speaker '{}' unloaded to make room under the memory budget ({} bytes)",
+               std::string(speaker), bytes);
+}
+
+std::vector<prometheus::MetricFamily> SpeakerGauges::Collect() const {
+  const RegistryUsage usage = registry_->Usage();
+  prometheus::MetricFamily speakers = GaugeFamily("timbre_speakers", "Speakers by state");
+  for (int state = 0; state < kSpeakerStateCount; ++state) {
+    AddSample(speakers, usage.speakers[state],
+              {{"state", std::string(SpeakerStateName(static_cast<SpeakerState>(state)))}});
+  }
+  prometheus::MetricFamily memory = GaugeFamily(
+      "timbre_index_memory_bytes",
+      "Memory of the loaded speaker indexes, charged against the memory budget");
+  AddSample(memory, static_cast<double>(usage.memory_bytes));
+  prometheus::MetricFamily mapped = GaugeFamily(
+      "timbre_index_mapped_bytes", "Index files memory-mapped by loaded speakers (not charged)");
+  AddSample(mapped, static_cast<double>(usage.mapped_bytes));
+  prometheus::MetricFamily budget = GaugeFamily(
+      "timbre_index_memory_budget_bytes", "Memory budget of the loaded indexes; 0 = unlimited");
+  AddSample(budget, static_cast<double>(usage.budget_bytes));
+  return {std::move(speakers), std::move(memory), std::move(mapped), std::move(budget)};
+}
+
+}  // namespace timbre

@@ -1,0 +1,96 @@
+#include "server/service/server_metrics.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "prometheus/registry.h"
+#include "prometheus/text_serializer.h"
+#include "tests/test_support.h"
+
+namespace timbre {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::timbre::testing::ExpectPromtoolClean;
+
+std::string Expose(prometheus::Registry& registry) {
+  return prometheus::TextSerializer().Serialize(registry.Collect());
+}
+
+// One of each kind of event, as the service and the build service record them.
+void RecordOneOfEach(ServerMetrics& metrics) {
+  metrics.CallStarted("Blend");
+  metrics.RecordCall("Blend", grpc::StatusCode::OK, absl::Microseconds(300), 16, "alice");
+  metrics.CallEnded("Blend");
+  metrics.CallStarted("BlendStream");  // still open
+  metrics.RecordCall("Blend", grpc::StatusCode::NOT_FOUND, absl::Microseconds(40), 16, "mallory");
+  SearchTiming timing;
+  timing.queued = absl::Microseconds(20);
+  timing.search = absl::Microseconds(250);
+  timing.batch_rows = 16;
+  metrics.RecordStages(timing, absl::Microseconds(30));
+  metrics.RecordRejected(kRejectedOverloaded);
+  metrics.RecordIndexLoad(true, absl::Milliseconds(1500));
+  metrics.RecordIndexLoad(false, absl::Milliseconds(10));
+  metrics.RecordEviction();
+  metrics.RecordBuildJob("succeeded", 42.0);
+  metrics.SetBuildJobs("queued", 2);
+  metrics.SetBuildJobs("running", 1);
+}
+
+TEST(ServerMetricsTest, EveryMetricIsExposedPromtoolClean) {
+  prometheus::Registry registry;
+  ServerMetrics metrics(registry);
+  RecordOneOfEach(metrics);
+  const std::string text = Expose(registry);
+  ExpectPromtoolClean(text);
+  for (const char* line : {
+           "timbre_rpc_duration_seconds_count{code=\"OK\",method=\"Blend\"} 1",
+           "timbre_rpc_duration_seconds_bucket{code=\"OK\",method=\"Blend\",le=\"0.0003\"} 1",
+           "timbre_rpc_calls_total{code=\"NOT_FOUND\",method=\"Blend\"} 1",
+           "timbre_frames_total{method=\"Blend\"} 16",
+           "timbre_rpcs_in_flight{method=\"Blend\"} 0",
+           "timbre_rpcs_in_flight{method=\"BlendStream\"} 1",
+           "timbre_rejected_calls_total{reason=\"overloaded\"} 1",
+           "timbre_rejected_calls_total{reason=\"invalid\"} 0",
+           "timbre_rejected_calls_total{reason=\"deadline\"} 0",
+           "timbre_rejected_calls_total{reason=\"unauthenticated\"} 0",
+           "timbre_stage_duration_seconds_count{stage=\"search\"} 1",
+           "timbre_search_batch_frames_count 1",
+           "timbre_index_load_duration_seconds_count{result=\"ok\"} 1",
+           "timbre_index_load_duration_seconds_count{result=\"error\"} 1",
+           "timbre_index_load_duration_seconds_bucket{result=\"ok\",le=\"2.5\"} 1",
+           "timbre_index_evictions_total 1",
+           "timbre_build_jobs_finished_total{state=\"succeeded\"} 1",
+           "timbre_build_job_duration_seconds_count{state=\"succeeded\"} 1",
+           "timbre_build_job_duration_seconds_bucket{state=\"succeeded\",le=\"60\"} 1",
+           "timbre_build_jobs{state=\"queued\"} 2",
+           "timbre_build_jobs{state=\"running\"} 1",
+       }) {
+    EXPECT_THAT(text, HasSubstr(line));
+  }
+  EXPECT_THAT(text, Not(HasSubstr("speaker=")));
+}
+
+TEST(ServerMetricsTest, PerSpeakerLabelsNameOnlySpeakersOfSuccessfulCalls) {
+  prometheus::Registry registry;
+  ServerMetrics::Options options;
+  options.per_speaker = true;
+  ServerMetrics metrics(registry, options);
+  RecordOneOfEach(metrics);
+  const std::string text = Expose(registry);
+  ExpectPromtoolClean(text);
+  EXPECT_THAT(text, HasSubstr("timbre_rpc_duration_seconds_count{code=\"OK\",method=\"Blend\","
+                              "speaker=\"alice\"} 1"));
+  EXPECT_THAT(text, HasSubstr("timbre_frames_total{method=\"Blend\",speaker=\"alice\"} 16"));
+  EXPECT_THAT(text, HasSubstr("timbre_rpc_duration_seconds_count{code=\"NOT_FOUND\","
+                              "method=\"Blend\",speaker=\"\"} 1"));
+  // Calls are counted by method and code only.
+  EXPECT_THAT(text, HasSubstr("timbre_rpc_calls_total{code=\"OK\",method=\"Blend\"} 1"));
+  EXPECT_THAT(text, Not(HasSubstr("mallory")));
+}
+
+}  // namespace
+}  // namespace timbre
