@@ -45,11 +45,6 @@ absl::Status ValidateJobId(absl::string_view id) {
   return absl::OkStatus();
 }
 
-bool IsFinal(BuildJob::State state) {
-  return state == BuildJob::STATE_SUCCEEDED || state == BuildJob::STATE_FAILED ||
-         state == BuildJob::STATE_CANCELLED;
-}
-
 // Writes the record atomically (temporary file, then rename). Errors: INTERNAL with the reason.
 absl::Status WriteRecord(const std::string& dir, const BuildJob& job) {
   std::string json;
@@ -78,6 +73,11 @@ absl::Status WriteRecord(const std::string& dir, const BuildJob& job) {
 }
 
 }  // namespace
+
+bool IsFinalJobState(BuildJob::State state) {
+  return state == BuildJob::STATE_SUCCEEDED || state == BuildJob::STATE_FAILED ||
+         state == BuildJob::STATE_CANCELLED;
+}
 
 struct BuildJobQueue::Job {
   BuildJob record;
@@ -202,7 +202,7 @@ absl::Status BuildJobQueue::LoadRecords() {
         !ValidateJobId(job->record.id()).ok()) {
       continue;  // not a record of ours
     }
-    if (!IsFinal(job->record.state())) {
+    if (!IsFinalJobState(job->record.state())) {
       job->record.set_state(BuildJob::STATE_FAILED);
       job->record.set_error(absl::StrCat("the server stopped during the build (at stage '",
                                          job->record.stage(),
@@ -301,7 +301,7 @@ absl::StatusOr<BuildJob> BuildJobQueue::Cancel(absl::string_view id) {
   auto found = Find(id);
   if (!found.ok()) return found.status();
   Job& job = **found;
-  if (IsFinal(job.record.state())) {
+  if (IsFinalJobState(job.record.state())) {
     return absl::FailedPreconditionError(
         absl::StrCat("build job '", id, "' has already ended (", BuildJob::State_Name(job.record.state()), ")"));
   }
@@ -330,7 +330,7 @@ absl::StatusOr<std::unique_ptr<JobWatch>> BuildJobQueue::Watch(
     if (!job.ok()) return job.status();
     now = (*job)->record;
     revision = ++(*job)->revision;
-    if (!IsFinal(now.state())) (*job)->watchers.push_back(watcher);
+    if (!IsFinalJobState(now.state())) (*job)->watchers.push_back(watcher);
   }
   watcher->Deliver(now, revision);
   return std::unique_ptr<JobWatch>(new WatchHandle([this, watcher, key = std::string(id)] {
@@ -352,7 +352,7 @@ void BuildJobQueue::Changed(Job& job, bool persist) {
   // Deliveries happen under mutex_ so that they are ordered with the record; listeners must not
   // call back into the queue (they hand the record to their own thread, e.g. a gRPC reactor).
   for (const std::shared_ptr<Watcher>& watcher : job.watchers) watcher->Deliver(job.record, revision);
-  if (IsFinal(job.record.state())) job.watchers.clear();
+  if (IsFinalJobState(job.record.state())) job.watchers.clear();
 }
 
 void BuildJobQueue::WorkLoop() {

@@ -29,6 +29,9 @@
 
 namespace timbre {
 
+// True for the states a job ends in: succeeded, failed, cancelled.
+bool IsFinalJobState(timbre::v1::BuildJob::State state);
+
 // Receives a job's record at every change until it ends or the JobWatch is destroyed.
 class JobWatch {
  public:

@@ -3,15 +3,6 @@
 #include "server/service/grpc_status.h"
 
 namespace timbre {
-namespace {
-
-bool IsFinal(timbre::v1::BuildJob::State state) {
-  return state == timbre::v1::BuildJob::STATE_SUCCEEDED ||
-         state == timbre::v1::BuildJob::STATE_FAILED ||
-         state == timbre::v1::BuildJob::STATE_CANCELLED;
-}
-
-}  // namespace
 
 WatchJobReactor::WatchJobReactor(BuildJobQueue* jobs, ServerMetrics* metrics,
                                  const std::string& id)
@@ -42,7 +33,7 @@ void WatchJobReactor::Pump() {
     StartWrite(&writing_);
     return;
   }
-  if (IsFinal(writing_.state()) && !finished_) {
+  if (IsFinalJobState(writing_.state()) && !finished_) {
     finished_ = true;
     Finish(recorder_.Record(grpc::Status::OK, 0));
   }
