@@ -63,7 +63,9 @@ TimbreServer::Options FixtureServerOptions(const ScratchDir& repo) {
 std::unique_ptr<TimbreServer> StartServer(const TimbreServer::Options& options) {
   auto server = TimbreServer::Start(options);
   EXPECT_THAT(server, IsOk());
-  return server.ok() ? *std::move(server) : nullptr;
+  if (!server.ok()) return nullptr;
+  EXPECT_TRUE((*server)->WaitUntilServing(absl::Seconds(60))) << "the first scan did not finish";
+  return *std::move(server);
 }
 
 TimbreClient::Options LocalClientOptions(int port) {

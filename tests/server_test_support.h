@@ -42,7 +42,8 @@ TimbreServer::Options LocalServerOptions(const std::string& repo);
 // Copies the fixture index into `repo` as speaker "rvc" and returns LocalServerOptions for it.
 TimbreServer::Options FixtureServerOptions(const ScratchDir& repo);
 
-// Starts a server with `options`; on failure records it in the test and returns nullptr.
+// Starts a server with `options` and waits until it serves (its first scan has finished); on
+// failure records it in the test and returns nullptr.
 std::unique_ptr<TimbreServer> StartServer(const TimbreServer::Options& options);
 
 // Client options for the server on `port` at 127.0.0.1.

@@ -140,6 +140,56 @@ TEST_F(SpeakerRegistryTest, CreateFailsWhenRootCannotBeRead) {
               StatusIs(absl::StatusCode::kInternal, HasSubstr(root)));
 }
 
+TEST_F(SpeakerRegistryTest, WithoutScanOnCreateEveryCallIsUnavailableUntilTheFirstScan) {
+  WriteRvcFile("alice", "added_alice.index");
+  SpeakerRegistry::Options options;
+  options.repository = repository_.get();
+  options.poll_interval = absl::ZeroDuration();
+  options.scan_on_create = false;
+  auto created = SpeakerRegistry::Create(options);
+  ASSERT_THAT(created, IsOk());
+  SpeakerRegistry& registry = **created;
+  const auto not_scanned = StatusIs(absl::StatusCode::kUnavailable, HasSubstr("not been scanned"));
+  EXPECT_THAT(registry.Ready(), not_scanned);
+  EXPECT_THAT(registry.List(), IsEmpty());
+  EXPECT_THAT(registry.Acquire("alice"),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr("alice"), HasSubstr("not been scanned"))));
+  EXPECT_THAT(registry.Get("alice"), not_scanned);
+  EXPECT_THAT(registry.Unload("alice"), not_scanned);
+  absl::Notification loaded;
+  registry.Load("alice", /*warmup=*/false, [&](absl::StatusOr<SpeakerStatus> status) {
+    EXPECT_THAT(status, not_scanned);
+    loaded.Notify();
+  });
+  EXPECT_TRUE(loaded.HasBeenNotified());
+
+  ASSERT_THAT(registry.Refresh(), IsOk());
+  EXPECT_THAT(registry.Ready(), IsOk());
+  EXPECT_THAT(Names(registry.List()), ::testing::ElementsAre("alice"));
+  EXPECT_THAT(registry.Acquire("alice"), IsOk());
+  EXPECT_THAT(registry.Acquire("bob"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("bob")));
+}
+
+TEST_F(SpeakerRegistryTest, FirstScanThatFailsLeavesTheRegistryUnavailable) {
+  const std::string root = scratch_.Join("root");
+  fs::create_directories(root);
+  auto repository = SpeakerRepository::Create({root});
+  ASSERT_THAT(repository, IsOk());
+  SpeakerRegistry::Options options;
+  options.repository = repository->get();
+  options.poll_interval = absl::ZeroDuration();
+  options.scan_on_create = false;
+  auto registry = SpeakerRegistry::Create(options);
+  ASSERT_THAT(registry, IsOk());
+  fs::remove_all(root);
+  EXPECT_THAT((*registry)->Refresh(), StatusIs(absl::StatusCode::kInternal, HasSubstr(root)));
+  EXPECT_THAT((*registry)->Ready(), StatusIs(absl::StatusCode::kUnavailable, _));
+  fs::create_directories(root);
+  EXPECT_THAT((*registry)->Refresh(), IsOk());
+  EXPECT_THAT((*registry)->Ready(), IsOk());
+}
+
 TEST_F(SpeakerRegistryTest, EmptyRepositoryListsNothing) {
   auto registry = MakeRegistry();
   ASSERT_NE(registry, nullptr);

@@ -9,12 +9,17 @@
 #include <limits>
 #include <thread>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
 #include "server/core/npy_file.h"
 #include "client/timbre_client.h"
 #include "server/core/demo_speaker.h"
 #include "server/core/faiss_index.h"
 #include "server/core/frame_codec.h"
+#include "server/core/speaker_repository.h"
 #include "tests/server_test_support.h"
 
 namespace timbre {
@@ -308,13 +313,94 @@ TEST_F(TimbreServerTest, SpeakersReportStateAndIndexFigures) {
 }
 
 TEST_F(TimbreServerTest, HealthReportsServingOnceSpeakersAreLoaded) {
-  // Start returns after loading every speaker; both the server and the service are SERVING.
+  // StartServer waited for the first scan; the server and each service are SERVING.
   EXPECT_THAT(CheckHealth(server_->port(), ""),
               IsOkAndHolds(grpc::health::v1::HealthCheckResponse::SERVING));
   EXPECT_THAT(CheckHealth(server_->port(), "timbre.v1.Timbre"),
               IsOkAndHolds(grpc::health::v1::HealthCheckResponse::SERVING));
   EXPECT_THAT(CheckHealth(server_->port(), "timbre.v1.Nothing"),
               StatusIs(absl::StatusCode::kNotFound, _));
+}
+
+// A named pipe standing in for a file: whoever opens it to read waits until Feed() writes its
+// content, so a test can hold a repository scan in the middle. Unfed, it is closed empty at
+// destruction (the reader then sees an empty file) so that nothing waits for ever.
+class BlockingFile {
+ public:
+  explicit BlockingFile(std::string path) : path_(std::move(path)) {
+    std::filesystem::remove(path_);
+    EXPECT_EQ(mkfifo(path_.c_str(), 0600), 0) << path_;
+  }
+  ~BlockingFile() {
+    if (fed_) return;
+    const int fd = open(path_.c_str(), O_WRONLY | O_NONBLOCK);  // fails if nobody reads
+    if (fd >= 0) close(fd);
+  }
+  // Waits for a reader, hands it `content` and closes.
+  void Feed(const std::string& content) {
+    const int fd = open(path_.c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0) << path_;
+    EXPECT_EQ(write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+    close(fd);
+    fed_ = true;
+  }
+
+ private:
+  std::string path_;
+  bool fed_ = false;
+};
+
+TEST(TimbreServerStartupTest, NotServingAndUnavailableUntilTheRepositoryHasBeenScanned) {
+  ScratchDir repo;
+  auto repository = SpeakerRepository::Create({repo.path()});
+  ASSERT_THAT(repository, IsOk());
+  auto version = (*repository)->PublishVersion("rvc", {}, [](const std::string& dir) {
+    std::filesystem::copy_file(DataPath(kFixtureIndex), dir + "/" + kDefaultIndexFileName);
+    return absl::OkStatus();
+  });
+  ASSERT_THAT(version, IsOk());
+  const std::string metadata_path = repo.Join("rvc/" + *version + "/" + kMetadataFileName);
+  const std::string metadata = timbre::testing::ReadFile(metadata_path);
+  BlockingFile blocking_metadata(metadata_path);  // the first scan waits on it
+
+  auto server = TimbreServer::Start(LoopbackOptions(repo.path(), /*metrics=*/false));
+  ASSERT_THAT(server, IsOk());
+  const int port = (*server)->port();
+  for (const std::string service : {"", "timbre.v1.Timbre", "timbre.v1.IndexBuilder"}) {
+    EXPECT_THAT(CheckHealth(port, service),
+                IsOkAndHolds(grpc::health::v1::HealthCheckResponse::NOT_SERVING))
+        << "service '" << service << "'";
+  }
+  auto client = timbre::testing::MakeClient(timbre::testing::LocalClientOptions(port));
+  ASSERT_NE(client, nullptr);
+  const auto not_scanned = StatusIs(absl::StatusCode::kUnavailable, HasSubstr("not been scanned"));
+  const timbre::testing::FixtureQueries queries = timbre::testing::ReadFixtureQueries();
+  EXPECT_THAT(client->Blend(timbre::testing::FixtureBlendRequest(queries, 16)), not_scanned);
+  EXPECT_THAT(client->ListSpeakers(), not_scanned);
+  EXPECT_THAT(client->GetSpeaker("rvc"), not_scanned);
+  EXPECT_FALSE((*server)->WaitUntilServing(absl::ZeroDuration()));
+
+  blocking_metadata.Feed(metadata);
+  ASSERT_TRUE((*server)->WaitUntilServing(absl::Seconds(60)));
+  for (const std::string service : {"", "timbre.v1.Timbre", "timbre.v1.IndexBuilder"}) {
+    EXPECT_THAT(CheckHealth(port, service),
+                IsOkAndHolds(grpc::health::v1::HealthCheckResponse::SERVING))
+        << "service '" << service << "'";
+  }
+  EXPECT_THAT(client->Blend(timbre::testing::FixtureBlendRequest(queries, 16)), IsOk());
+  EXPECT_THAT(client->GetSpeaker("nobody"), StatusIs(absl::StatusCode::kNotFound, _));
+}
+
+TEST(TimbreServerStartupTest, DrainDuringTheFirstScanNeverReportsServing) {
+  ScratchDir repo;
+  std::filesystem::create_directories(repo.Join("rvc/1"));
+  BlockingFile blocking_metadata(repo.Join(std::string("rvc/1/") + kMetadataFileName));
+  auto server = TimbreServer::Start(LoopbackOptions(repo.path(), /*metrics=*/false));
+  ASSERT_THAT(server, IsOk());
+  (*server)->Drain(absl::ZeroDuration(), absl::Seconds(1));
+  blocking_metadata.Feed("{}");  // the scan goes on and ends after the drain
+  // The scan finishes within this wait on any machine; SERVING must not come of it.
+  EXPECT_FALSE((*server)->WaitUntilServing(absl::Seconds(2)));
 }
 
 class TimbreServerMetricsTest : public TimbreServerTest {

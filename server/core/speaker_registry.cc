@@ -11,6 +11,9 @@
 namespace timbre {
 namespace {
 
+constexpr char kNotScanned[] =
+    "the speaker repository has not been scanned yet (the server is starting); retry shortly";
+
 std::string FingerprintOf(const absl::StatusOr<VersionSource>& source) {
   return source.ok() ? source->fingerprint : absl::StrCat("error:", source.status().message());
 }
@@ -42,11 +45,8 @@ absl::StatusOr<std::unique_ptr<SpeakerRegistry>> SpeakerRegistry::Create(Options
                                                    " bytes; it must be >= 0 (0 = unlimited)"));
   }
   std::unique_ptr<SpeakerRegistry> registry(new SpeakerRegistry(options));
-  {
-    absl::MutexLock lock(&registry->refresh_mutex_);
-    if (absl::Status scanned = registry->RefreshLocked(/*first_scan=*/true); !scanned.ok()) {
-      return scanned;
-    }
+  if (options.scan_on_create) {
+    if (absl::Status scanned = registry->Refresh(); !scanned.ok()) return scanned;
   }
   registry->loader_ = std::thread([r = registry.get()] { r->LoaderLoop(); });
   if (options.poll_interval > absl::ZeroDuration()) {
@@ -119,12 +119,27 @@ void SpeakerRegistry::LoaderLoop() {
 
 absl::Status SpeakerRegistry::Refresh() {
   absl::MutexLock lock(&refresh_mutex_);
-  return RefreshLocked(/*first_scan=*/false);
+  return RefreshLocked();
 }
 
-absl::Status SpeakerRegistry::RefreshLocked(bool first_scan) {
+absl::Status SpeakerRegistry::Ready() const {
+  absl::MutexLock lock(&mutex_);
+  if (scanned_) return absl::OkStatus();
+  return absl::UnavailableError(kNotScanned);
+}
+
+absl::Status SpeakerRegistry::UnknownSpeakerLocked(absl::string_view speaker) const {
+  if (!scanned_) {
+    return absl::UnavailableError(absl::StrCat("speaker '", speaker, "': ", kNotScanned));
+  }
+  return absl::NotFoundError(absl::StrCat("speaker '", speaker, "' not found"));
+}
+
+absl::Status SpeakerRegistry::RefreshLocked() {
   absl::StatusOr<std::vector<std::string>> names = options_.repository->ListSpeakers();
   if (!names.ok()) return names.status();
+  // The first scan loads RVC files without waiting for them to settle: nothing older serves.
+  const bool first_scan = !Ready().ok();
   for (const std::string& name : *names) {
     const absl::StatusOr<VersionSource> source = options_.repository->ResolveServingVersion(name);
     const std::string fingerprint = FingerprintOf(source);
@@ -167,6 +182,7 @@ absl::Status SpeakerRegistry::RefreshLocked(bool first_scan) {
         ++it;
       }
     }
+    scanned_ = true;
   }
   return absl::OkStatus();
 }
@@ -338,7 +354,7 @@ void SpeakerRegistry::Admit(absl::string_view speaker, bool retry_failed, bool w
     absl::MutexLock lock(&mutex_);
     auto it = entries_.find(speaker);
     if (it == entries_.end()) {
-      answer = absl::NotFoundError(absl::StrCat("speaker '", speaker, "' not found"));
+      answer = UnknownSpeakerLocked(speaker);
     } else {
       Entry& entry = it->second;
       const SpeakerState state = entry.status.state;
@@ -401,9 +417,7 @@ absl::StatusOr<SpeakerStatus> SpeakerRegistry::Unload(absl::string_view speaker)
   std::shared_ptr<const IndexSnapshot> dropped;  // freed outside the lock
   absl::MutexLock lock(&mutex_);
   auto it = entries_.find(speaker);
-  if (it == entries_.end()) {
-    return absl::NotFoundError(absl::StrCat("speaker '", speaker, "' not found"));
-  }
+  if (it == entries_.end()) return UnknownSpeakerLocked(speaker);
   Entry& entry = it->second;
   if (entry.status.state == SpeakerState::kLoading) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -421,9 +435,7 @@ absl::StatusOr<SpeakerStatus> SpeakerRegistry::Get(absl::string_view speaker) co
   if (absl::Status valid = ValidateSpeakerName(speaker); !valid.ok()) return valid;
   absl::MutexLock lock(&mutex_);
   auto it = entries_.find(speaker);
-  if (it == entries_.end()) {
-    return absl::NotFoundError(absl::StrCat("speaker '", speaker, "' not found"));
-  }
+  if (it == entries_.end()) return UnknownSpeakerLocked(speaker);
   return it->second.status;
 }
 

@@ -35,6 +35,10 @@
 // With Options::poll_interval > 0 a background thread calls Refresh() at that interval, so new
 // versions are picked up without restart.
 //
+// Create scans once before returning unless Options::scan_on_create is false; then the first
+// successful Refresh() is the first scan, and until it has finished Ready() is UNAVAILABLE and so
+// is every call about a speaker (a server can listen while it scans, and report not serving).
+//
 // Thread-safe.
 #ifndef TIMBRE_SERVER_CORE_SPEAKER_REGISTRY_H_
 #define TIMBRE_SERVER_CORE_SPEAKER_REGISTRY_H_
@@ -127,11 +131,15 @@ class SpeakerRegistry {
     WarmupOptions warmup;
     // Told of loads and evictions. Optional (default none); must outlive the registry.
     SpeakerRegistryObserver* observer = nullptr;
+    // Scan the repository in Create. Default true. When false, the first successful Refresh()
+    // (the caller's or the polling thread's) is the first scan.
+    bool scan_on_create = true;
   };
 
-  // Scans the repository once before returning, so every speaker on disk is loaded, failed or
-  // (under a budget) unloaded when Create returns. Errors: INVALID_ARGUMENT without a repository
-  // or with a negative budget; the repository's error if its root cannot be read.
+  // With Options::scan_on_create, scans the repository once before returning, so every speaker
+  // on disk is loaded, failed or (under a budget) unloaded when Create returns. Errors:
+  // INVALID_ARGUMENT without a repository or with a negative budget; the repository's error if
+  // its root cannot be read (only when scanning on create).
   static absl::StatusOr<std::unique_ptr<SpeakerRegistry>> Create(Options options);
 
   // Stop()s. Snapshots held by callers stay valid.
@@ -142,7 +150,8 @@ class SpeakerRegistry {
   // Errors: INVALID_ARGUMENT for an invalid name; NOT_FOUND for an unknown speaker;
   // FAILED_PRECONDITION, with the load error, for a speaker that failed to load;
   // RESOURCE_EXHAUSTED, naming the sizes, for one whose index alone exceeds the memory budget;
-  // UNAVAILABLE for an unloaded speaker once the registry is stopping.
+  // UNAVAILABLE for an unloaded speaker once the registry is stopping, and for every speaker
+  // before the first scan (see Ready()).
   // REQUIRES: not called from a callback of AcquireAsync or Load (it may wait for a load).
   absl::StatusOr<std::shared_ptr<const IndexSnapshot>> Acquire(absl::string_view speaker);
 
@@ -161,13 +170,17 @@ class SpeakerRegistry {
   // longer charged, and it becomes UNLOADED, so its next call loads it again. A FAILED speaker
   // becomes UNLOADED too (its next call retries the load). Returns the new status.
   // Errors: INVALID_ARGUMENT for an invalid name; NOT_FOUND for an unknown speaker;
-  // FAILED_PRECONDITION for a speaker being loaded.
+  // FAILED_PRECONDITION for a speaker being loaded; UNAVAILABLE before the first scan.
   absl::StatusOr<SpeakerStatus> Unload(absl::string_view speaker);
 
-  // Every known speaker, sorted by name.
+  // OK once a scan of the repository has finished; UNAVAILABLE, saying so, before.
+  absl::Status Ready() const;
+
+  // Every known speaker, sorted by name (none before the first scan).
   std::vector<SpeakerStatus> List() const;
 
-  // One speaker. Errors as Acquire for an invalid name or an unknown speaker; never loads.
+  // One speaker. Errors as Acquire for an invalid name, an unknown speaker or a registry not yet
+  // Ready(); never loads.
   absl::StatusOr<SpeakerStatus> Get(absl::string_view speaker) const;
 
   // Speakers by state and the memory of the loaded indexes.
@@ -205,7 +218,10 @@ class SpeakerRegistry {
 
   explicit SpeakerRegistry(Options options)
       : options_(options), budget_(options.memory_budget_bytes) {}
-  absl::Status RefreshLocked(bool first_scan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(refresh_mutex_);
+  absl::Status RefreshLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(refresh_mutex_);
+  // NOT_FOUND for a speaker the registry does not know, or UNAVAILABLE before the first scan.
+  absl::Status UnknownSpeakerLocked(absl::string_view speaker) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Loads a speaker found changed by a scan, if its state and the budget allow.
   void RefreshSpeaker(const std::string& name, const absl::StatusOr<VersionSource>& source,
                       const std::string& fingerprint) ABSL_EXCLUSIVE_LOCKS_REQUIRED(refresh_mutex_);
@@ -242,6 +258,8 @@ class SpeakerRegistry {
   // Speakers whose on-demand load is queued for the loader thread, in order.
   std::deque<std::string> load_queue_ ABSL_GUARDED_BY(mutex_);
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  // A scan has finished: entries_ reflects the repository.
+  bool scanned_ ABSL_GUARDED_BY(mutex_) = false;
   // RVC files seen changed once and not yet stable, by speaker: their fingerprint.
   std::map<std::string, std::string> settling_ ABSL_GUARDED_BY(refresh_mutex_);
   absl::Notification stop_polling_;

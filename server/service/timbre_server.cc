@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -48,7 +49,12 @@ struct TimbreServer::Parts {
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   int metrics_port = -1;
+  // Scans the repository once the port is open, then reports SERVING.
+  std::thread startup;
+  absl::Notification stop_startup;
   absl::Mutex mutex;
+  bool serving ABSL_GUARDED_BY(mutex) = false;
+  bool draining ABSL_GUARDED_BY(mutex) = false;
   bool shut_down ABSL_GUARDED_BY(mutex) = false;
 };
 
@@ -82,6 +88,47 @@ absl::Status ValidateOptions(const TimbreServer::Options& options) {
 std::string BuildStateLabel(timbre::v1::BuildJob::State state) {
   const std::string name = absl::AsciiStrToLower(timbre::v1::BuildJob::State_Name(state));
   return std::string(absl::StripPrefix(name, "state_"));
+}
+
+// Logs what the first scan found, one line per speaker.
+void LogSpeakers(const std::vector<SpeakerStatus>& speakers) {
+  for (const SpeakerStatus& speaker : speakers) {
+    if (speaker.snapshot != nullptr) {
+      spdlog::info("speaker '{}': version {}, {} vectors of dim {}, {}", speaker.name,
+                   speaker.snapshot->version, speaker.snapshot->index->size(),
+                   speaker.snapshot->index->dim(), speaker.snapshot->index->description());
+    } else if (speaker.state == SpeakerState::kUnloaded) {
+      spdlog::info("speaker '{}': not loaded (over the memory budget); its first call loads it",
+                   speaker.name);
+    } else {
+      spdlog::warn("speaker '{}' failed: {}", speaker.name, speaker.error);
+    }
+  }
+}
+
+// Sets the health of the whole server and of each of its services.
+void SetServing(grpc::Server& server, bool serving) {
+  grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(timbre::v1::Timbre::service_full_name(), serving);
+  health->SetServingStatus(timbre::v1::IndexBuilder::service_full_name(), serving);
+}
+
+// The startup thread: scans the repository (retrying every second while its root cannot be
+// read), then reports SERVING unless the server is already draining or stopped.
+void ServeOnceScanned(TimbreServer::Parts* parts, const std::string& announcement) {
+  for (;;) {
+    const absl::Status scanned = parts->registry->Refresh();
+    if (scanned.ok()) break;
+    spdlog::error("scanning the speaker repository: {}; retrying in 1 s", scanned.ToString());
+    if (parts->stop_startup.WaitForNotificationWithTimeout(absl::Seconds(1))) return;
+  }
+  LogSpeakers(parts->registry->List());
+  absl::MutexLock lock(&parts->mutex);  // so that Drain cannot interleave
+  if (parts->draining || parts->shut_down) return;
+  SetServing(*parts->server, true);
+  parts->serving = true;
+  spdlog::info("{}", announcement);
 }
 
 // The feature-set store, the index builder and its job queue, and their gRPC service.
@@ -170,21 +217,10 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   registry_options.mmap_indexes = options.mmap_indexes;
   registry_options.warmup_on_load = options.warmup_on_load;
   registry_options.observer = parts->registry_recorder.get();
+  registry_options.scan_on_create = false;  // scanned once the port is open
   auto registry = SpeakerRegistry::Create(registry_options);
   if (!registry.ok()) return registry.status();
   parts->registry = *std::move(registry);
-  for (const SpeakerStatus& speaker : parts->registry->List()) {
-    if (speaker.snapshot != nullptr) {
-      spdlog::info("speaker '{}': version {}, {} vectors of dim {}, {}", speaker.name,
-                   speaker.snapshot->version, speaker.snapshot->index->size(),
-                   speaker.snapshot->index->dim(), speaker.snapshot->index->description());
-    } else if (speaker.state == SpeakerState::kUnloaded) {
-      spdlog::info("speaker '{}': not loaded (over the memory budget); its first call loads it",
-                   speaker.name);
-    } else {
-      spdlog::warn("speaker '{}' failed: {}", speaker.name, speaker.error);
-    }
-  }
 
   SearchScheduler::Options scheduler_options;
   scheduler_options.workers = options.search_threads;
@@ -231,12 +267,19 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   if (parts->server == nullptr || parts->port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
   }
-  grpc::HealthCheckServiceInterface* health = parts->server->GetHealthCheckService();
-  health->SetServingStatus("", true);
-  health->SetServingStatus(timbre::v1::Timbre::service_full_name(), true);
-  health->SetServingStatus(timbre::v1::IndexBuilder::service_full_name(), true);
-  spdlog::info("timbre serving on {}:{} ({} search threads), metrics on port {}", options.host,
-               parts->port, parts->scheduler->workers(), parts->metrics_port);
+  // gRPC's health service starts with "" SERVING; it turns NOT_SERVING within microseconds of
+  // the port opening, and calls before the scan get UNAVAILABLE from the registry anyway.
+  SetServing(*parts->server, false);
+  spdlog::info("timbre listening on {}:{}: NOT_SERVING until the speaker repository is scanned",
+               options.host, parts->port);
+  std::string announcement =
+      absl::StrCat("timbre serving on ", options.host, ":", parts->port, " (",
+                   parts->scheduler->workers(), " search threads), metrics on port ",
+                   parts->metrics_port);
+  Parts* started = parts.get();
+  parts->startup = std::thread([started, announcement = std::move(announcement)] {
+    ServeOnceScanned(started, announcement);
+  });
   return std::unique_ptr<TimbreServer>(new TimbreServer(std::move(parts)));
 }
 
@@ -244,6 +287,8 @@ TimbreServer::TimbreServer(std::unique_ptr<Parts> parts) : parts_(std::move(part
 
 TimbreServer::~TimbreServer() {
   Shutdown();
+  parts_->stop_startup.Notify();
+  parts_->startup.join();  // after a scan in progress
   // Calls waiting for a speaker's load are answered before the search workers stop.
   parts_->registry->Stop();
   // The scheduler finishes every queued search (which finishes its RPC) before the gRPC server
@@ -256,6 +301,11 @@ TimbreServer::~TimbreServer() {
 
 int TimbreServer::port() const { return parts_->port; }
 int TimbreServer::metrics_port() const { return parts_->metrics_port; }
+
+bool TimbreServer::WaitUntilServing(absl::Duration timeout) {
+  absl::MutexLock lock(&parts_->mutex);
+  return parts_->mutex.AwaitWithTimeout(absl::Condition(&parts_->serving), timeout);
+}
 
 void TimbreServer::Wait() {
   absl::MutexLock lock(&parts_->mutex);
@@ -274,7 +324,12 @@ void TimbreServer::Shutdown(absl::Duration grace) {
 
 void TimbreServer::Drain(absl::Duration grace, absl::Duration shutdown_grace) {
   spdlog::info("draining: health NOT_SERVING, shutting down in {}", absl::FormatDuration(grace));
-  parts_->server->GetHealthCheckService()->SetServingStatus(false);
+  {
+    absl::MutexLock lock(&parts_->mutex);
+    parts_->draining = true;
+    parts_->serving = false;
+    SetServing(*parts_->server, false);
+  }
   absl::SleepFor(grace);
   spdlog::info("draining: ending {} open streams after their current block, refusing new calls",
                parts_->stream_drain.open_streams());

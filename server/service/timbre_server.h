@@ -1,13 +1,14 @@
 // TimbreServer: assembles the core and the gRPC service into a running server.
 //
 // Start() opens the speaker repository (creating a demo speaker in an empty one if asked),
-// loads every speaker (those that fit, under a memory budget), starts the search workers, the
-// build-job worker, the gRPC server (timbre.v1.Timbre, timbre.v1.IndexBuilder, the standard
-// grpc.health.v1 service and server reflection) and the Prometheus endpoint.
+// starts the search workers, the build-job worker, the gRPC server (timbre.v1.Timbre,
+// timbre.v1.IndexBuilder, the standard grpc.health.v1 service and server reflection) and the
+// Prometheus endpoint, and returns once the port is open. A startup thread then scans the
+// repository and loads every speaker (those that fit, under a memory budget).
 //
-// Health: the port opens only once every speaker has been loaded (or left unloaded because it
-// did not fit the memory budget); from then on the health service reports SERVING for "",
-// "timbre.v1.Timbre" and "timbre.v1.IndexBuilder", and NOT_SERVING for every service from the
+// Health: NOT_SERVING for "", "timbre.v1.Timbre" and "timbre.v1.IndexBuilder" while the first
+// scan runs (calls about speakers get UNAVAILABLE meanwhile, and are retried by clients), SERVING
+// once it has finished (logged as "timbre serving on HOST:PORT"), and NOT_SERVING again from the
 // moment Drain() starts.
 //
 // Thread-safe.
@@ -80,6 +81,7 @@ class TimbreServer {
 
   // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository or an
   // unreadable TLS or token file (MakeServerSecurity); UNAVAILABLE if a port cannot be bound.
+  // A repository that cannot be scanned later is logged and scanned again every second.
   static absl::StatusOr<std::unique_ptr<TimbreServer>> Start(Options options);
 
   // Stops accepting calls, lets calls in flight finish for up to `grace`, then cancels the rest.
@@ -88,6 +90,10 @@ class TimbreServer {
   // The bound gRPC and metrics ports (useful with port 0); metrics_port() is -1 when disabled.
   int port() const;
   int metrics_port() const;
+
+  // Blocks until the health service reports SERVING (the first scan has finished), for at most
+  // `timeout`. Returns whether it does.
+  bool WaitUntilServing(absl::Duration timeout);
 
   // Blocks until Shutdown() is called.
   void Wait();

@@ -106,10 +106,15 @@ grpc::ServerUnaryReactor* TimbreService::ListSpeakers(
     grpc::CallbackServerContext* context, const timbre::v1::ListSpeakersRequest* request,
     timbre::v1::ListSpeakersResponse* response) {
   CallRecorder recorder(metrics_, "ListSpeakers");
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // Before the first scan an empty list would read as "no speakers"; it is "not known yet".
+  if (absl::Status ready = registry_->Ready(); !ready.ok()) {
+    reactor->Finish(recorder.Record(ToGrpcStatus(ready), 0));
+    return reactor;
+  }
   for (const SpeakerStatus& status : registry_->List()) {
     ToProto(status, response->add_speakers());
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(recorder.Record(grpc::Status::OK, 0));
   return reactor;
 }
