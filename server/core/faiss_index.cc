@@ -1,15 +1,11 @@
 #include "server/core/faiss_index.h"
 
-#include <omp.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <exception>
-#include <limits>
-#include <thread>
 
 #include <faiss/Index.h>
 #include <faiss/IndexFlat.h>
@@ -23,89 +19,20 @@
 #include <faiss/IndexPQFastScan.h>
 #include <faiss/IVFlib.h>
 #include <faiss/IndexRefine.h>
-#include <faiss/impl/AuxIndexStructures.h>
-#include <faiss/impl/DistanceComputer.h>
-#include <faiss/impl/FaissException.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 #include <faiss/invlists/InvertedLists.h>
 #include <faiss/invlists/OnDiskInvertedLists.h>
-#include <faiss/utils/Heap.h>
-#include <faiss/utils/utils.h>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/core/faiss_call.h"
 #include "server/core/vectors_file.h"
 
-extern "C" {
-// Fortran BLAS, as faiss itself declares it (no header needed).
-int sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-           const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-           const float* beta, float* c, const int* ldc);
-// OpenBLAS's thread control and kernel name; weak so that another BLAS still links.
-void openblas_set_num_threads(int num_threads) __attribute__((weak));
-int openblas_get_num_threads() __attribute__((weak));
-char* openblas_get_corename() __attribute__((weak));
-}
 
 namespace timbre {
 namespace {
 
 using faiss_idx = faiss::Index::idx_t;
-using KeepSmallest = faiss::CMax<float, faiss_idx>;  // heap of the k smallest scores (L2)
-using KeepLargest = faiss::CMin<float, faiss_idx>;   // heap of the k largest (inner product)
-
-// Queries per coarse-step block: bounds the [block, nlist] score buffer.
-constexpr int64_t kCoarseBlock = 256;
-
-// ---- Cancellation of faiss's own loops -------------------------------------------------------
-
-// The BuildControl of the build step running faiss code on this thread, if any.
-thread_local const BuildControl* current_build_control = nullptr;
-
-// faiss consults one process-wide InterruptCallback from its long loops (k-means iterations,
-// exhaustive-search blocks, IVF and HNSW search). timbre's asks the calling thread's BuildControl,
-// so threads without one (every search) are never interrupted.
-class BuildControlInterrupt final : public faiss::InterruptCallback {
- public:
-  bool want_interrupt() override { return IsCancelled(current_build_control); }
-};
-
-// Installed once per process, during static initialisation, before any thread can be running
-// faiss code that reads the callback. Cost for searches: faiss's IVF search takes the callback's
-// mutex once per query to ask it.
-[[maybe_unused]] const bool kBuildControlInterruptInstalled = [] {
-  faiss::InterruptCallback::instance.reset(new BuildControlInterrupt);
-  return true;
-}();
-
-// Sets the calling thread's BuildControl for the faiss calls in its scope.
-class ScopedBuildControl {
- public:
-  explicit ScopedBuildControl(const BuildControl* control)
-      : previous_(current_build_control) {
-    current_build_control = control;
-  }
-  ~ScopedBuildControl() { current_build_control = previous_; }
-  ScopedBuildControl(const ScopedBuildControl&) = delete;
-  ScopedBuildControl& operator=(const ScopedBuildControl&) = delete;
-
- private:
-  const BuildControl* previous_;
-};
-
-// faiss's reason without its "Error in <function> at <file>:<line>: " prefixes (nested when
-// faiss rethrows an exception from a worker thread).
-absl::string_view FaissReason(absl::string_view message) {
-  while (absl::StartsWith(message, "Error in ")) {
-    const size_t at = message.find(" at ");
-    if (at == absl::string_view::npos) break;
-    const size_t colon = message.find(": ", at);
-    if (colon == absl::string_view::npos) break;
-    message.remove_prefix(colon + 2);
-  }
-  return message;
-}
 
 // ---- Structure ---------------------------------------------------------------------------------
 
@@ -174,53 +101,6 @@ bool HoldsRawVectors(const faiss::Index* index) {
   return hnsw != nullptr && dynamic_cast<const faiss::IndexFlat*>(hnsw->storage) != nullptr;
 }
 
-// ---- Selecting the best k ----------------------------------------------------------------------
-
-// The `k` best of the scores offered, kept in faiss's heap over [k] scores and ids. C is
-// KeepSmallest or KeepLargest. Finish() sorts them best first, missing ids (-1) last.
-template <class C>
-class BestK {
- public:
-  BestK(int64_t k, float* scores, int64_t* ids) : k_(k), scores_(scores), ids_(ids) {
-    faiss::heap_heapify<C>(k_, scores_, ids_);
-  }
-  void Offer(float score, int64_t id) {
-    if (C::cmp(scores_[0], score)) faiss::heap_replace_top<C>(k_, scores_, ids_, score, id);
-  }
-  void Finish() { faiss::heap_reorder<C>(k_, scores_, ids_); }
-
- private:
-  int64_t k_;
-  float* scores_;
-  int64_t* ids_;
-};
-
-// Calls offer_all(best) with a BestK that keeps the nearest by `metric`, then sorts the result.
-template <typename OfferAll>
-void SelectNearest(Metric metric, int64_t k, float* scores, int64_t* ids, OfferAll&& offer_all) {
-  if (metric == Metric::kL2) {
-    BestK<KeepSmallest> best(k, scores, ids);
-    offer_all(best);
-    best.Finish();
-  } else {
-    BestK<KeepLargest> best(k, scores, ids);
-    offer_all(best);
-    best.Finish();
-  }
-}
-
-// Restores the calling thread's OpenMP thread count on scope exit.
-class ScopedOmpThreads {
- public:
-  explicit ScopedOmpThreads(int threads) : saved_(omp_get_max_threads()) {
-    omp_set_num_threads(threads);
-  }
-  ~ScopedOmpThreads() { omp_set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
-
 // A mapped file's lists must lie inside it: faiss does not check, and touching a page past the
 // end of a truncated file would kill the process (SIGBUS). Also turns off faiss's prefetch
 // threads, which faiss::IndexIVF::search would otherwise start on every call.
@@ -239,49 +119,6 @@ absl::Status CheckMappedLists(faiss::OnDiskInvertedLists& lists) {
 }
 
 }  // namespace
-
-namespace {
-
-// Build steps (those with a BuildControl) let BLAS use every core, as RVC's training in Python
-// does: k-means spends its time in sgemm. Searches keep the single-threaded BLAS that
-// UseSingleThreadedBlas() sets. OpenBLAS's thread count is process-wide, so searches running
-// during a build may use more BLAS threads too; builds and searches compete for the cores anyway.
-class ScopedBuildBlasThreads {
- public:
-  explicit ScopedBuildBlasThreads(bool build)
-      : saved_(build && openblas_get_num_threads != nullptr && openblas_set_num_threads != nullptr
-                   ? openblas_get_num_threads()
-                   : 0) {
-    if (saved_ > 0) {
-      openblas_set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
-    }
-  }
-  ~ScopedBuildBlasThreads() {
-    if (saved_ > 0) openblas_set_num_threads(saved_);
-  }
-
- private:
-  const int saved_;  // 0: left alone
-};
-
-}  // namespace
-
-absl::Status CallFaiss(absl::string_view context, absl::StatusCode code,
-                       const BuildControl* control, absl::FunctionRef<void()> call) {
-  ScopedBuildControl scoped_control(control);
-  ScopedBuildBlasThreads blas_threads(control != nullptr);
-  try {
-    call();
-    return absl::OkStatus();
-  } catch (const faiss::FaissException& e) {
-    if (absl::StrContains(e.msg, "computation interrupted")) return BuildCancelledError();
-    return absl::Status(code, absl::StrCat(context, ": ", FaissReason(e.msg)));
-  } catch (const std::bad_alloc&) {
-    return absl::Status(code, absl::StrCat(context, ": out of memory (corrupt sizes?)"));
-  } catch (const std::exception& e) {
-    return absl::Status(code, absl::StrCat(context, ": ", e.what()));
-  }
-}
 
 FaissIndex::FaissIndex(std::unique_ptr<faiss::Index> index) : index_(std::move(index)) {}
 
@@ -508,117 +345,6 @@ absl::Status FaissIndex::MapStoredVectors(bool have_sidecar) {
   return absl::OkStatus();
 }
 
-void FaissIndex::AssignLists(const float* queries, int64_t count, int nprobe, int threads,
-                             float* coarse_scores, int64_t* coarse_lists) const {
-  const bool l2 = metric_ == Metric::kL2;
-  const int block_rows = static_cast<int>(std::min<int64_t>(count, kCoarseBlock));
-  std::vector<float> products(static_cast<size_t>(block_rows) * nlist_);
-  const int shards = std::max(1, std::min(threads, nlist_ / 64 + 1));
-  for (int64_t start = 0; start < count; start += kCoarseBlock) {
-    const int rows = static_cast<int>(std::min<int64_t>(kCoarseBlock, count - start));
-    const float* block = queries + start * dim_;
-    // products[r, c] = <query r, centroid c>, computed by centroid range per shard.
-#pragma omp parallel for num_threads(shards) if (shards > 1)
-    for (int shard = 0; shard < shards; ++shard) {
-      const int begin = static_cast<int>(static_cast<int64_t>(nlist_) * shard / shards);
-      const int end = static_cast<int>(static_cast<int64_t>(nlist_) * (shard + 1) / shards);
-      const int m = end - begin;
-      const float one = 1.0f, zero = 0.0f;
-      sgemm_("T", "N", &m, &rows, &dim_, &one, centroids_ + static_cast<int64_t>(begin) * dim_,
-             &dim_, block, &dim_, &zero, products.data() + begin, &nlist_);
-    }
-    for (int r = 0; r < rows; ++r) {
-      const float* row = products.data() + static_cast<int64_t>(r) * nlist_;
-      // L2: ||q - c||^2 = ||q||^2 + ||c||^2 - 2<q, c>; inner product: <q, c>.
-      float query_norm = 0.0f;
-      if (l2) {
-        const float* q = block + static_cast<int64_t>(r) * dim_;
-        for (int j = 0; j < dim_; ++j) query_norm += q[j] * q[j];
-      }
-      SelectNearest(metric_, nprobe, coarse_scores + (start + r) * nprobe,
-                    coarse_lists + (start + r) * nprobe, [&](auto& best) {
-                      for (int c = 0; c < nlist_; ++c) {
-                        best.Offer(l2 ? query_norm + centroid_norms_[c] - 2.0f * row[c] : row[c],
-                                   c);
-                      }
-                    });
-    }
-  }
-}
-
-void FaissIndex::SearchBase(const float* queries, int64_t count, int64_t k, int nprobe,
-                            int threads, float* scores, int64_t* ids) const {
-  const faiss::Index* base = refine_ != nullptr ? refine_->base_index : index_.get();
-  if (centroids_ != nullptr) {
-    std::vector<float> coarse_scores(static_cast<size_t>(count) * nprobe);
-    std::vector<int64_t> coarse_lists(static_cast<size_t>(count) * nprobe);
-    AssignLists(queries, count, nprobe, threads, coarse_scores.data(), coarse_lists.data());
-    faiss::SearchParametersIVF ivf_params;
-    ivf_params.nprobe = nprobe;
-    // Single-threaded scan of the chosen lists; the coarse step above used `threads`.
-    omp_set_num_threads(1);
-    ivf_->search_preassigned(count, queries, k, coarse_lists.data(), coarse_scores.data(), scores,
-                             ids, false, &ivf_params);
-    return;
-  }
-  if (ivf_ != nullptr && !fixed_nprobe_) {
-    faiss::SearchParametersIVF ivf_params;
-    ivf_params.nprobe = nprobe;
-    base->search(count, queries, k, scores, ids, &ivf_params);
-    return;
-  }
-  // Non-IVF indexes, and IVF FastScan with its stored nprobe (Search checked the call's).
-  base->search(count, queries, k, scores, ids);
-}
-
-void FaissIndex::Rerank(const float* queries, int64_t count, int k, int64_t candidates,
-                        const int64_t* candidate_ids, float* scores, int64_t* ids) const {
-  std::unique_ptr<faiss::DistanceComputer> distance(refine_->refine_index->get_distance_computer());
-  for (int64_t q = 0; q < count; ++q) {
-    distance->set_query(queries + q * dim_);
-    const int64_t* row = candidate_ids + q * candidates;
-    SelectNearest(metric_, k, scores + q * k, ids + q * k, [&](auto& best) {
-      for (int64_t j = 0; j < candidates; ++j) {
-        if (row[j] >= 0) best.Offer((*distance)(row[j]), row[j]);
-      }
-    });
-  }
-}
-
-absl::Status FaissIndex::Search(const float* queries, int64_t count, const SearchParams& params,
-                                int threads, float* scores, int64_t* ids) const {
-  static_assert(sizeof(faiss_idx) == sizeof(int64_t), "faiss ids are 64-bit");
-  if (params.k_factor < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "k_factor is ", params.k_factor, "; it must be >= 0 (0 = the index's stored k_factor)"));
-  }
-  if (fixed_nprobe_ && params.nprobe != 0 && params.nprobe != nprobe_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "nprobe is ", params.nprobe, ", but the IVF FastScan index (", description_,
-        ") can only be searched with its stored nprobe ", nprobe_,
-        "; ask for 0 (the stored value) or rebuild the index with the nprobe wanted"));
-  }
-  ScopedOmpThreads omp_threads(std::max(1, threads));
-  const int nprobe = params.nprobe > 0 ? params.nprobe : std::max(1, nprobe_);
-  if (refine_ == nullptr) {
-    return CallFaiss("search", absl::StatusCode::kInternal, nullptr, [&] {
-      SearchBase(queries, count, params.k, nprobe, threads, scores, ids);
-    });
-  }
-  // Candidates per query as faiss's IndexRefine counts them, at least k and at most all vectors.
-  const int64_t wanted = params.k_factor > 0
-                             ? int64_t{params.k} * params.k_factor
-                             : static_cast<int64_t>(params.k * refine_->k_factor);
-  const int64_t candidates = std::max<int64_t>(params.k, std::min(wanted, size_));
-  std::vector<float> candidate_scores(static_cast<size_t>(count) * candidates);
-  std::vector<int64_t> candidate_ids(static_cast<size_t>(count) * candidates);
-  return CallFaiss("search", absl::StatusCode::kInternal, nullptr, [&] {
-    SearchBase(queries, count, candidates, nprobe, threads, candidate_scores.data(),
-               candidate_ids.data());
-    Rerank(queries, count, params.k, candidates, candidate_ids.data(), scores, ids);
-  });
-}
-
 absl::Status FaissIndex::CheckDescription(const std::string& description, int dim,
                                           Metric metric) {
   return CallFaiss(absl::StrCat("index_factory string '", description, "' for dim ", dim),
@@ -627,19 +353,6 @@ absl::Status FaissIndex::CheckDescription(const std::string& description, int di
                           dim, description.c_str(),
                           metric == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT));
                     });
-}
-
-std::string FaissBuildInfo() {
-  std::string info = absl::StrCat("faiss ", FAISS_VERSION_MAJOR, ".", FAISS_VERSION_MINOR, ".",
-                                  FAISS_VERSION_PATCH, " (", faiss::get_compile_options(), ")");
-  if (openblas_get_corename != nullptr) {
-    absl::StrAppend(&info, ", OpenBLAS kernels ", openblas_get_corename());
-  }
-  return info;
-}
-
-void UseSingleThreadedBlas() {
-  if (openblas_set_num_threads != nullptr) openblas_set_num_threads(1);
 }
 
 }  // namespace timbre

@@ -1,7 +1,8 @@
 // FaissIndex: the one adapter between timbre and faiss.
 //
-// Only faiss_index.cc and faiss_kmeans.cc include faiss headers and catch faiss::FaissException;
-// everything above sees this class, absl::Status and the types of search_types.h.
+// Only the adapter's files (faiss_index.cc, faiss_index_search.cc, faiss_kmeans.cc and
+// faiss_call.cc) include faiss headers and catch faiss::FaissException; everything above sees this
+// class, FaissKmeans, absl::Status and the types of search_types.h.
 //
 // A FaissIndex is immutable once created: Search() and StoredVector() are const, never touch
 // shared faiss state, and take per-call knobs as arguments, so one index serves any number of
@@ -28,7 +29,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -184,22 +184,6 @@ class FaissIndex {
   std::vector<float> owned_vectors_;
   bool stores_exact_vectors_ = false;
 };
-
-// Runs `call`, code that calls faiss, for the adapter's files (faiss_index.cc, faiss_kmeans.cc).
-// While it runs, faiss's own long loops (k-means iterations, exhaustive-search blocks) on this
-// thread stop once `control` (may be null: never) is cancelled. Returns OK, BuildCancelledError()
-// for an interrupted computation, or a status of `code` whose message is `context`, ": " and
-// faiss's (or the standard library's) reason.
-absl::Status CallFaiss(absl::string_view context, absl::StatusCode code,
-                       const BuildControl* control, absl::FunctionRef<void()> call);
-
-// faiss's version and compile options and the BLAS kernels in use, e.g.
-// "faiss 1.7.3 (OPTIMIZE AVX2), OpenBLAS kernels SkylakeX".
-std::string FaissBuildInfo();
-
-// Process-wide BLAS set-up: makes BLAS calls single-threaded so that the callers' own threads are
-// the only parallelism (gRPC threads x search threads <= cores). Call once at start-up.
-void UseSingleThreadedBlas();
 
 }  // namespace timbre
 

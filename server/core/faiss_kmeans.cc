@@ -7,7 +7,7 @@
 #include <faiss/IndexFlat.h>
 
 #include "absl/strings/str_cat.h"
-#include "server/core/faiss_index.h"
+#include "server/core/faiss_call.h"
 
 namespace timbre {
 

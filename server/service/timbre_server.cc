@@ -14,7 +14,7 @@
 #include "prometheus/registry.h"
 #include "server/core/demo_speaker.h"
 #include "server/core/build_job_queue.h"
-#include "server/core/faiss_index.h"
+#include "server/core/faiss_call.h"
 #include "server/core/feature_set_store.h"
 #include "server/core/index_builder.h"
 #include "server/core/retriever.h"
