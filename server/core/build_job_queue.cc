@@ -296,6 +296,16 @@ std::vector<BuildJob> BuildJobQueue::List() const {
   return jobs;
 }
 
+JobStateCounts BuildJobQueue::CountByState() const {
+  JobStateCounts counts{};
+  absl::ReaderMutexLock lock(&mutex_);
+  for (const auto& [id, job] : jobs_) {
+    const int state = job->record.state();
+    if (BuildJob::State_IsValid(state)) ++counts[state];
+  }
+  return counts;
+}
+
 absl::StatusOr<BuildJob> BuildJobQueue::Cancel(absl::string_view id) {
   absl::MutexLock lock(&mutex_);
   auto found = Find(id);

@@ -67,8 +67,6 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry, Options options)
       evictions_(Register(prometheus::BuildCounter(), registry, "timbre_index_evictions_total",
                           "Speakers unloaded to make room under the memory budget")
                      .Add({})),
-      build_jobs_(Register(prometheus::BuildGauge(), registry, "timbre_build_jobs",
-                           "Index build jobs now in each state")),
       builds_finished_(Register(prometheus::BuildCounter(), registry,
                                 "timbre_build_jobs_finished_total",
                                 "Index build jobs finished, by final state")),
@@ -131,10 +129,6 @@ void ServerMetrics::RecordBuildJob(absl::string_view state, double seconds) {
   const prometheus::Labels labels{{"state", std::string(state)}};
   builds_finished_.Add(labels).Increment();
   build_durations_.Add(labels, BuildBuckets()).Observe(seconds);
-}
-
-void ServerMetrics::SetBuildJobs(absl::string_view state, int64_t count) {
-  build_jobs_.Add({{"state", std::string(state)}}).Set(static_cast<double>(count));
 }
 
 }  // namespace timbre

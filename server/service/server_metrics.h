@@ -9,12 +9,12 @@
 //   timbre_search_batch_frames                      frames of the search batch each call joined
 //   timbre_index_load_duration_seconds{result}      index loads (warm-up included), ok or error
 //   timbre_index_evictions_total                    speakers unloaded to make room under the budget
-//   timbre_build_jobs{state}                        build jobs now in each state
 //   timbre_build_jobs_finished_total{state}         build jobs finished, by final state
 //   timbre_build_job_duration_seconds{state}        duration of finished build jobs
 // With Options::per_speaker, latency and frames also carry a `speaker` label: the speaker of a
 // successful call, empty for failed calls (so that unknown names never create series).
-// Speakers by state and index memory are collected at scrape time (see SpeakerGauges).
+// Speakers by state and index memory (SpeakerGauges) and build jobs by state (BuildJobGauges) are
+// collected at scrape time.
 // Latency buckets run from 25 us to 10 s, resolving well below 1 ms.
 //
 // Thread-safe.
@@ -71,8 +71,6 @@ class ServerMetrics {
 
   // A build job finished in `state` (e.g. "succeeded", "failed", "cancelled") after `seconds`.
   void RecordBuildJob(absl::string_view state, double seconds);
-  // `count` build jobs are now in `state` (e.g. "queued", "running").
-  void SetBuildJobs(absl::string_view state, int64_t count);
 
  private:
   const Options options_;
@@ -88,7 +86,6 @@ class ServerMetrics {
   prometheus::Histogram& batch_frames_;
   prometheus::Family<prometheus::Histogram>& loads_;
   prometheus::Counter& evictions_;
-  prometheus::Family<prometheus::Gauge>& build_jobs_;
   prometheus::Family<prometheus::Counter>& builds_finished_;
   prometheus::Family<prometheus::Histogram>& build_durations_;
 };
