@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "server/core/rejection.h"
 #include "tests/fake_build_runner.h"
 #include "tests/test_support.h"
 
@@ -128,8 +129,9 @@ TEST_F(BuildJobQueueTest, FullQueueIsRefused) {
   ASSERT_THAT(queue->Submit(Request("a")), IsOk());
   runner_.WaitStarted();  // a runs; the queue is empty again
   ASSERT_THAT(queue->Submit(Request("b")), IsOk());
-  EXPECT_THAT(queue->Submit(Request("c")),
-              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("already waiting")));
+  const absl::Status refused = queue->Submit(Request("c")).status();
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("already waiting")));
+  EXPECT_EQ(RejectionReasonOf(refused), RejectionReason::kOverloaded);
   runner_.Release();
 }
 

@@ -66,8 +66,8 @@ class BuildJobQueue {
   // Cancels the running job, waits for the worker to stop and marks queued jobs CANCELLED.
   ~BuildJobQueue();
 
-  // Queues a build. Errors: those of IndexBuilder::Plan; RESOURCE_EXHAUSTED when max_queued jobs
-  // are waiting.
+  // Queues a build. Errors: those of IndexBuilder::Plan; RESOURCE_EXHAUSTED marked
+  // RejectionReason::kOverloaded (rejection.h) when max_queued jobs are waiting.
   absl::StatusOr<timbre::v1::BuildJob> Submit(BuildRequest request);
 
   // Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown one.
