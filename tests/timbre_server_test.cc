@@ -487,6 +487,8 @@ TEST_F(TimbreServerBudgetMetricsTest, ExpositionIsPromtoolCleanAndComplete) {
   ASSERT_THAT(BlendOf("a"), IsOk());
   ASSERT_THAT(BlendOf("c"), IsOk());  // loads c, evicting b
   EXPECT_FALSE(BlendOf("nobody").ok());
+  // Refused for its size, which is no overload.
+  EXPECT_THAT(BlendOf("big"), StatusIs(absl::StatusCode::kResourceExhausted, _));
   v1::BlendRequest invalid;
   invalid.set_speaker("a");
   EXPECT_FALSE(client_->Blend(invalid).ok());
@@ -507,6 +509,8 @@ TEST_F(TimbreServerBudgetMetricsTest, ExpositionIsPromtoolCleanAndComplete) {
            std::string("timbre_rpcs_in_flight{method=\"Blend\"} 0"),
            std::string("timbre_rpcs_in_flight{method=\"BlendStream\"} 1"),
            std::string("timbre_rejected_calls_total{reason=\"invalid\"} 1"),
+           std::string("timbre_rejected_calls_total{reason=\"too_large\"} 1"),
+           std::string("timbre_rejected_calls_total{reason=\"overloaded\"} 0"),
            std::string("timbre_stage_duration_seconds_count{stage=\"queue\"} 3"),
            std::string("timbre_speakers{state=\"loaded\"} 2"),
            std::string("timbre_speakers{state=\"loading\"} 0"),

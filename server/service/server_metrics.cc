@@ -3,6 +3,7 @@
 #include <map>
 #include <string>
 
+#include "server/core/rejection.h"
 #include "server/service/grpc_status.h"
 
 namespace timbre {
@@ -40,6 +41,15 @@ auto& Register(Builder builder, prometheus::Registry& registry, const char* name
 
 }  // namespace
 
+absl::string_view RejectedReasonOfCode(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::INVALID_ARGUMENT: return kRejectedInvalid;
+    case grpc::StatusCode::UNAUTHENTICATED: return kRejectedUnauthenticated;
+    case grpc::StatusCode::PERMISSION_DENIED: return kRejectedPermissionDenied;
+    default: return {};
+  }
+}
+
 ServerMetrics::ServerMetrics(prometheus::Registry& registry, Options options)
     : options_(options),
       latency_(Register(prometheus::BuildHistogram(), registry, "timbre_rpc_duration_seconds",
@@ -73,8 +83,11 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry, Options options)
       build_durations_(Register(prometheus::BuildHistogram(), registry,
                                 "timbre_build_job_duration_seconds",
                                 "Duration of finished index build jobs, by final state")) {
+  for (RejectionReason reason : kRejectionReasons) {
+    rejected_.Add({{"reason", std::string(RejectionReasonName(reason))}});
+  }
   for (absl::string_view reason :
-       {kRejectedOverloaded, kRejectedDeadline, kRejectedUnauthenticated, kRejectedInvalid}) {
+       {kRejectedInvalid, kRejectedUnauthenticated, kRejectedPermissionDenied}) {
     rejected_.Add({{"reason", std::string(reason)}});
   }
   for (const char* result : {"ok", "error"}) loads_.Add({{"result", result}}, LoadBuckets());

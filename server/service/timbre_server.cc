@@ -143,8 +143,8 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   metrics_options.per_speaker = options.per_speaker_metrics;
   parts->metrics = std::make_unique<ServerMetrics>(*parts->prometheus, metrics_options);
   ServerMetrics* metrics = parts->metrics.get();
-  options.security.on_token_refused = [metrics](grpc::StatusCode) {
-    metrics->RecordRejected(kRejectedUnauthenticated);
+  options.security.on_token_refused = [metrics](grpc::StatusCode code) {
+    metrics->RecordRejected(RejectedReasonOfCode(code));
   };
   absl::StatusOr<ServerSecurity> security = MakeServerSecurity(options.security);
   if (!security.ok()) return security.status();
