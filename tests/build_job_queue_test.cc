@@ -3,52 +3,20 @@
 #include <filesystem>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
+#include "server/core/rejection.h"
+#include "tests/fake_build_runner.h"
 #include "tests/test_support.h"
 
 namespace timbre {
 namespace {
 
 using ::testing::HasSubstr;
+using ::timbre::testing::FakeBuildRunner;
 using ::timbre::testing::IsOk;
 using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
 using ::timbre::testing::WaitFor;
 using timbre::v1::BuildJob;
-
-// A build runner whose builds go through two stages and then wait until released (or cancelled).
-class FakeRunner : public BuildRunner {
- public:
-  absl::StatusOr<BuildPlan> Plan(const BuildRequest& request) const override {
-    if (request.speaker == "bad") return absl::InvalidArgumentError("speaker 'bad' is refused");
-    BuildPlan plan;
-    plan.shuffle_seed = request.recipe.has_shuffle_seed() ? request.recipe.shuffle_seed() : 5;
-    return plan;
-  }
-
-  absl::StatusOr<timbre::v1::BuildReport> Build(const BuildRequest& request,
-                                                BuildObserver* observer) const override {
-    observer->BeginStage("loading", 0.5);
-    observer->Progress(0.5, "half loaded");
-    observer->BeginStage("training", 0.5);
-    if (!started_.HasBeenNotified()) started_.Notify();
-    while (!release_.HasBeenNotified()) {
-      if (observer->cancelled()) return BuildCancelledError();
-      absl::SleepFor(absl::Milliseconds(1));
-    }
-    if (request.comment == "fail") return absl::InvalidArgumentError("faiss refused the rows");
-    timbre::v1::BuildReport report;
-    report.set_version("3");
-    return report;
-  }
-
-  void WaitStarted() const { started_.WaitForNotification(); }
-  void Release() { release_.Notify(); }
-
- private:
-  mutable absl::Notification started_;
-  absl::Notification release_;
-};
 
 BuildRequest Request(const std::string& speaker, const std::string& comment = "") {
   BuildRequest request;
@@ -80,7 +48,7 @@ class BuildJobQueueTest : public ::testing::Test {
   }
 
   ScratchDir dir_;
-  FakeRunner runner_;
+  FakeBuildRunner runner_;
   absl::Mutex mutex_;
   std::vector<std::string> published_ ABSL_GUARDED_BY(mutex_);
 };
@@ -161,8 +129,9 @@ TEST_F(BuildJobQueueTest, FullQueueIsRefused) {
   ASSERT_THAT(queue->Submit(Request("a")), IsOk());
   runner_.WaitStarted();  // a runs; the queue is empty again
   ASSERT_THAT(queue->Submit(Request("b")), IsOk());
-  EXPECT_THAT(queue->Submit(Request("c")),
-              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("already waiting")));
+  const absl::Status refused = queue->Submit(Request("c")).status();
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("already waiting")));
+  EXPECT_EQ(RejectionReasonOf(refused), RejectionReason::kOverloaded);
   runner_.Release();
 }
 
@@ -291,6 +260,28 @@ TEST_F(BuildJobQueueTest, ShutdownCancelsTheRunningAndQueuedJobs) {
   EXPECT_THAT((*restarted)->Get(running)->error(), HasSubstr("shut down during the build"));
   EXPECT_EQ((*restarted)->Get(queued)->state(), BuildJob::STATE_CANCELLED);
   runner_.Release();
+}
+
+TEST_F(BuildJobQueueTest, CountsJobsByState) {
+  auto queue = MakeQueue();
+  EXPECT_EQ(queue->CountByState(), JobStateCounts{});
+  auto succeeding = queue->Submit(Request("a"));
+  runner_.WaitStarted();
+  auto failing = queue->Submit(Request("b", "fail"));
+  auto cancelled = queue->Submit(Request("c"));
+  ASSERT_THAT(queue->Cancel(cancelled->id()), IsOk());
+  JobStateCounts expected{};
+  expected[BuildJob::STATE_QUEUED] = 1;
+  expected[BuildJob::STATE_RUNNING] = 1;
+  expected[BuildJob::STATE_CANCELLED] = 1;
+  EXPECT_EQ(queue->CountByState(), expected);
+  runner_.Release();
+  ASSERT_TRUE(WaitFor([&] { return StateOf(*queue, failing->id()) == BuildJob::STATE_FAILED; }));
+  expected = JobStateCounts{};
+  expected[BuildJob::STATE_SUCCEEDED] = 1;
+  expected[BuildJob::STATE_FAILED] = 1;
+  expected[BuildJob::STATE_CANCELLED] = 1;
+  EXPECT_EQ(queue->CountByState(), expected);
 }
 
 TEST(BuildJobQueueCreateTest, NeedsABuilderAndADirectory) {

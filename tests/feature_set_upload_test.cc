@@ -17,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/core/feature_set_store.h"
+#include "server/core/rejection.h"
 #include "server/core/sha256.h"
 #include "tests/feature_set_test_support.h"
 
@@ -234,9 +235,11 @@ TEST_F(FeatureSetUploadTest, UploadsBeyondTheLimitAreResourceExhausted) {
   ASSERT_THAT(small, IsOk());
   auto upload = (*small)->BeginUpload();
   ASSERT_THAT(upload, IsOk());
-  EXPECT_THAT((*upload)->BeginFile("a.npy", 10001, Sha256::HexOf("")),
+  const absl::Status too_large = (*upload)->BeginFile("a.npy", 10001, Sha256::HexOf(""));
+  EXPECT_THAT(too_large,
               StatusIs(absl::StatusCode::kResourceExhausted,
                        AllOf(HasSubstr("'a.npy'"), HasSubstr("10001"), HasSubstr("10000"))));
+  EXPECT_EQ(RejectionReasonOf(too_large), RejectionReason::kTooLarge);
   // The limit is on the sum over the files.
   const std::string bytes = Float32Npy(1, 768, 0);  // 3200 bytes
   std::vector<NamedFile> files = {{"a.npy", bytes}, {"b.npy", bytes}, {"c.npy", bytes}};
@@ -280,8 +283,9 @@ TEST_F(FeatureSetUploadTest, FullDiskIsResourceExhaustedAndFreesTheSpace) {
   absl::StatusOr<std::unique_ptr<FeatureSetStore>> store = FeatureSetStore::Create(options);
   ASSERT_THAT(store, IsOk());
   const std::string big = Float32Npy(400, 768, 0);  // about 1.2 MB
-  EXPECT_THAT(Upload(**store, {{"big.npy", big}}),
-              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("'big.npy'")));
+  const absl::Status full = Upload(**store, {{"big.npy", big}}).status();
+  EXPECT_THAT(full, StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("'big.npy'")));
+  EXPECT_EQ(RejectionReasonOf(full), std::nullopt) << "the server's failure, not a refusal";
   EXPECT_THAT(HiddenEntries(options.root), IsEmpty());
   // The failed upload's bytes are gone, so a small set fits.
   EXPECT_THAT(Upload(**store, {{"small.npy", Float32Npy(20, 768, 0)}}), IsOk());
@@ -289,7 +293,8 @@ TEST_F(FeatureSetUploadTest, FullDiskIsResourceExhaustedAndFreesTheSpace) {
 
 // Lowers this process's file-size limit to 64 KiB (with SIGXFSZ ignored, so that writes past it
 // fail with EFBIG instead of killing the process), uploads `bytes`, prints the status and returns
-// whether it is RESOURCE_EXHAUSTED with nothing left behind. For a death-test child only.
+// whether it is RESOURCE_EXHAUSTED, not marked as a refusal (the server's failure), with nothing
+// left behind. For a death-test child only.
 bool UploadUnderFileSizeLimit(FeatureSetStore& store, const std::string& root,
                               const std::string& bytes) {
   signal(SIGXFSZ, SIG_IGN);
@@ -299,7 +304,8 @@ bool UploadUnderFileSizeLimit(FeatureSetStore& store, const std::string& root,
   const absl::StatusOr<FeatureSetInfo> info = Upload(store, {{"big.npy", bytes}});
   std::fprintf(stderr, "%s\n", info.status().ToString().c_str());
   const bool clean = HiddenEntries(root).empty() && store.List().empty();
-  return info.status().code() == absl::StatusCode::kResourceExhausted && clean;
+  return info.status().code() == absl::StatusCode::kResourceExhausted &&
+         !RejectionReasonOf(info.status()).has_value() && clean;
 }
 
 using FeatureSetUploadDeathTest = FeatureSetUploadTest;

@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "server/core/demo_speaker.h"
 #include "server/core/faiss_index.h"
+#include "server/core/rejection.h"
 #include "tests/test_support.h"
 
 namespace timbre {
@@ -377,6 +378,7 @@ TEST_F(SearchSchedulerTest, FullQueueRefusesAtOnceAndAdmittedTasksSucceed) {
     } else {
       EXPECT_THAT(probe.status, StatusIs(absl::StatusCode::kResourceExhausted,
                                          HasSubstr("limit: 4 waiting calls")));
+      EXPECT_EQ(RejectionReasonOf(probe.status), RejectionReason::kOverloaded);
       EXPECT_EQ(probe.timing.batch_rows, 0);
       EXPECT_THAT(probe.ids, Each(-2));  // not searched
     }
@@ -424,6 +426,7 @@ TEST_F(SearchSchedulerTest, TaskPastItsDeadlineIsNotSearched) {
     EXPECT_EQ(probe->calls.load(), 1);
     EXPECT_THAT(probe->status, StatusIs(absl::StatusCode::kDeadlineExceeded,
                                         HasSubstr("it was not searched")));
+    EXPECT_EQ(RejectionReasonOf(probe->status), RejectionReason::kDeadline);
     EXPECT_EQ(probe->timing.batch_rows, 0);
     EXPECT_GT(probe->timing.queued, absl::ZeroDuration());
     EXPECT_THAT(probe->ids, Each(-2));

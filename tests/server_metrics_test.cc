@@ -31,13 +31,11 @@ void RecordOneOfEach(ServerMetrics& metrics) {
   timing.search = absl::Microseconds(250);
   timing.batch_rows = 16;
   metrics.RecordStages(timing, absl::Microseconds(30));
-  metrics.RecordRejected(kRejectedOverloaded);
+  metrics.RecordRejected(kRejectedPermissionDenied);
   metrics.RecordIndexLoad(true, absl::Milliseconds(1500));
   metrics.RecordIndexLoad(false, absl::Milliseconds(10));
   metrics.RecordEviction();
   metrics.RecordBuildJob("succeeded", 42.0);
-  metrics.SetBuildJobs("queued", 2);
-  metrics.SetBuildJobs("running", 1);
 }
 
 TEST(ServerMetricsTest, EveryMetricIsExposedPromtoolClean) {
@@ -53,9 +51,11 @@ TEST(ServerMetricsTest, EveryMetricIsExposedPromtoolClean) {
            "timbre_frames_total{method=\"Blend\"} 16",
            "timbre_rpcs_in_flight{method=\"Blend\"} 0",
            "timbre_rpcs_in_flight{method=\"BlendStream\"} 1",
-           "timbre_rejected_calls_total{reason=\"overloaded\"} 1",
-           "timbre_rejected_calls_total{reason=\"invalid\"} 0",
+           "timbre_rejected_calls_total{reason=\"permission_denied\"} 1",
+           "timbre_rejected_calls_total{reason=\"overloaded\"} 0",
            "timbre_rejected_calls_total{reason=\"deadline\"} 0",
+           "timbre_rejected_calls_total{reason=\"too_large\"} 0",
+           "timbre_rejected_calls_total{reason=\"invalid\"} 0",
            "timbre_rejected_calls_total{reason=\"unauthenticated\"} 0",
            "timbre_stage_duration_seconds_count{stage=\"search\"} 1",
            "timbre_search_batch_frames_count 1",
@@ -66,12 +66,25 @@ TEST(ServerMetricsTest, EveryMetricIsExposedPromtoolClean) {
            "timbre_build_jobs_finished_total{state=\"succeeded\"} 1",
            "timbre_build_job_duration_seconds_count{state=\"succeeded\"} 1",
            "timbre_build_job_duration_seconds_bucket{state=\"succeeded\",le=\"60\"} 1",
-           "timbre_build_jobs{state=\"queued\"} 2",
-           "timbre_build_jobs{state=\"running\"} 1",
        }) {
     EXPECT_THAT(text, HasSubstr(line));
   }
   EXPECT_THAT(text, Not(HasSubstr("speaker=")));
+  // Build jobs by state are read from the queue at scrape time (BuildJobGauges).
+  EXPECT_THAT(text, Not(HasSubstr("timbre_build_jobs{")));
+}
+
+TEST(RejectedReasonOfCodeTest, NamesOnlyTheCodesThatAreRefusalsWhoeverReturnsThem) {
+  EXPECT_EQ(RejectedReasonOfCode(grpc::StatusCode::INVALID_ARGUMENT), kRejectedInvalid);
+  EXPECT_EQ(RejectedReasonOfCode(grpc::StatusCode::UNAUTHENTICATED), kRejectedUnauthenticated);
+  EXPECT_EQ(RejectedReasonOfCode(grpc::StatusCode::PERMISSION_DENIED), kRejectedPermissionDenied);
+  // The core marks the others when they are refusals (server/core/rejection.h).
+  for (grpc::StatusCode code :
+       {grpc::StatusCode::OK, grpc::StatusCode::RESOURCE_EXHAUSTED,
+        grpc::StatusCode::DEADLINE_EXCEEDED, grpc::StatusCode::NOT_FOUND,
+        grpc::StatusCode::INTERNAL}) {
+    EXPECT_TRUE(RejectedReasonOfCode(code).empty()) << code;
+  }
 }
 
 TEST(ServerMetricsTest, PerSpeakerLabelsNameOnlySpeakersOfSuccessfulCalls) {

@@ -282,5 +282,29 @@ TEST_F(ServerSecurityTest, ClientRefusesATokenWithoutTls) {
               StatusIs(Code::kNotFound, AllOf(HasSubstr("--tls_key"), HasSubstr("nothing.key"))));
 }
 
+TEST_F(ServerSecurityTest, RefusedTokensAreCountedByReason) {
+  TimbreServer::Options options = timbre::testing::FixtureServerOptions(repo_);
+  options.security = Tls();
+  options.security.token_file = Cert("user.tokens");
+  options.security.admin_token_file = Cert("admin.tokens");
+  options.metrics_host = "127.0.0.1";
+  options.metrics_port = 0;
+  server_ = timbre::testing::StartServer(options);
+  ASSERT_NE(server_, nullptr);
+  EXPECT_THAT(TlsClient()->ListSpeakers(), StatusIs(Code::kUnauthenticated, ::testing::_));
+  EXPECT_THAT(CallAdminMethod(*TlsClient(kUserToken)),
+              StatusIs(Code::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(CallAdminMethod(*TlsClient(kUserToken)),
+              StatusIs(Code::kPermissionDenied, ::testing::_));
+  // The check counts a refusal before it answers.
+  const std::string metrics = timbre::testing::ScrapeMetrics(server_->metrics_port());
+  EXPECT_EQ(timbre::testing::MetricValue(
+                metrics, "timbre_rejected_calls_total{reason=\"permission_denied\"}"),
+            2);
+  EXPECT_EQ(timbre::testing::MetricValue(
+                metrics, "timbre_rejected_calls_total{reason=\"unauthenticated\"}"),
+            1);
+}
+
 }  // namespace
 }  // namespace timbre

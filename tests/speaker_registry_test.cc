@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "server/core/demo_speaker.h"
 #include "server/core/faiss_index.h"
+#include "server/core/rejection.h"
 #include "server/core/speaker_repository.h"
 #include "tests/test_support.h"
 
@@ -762,12 +763,16 @@ TEST_F(SpeakerRegistryBudgetTest, SpeakerLargerThanTheBudgetFailsNamingSizes) {
   ASSERT_THAT(status, IsOk());
   EXPECT_EQ(status->state, SpeakerState::kFailed);
   EXPECT_THAT(status->error, AllOf(HasSubstr("'a'"), HasSubstr(sizes)));
-  EXPECT_THAT(registry->Acquire("a"),
+  const absl::Status refused = registry->Acquire("a").status();
+  EXPECT_THAT(refused,
               StatusIs(absl::StatusCode::kResourceExhausted, AllOf(HasSubstr("'a'"), HasSubstr(sizes))));
+  EXPECT_EQ(RejectionReasonOf(refused), RejectionReason::kTooLarge) << "not overloaded";
   EXPECT_EQ(registry->Usage().memory_bytes, 0);
   // Unloaded and called again, it fails the same way, now at its load.
   ASSERT_THAT(registry->Unload("a"), IsOk());
-  EXPECT_THAT(registry->Acquire("a"), StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr(sizes)));
+  const absl::Status at_load = registry->Acquire("a").status();
+  EXPECT_THAT(at_load, StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr(sizes)));
+  EXPECT_EQ(RejectionReasonOf(at_load), RejectionReason::kTooLarge);
 }
 
 TEST_F(SpeakerRegistryBudgetTest, MappedSpeakerLargerThanTheBudgetFailsOnceLoaded) {

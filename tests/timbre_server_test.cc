@@ -15,11 +15,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/core/npy_file.h"
+#include "client/builder_client.h"
 #include "client/timbre_client.h"
 #include "server/core/demo_speaker.h"
 #include "server/core/faiss_index.h"
 #include "server/core/frame_codec.h"
 #include "server/core/speaker_repository.h"
+#include "tests/feature_set_test_support.h"
 #include "tests/server_test_support.h"
 
 namespace timbre {
@@ -551,9 +553,28 @@ class TimbreServerBudgetMetricsTest : public TimbreServerBudgetTest {
 };
 
 TEST_F(TimbreServerBudgetMetricsTest, ExpositionIsPromtoolCleanAndComplete) {
+  // A finished build: its speaker (256-dim frames) is larger than the whole budget.
+  ScratchDir features;
+  timbre::testing::WriteFile(features.Join("0.npy"), timbre::testing::Float32Npy(200, 256, 0));
+  auto builder = BuilderClient::Create(timbre::testing::LocalClientOptions(server_->port()));
+  ASSERT_THAT(builder, IsOk());
+  auto set = (*builder)->Upload(features.path(), 64 << 10, [](int64_t, int64_t) {});
+  ASSERT_THAT(set, IsOk());
+  v1::BuildIndexRequest build;
+  build.set_speaker("built");
+  build.set_feature_set_id(set->id());
+  build.mutable_recipe()->set_kind(v1::Recipe::KIND_RVC);
+  auto job = (*builder)->Build(build);
+  ASSERT_THAT(job, IsOk());
+  auto finished = (*builder)->WatchJob(job->id(), [](const v1::BuildJob&) {});
+  ASSERT_THAT(finished, IsOk());
+  ASSERT_EQ(finished->state(), v1::BuildJob::STATE_SUCCEEDED) << finished->error();
+
   ASSERT_THAT(BlendOf("a"), IsOk());
   ASSERT_THAT(BlendOf("c"), IsOk());  // loads c, evicting b
   EXPECT_FALSE(BlendOf("nobody").ok());
+  // Refused for its size, which is no overload.
+  EXPECT_THAT(BlendOf("big"), StatusIs(absl::StatusCode::kResourceExhausted, _));
   v1::BlendRequest invalid;
   invalid.set_speaker("a");
   EXPECT_FALSE(client_->Blend(invalid).ok());
@@ -574,16 +595,23 @@ TEST_F(TimbreServerBudgetMetricsTest, ExpositionIsPromtoolCleanAndComplete) {
            std::string("timbre_rpcs_in_flight{method=\"Blend\"} 0"),
            std::string("timbre_rpcs_in_flight{method=\"BlendStream\"} 1"),
            std::string("timbre_rejected_calls_total{reason=\"invalid\"} 1"),
+           std::string("timbre_rejected_calls_total{reason=\"too_large\"} 1"),
+           std::string("timbre_rejected_calls_total{reason=\"overloaded\"} 0"),
            std::string("timbre_stage_duration_seconds_count{stage=\"queue\"} 3"),
            std::string("timbre_speakers{state=\"loaded\"} 2"),
            std::string("timbre_speakers{state=\"loading\"} 0"),
-           std::string("timbre_speakers{state=\"failed\"} 2"),
+           std::string("timbre_speakers{state=\"failed\"} 3"),  // broken, big, built
            std::string("timbre_speakers{state=\"unloaded\"} 1"),
            std::string("timbre_index_evictions_total 1"),
            std::string("timbre_index_load_duration_seconds_count{result=\"ok\"} 3"),
            std::string("timbre_index_load_duration_seconds_count{result=\"error\"} 1"),
            absl::StrCat("timbre_index_memory_budget_bytes ", budget_),
            std::string("timbre_index_mapped_bytes 0"),
+           std::string("timbre_build_jobs{state=\"succeeded\"} 1"),
+           std::string("timbre_build_jobs{state=\"running\"} 0"),
+           std::string("timbre_build_jobs{state=\"queued\"} 0"),
+           std::string("timbre_build_jobs{state=\"failed\"} 0"),
+           std::string("timbre_build_jobs{state=\"cancelled\"} 0"),
        }) {
     EXPECT_THAT(metrics, HasSubstr(line));
   }

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/core/rejection.h"
 
 namespace timbre {
 namespace {
@@ -260,8 +261,10 @@ absl::StatusOr<BuildJob> BuildJobQueue::Submit(BuildRequest request) {
 
   absl::MutexLock lock(&mutex_);
   if (static_cast<int>(queue_.size()) >= options_.max_queued) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        options_.max_queued, " builds are already waiting; try again when one has finished"));
+    return Rejected(absl::ResourceExhaustedError(absl::StrCat(
+                        options_.max_queued,
+                        " builds are already waiting; try again when one has finished")),
+                    RejectionReason::kOverloaded);
   }
   if (absl::Status written = WriteRecord(options_.jobs_dir, record); !written.ok()) return written;
   Job* queued = job.get();
@@ -294,6 +297,16 @@ std::vector<BuildJob> BuildJobQueue::List() const {
     return std::make_pair(a.created_at_unix_ms(), a.id()) > std::make_pair(b.created_at_unix_ms(), b.id());
   });
   return jobs;
+}
+
+JobStateCounts BuildJobQueue::CountByState() const {
+  JobStateCounts counts{};
+  absl::ReaderMutexLock lock(&mutex_);
+  for (const auto& [id, job] : jobs_) {
+    const int state = job->record.state();
+    if (BuildJob::State_IsValid(state)) ++counts[state];
+  }
+  return counts;
 }
 
 absl::StatusOr<BuildJob> BuildJobQueue::Cancel(absl::string_view id) {

@@ -13,6 +13,8 @@
 #ifndef TIMBRE_SERVER_CORE_BUILD_JOB_QUEUE_H_
 #define TIMBRE_SERVER_CORE_BUILD_JOB_QUEUE_H_
 
+#include <array>
+#include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
@@ -31,6 +33,9 @@ namespace timbre {
 
 // True for the states a job ends in: succeeded, failed, cancelled.
 bool IsFinalJobState(timbre::v1::BuildJob::State state);
+
+// A number of jobs per state, indexed by timbre::v1::BuildJob::State.
+using JobStateCounts = std::array<int64_t, timbre::v1::BuildJob::State_ARRAYSIZE>;
 
 // Receives a job's record at every change until it ends or the JobWatch is destroyed.
 class JobWatch {
@@ -61,8 +66,8 @@ class BuildJobQueue {
   // Cancels the running job, waits for the worker to stop and marks queued jobs CANCELLED.
   ~BuildJobQueue();
 
-  // Queues a build. Errors: those of IndexBuilder::Plan; RESOURCE_EXHAUSTED when max_queued jobs
-  // are waiting.
+  // Queues a build. Errors: those of IndexBuilder::Plan; RESOURCE_EXHAUSTED marked
+  // RejectionReason::kOverloaded (rejection.h) when max_queued jobs are waiting.
   absl::StatusOr<timbre::v1::BuildJob> Submit(BuildRequest request);
 
   // Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown one.
@@ -70,6 +75,10 @@ class BuildJobQueue {
 
   // Every job, newest first.
   std::vector<timbre::v1::BuildJob> List() const;
+
+  // How many of the jobs List() returns are in each state (none in STATE_UNSPECIFIED). Copies no
+  // record: cheap enough for every metrics scrape.
+  JobStateCounts CountByState() const;
 
   // Cancels a queued or running job and returns its record after the request.
   // Errors: as Get; FAILED_PRECONDITION for a job that already ended.

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/feature_file.h"
 #include "server/core/feature_set_manifest.h"
+#include "server/core/rejection.h"
 
 namespace timbre {
 
@@ -63,9 +64,11 @@ absl::Status FeatureSetUpload::BeginFile(absl::string_view name, int64_t size_by
         absl::StrCat("feature file '", name, "': sha256 '", sha256_hex, "' is not 64 hex digits")));
   }
   if (size_bytes > max_upload_bytes_ - announced_bytes_) {
-    return Fail(absl::ResourceExhaustedError(absl::StrCat(
-        "feature file '", name, "': the upload would hold ", announced_bytes_ + size_bytes,
-        " bytes, more than the limit of ", max_upload_bytes_)));
+    return Fail(Rejected(absl::ResourceExhaustedError(absl::StrCat(
+                             "feature file '", name, "': the upload would hold ",
+                             announced_bytes_ + size_bytes, " bytes, more than the limit of ",
+                             max_upload_bytes_)),
+                         RejectionReason::kTooLarge));
   }
   auto file = OutputFile::Create(absl::StrCat(staging_dir_, "/", name),
                                  absl::StrCat("feature file '", name, "'"));

@@ -47,8 +47,8 @@ class FeatureSetUpload {
   // Errors: FAILED_PRECONDITION if the upload has finished or failed; INVALID_ARGUMENT for a bad
   // or repeated name, size_bytes < 1 or a malformed digest, or the previous file's failure
   // (Finish() lists them); RESOURCE_EXHAUSTED, naming the file, if the announced sizes of all
-  // files exceed FeatureSetStore::Options::max_upload_bytes, or the disk is full; INTERNAL for
-  // other I/O failures.
+  // files exceed FeatureSetStore::Options::max_upload_bytes (marked RejectionReason::kTooLarge,
+  // rejection.h), or the disk is full (unmarked); INTERNAL for other I/O failures.
   absl::Status BeginFile(absl::string_view name, int64_t size_bytes, absl::string_view sha256_hex);
 
   // Appends the next `chunk` (any size, may be empty) of the current file.

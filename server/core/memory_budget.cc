@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/core/rejection.h"
 
 namespace timbre {
 
@@ -42,8 +43,10 @@ absl::StatusOr<std::vector<std::string>> MemoryBudget::ChooseVictims(
     int64_t bytes, absl::string_view last_resort) const {
   if (Fits(bytes)) return std::vector<std::string>();
   if (bytes > limit_bytes_) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "needs ", bytes, " bytes, more than the whole memory budget of ", limit_bytes_, " bytes"));
+    return Rejected(absl::ResourceExhaustedError(absl::StrCat(
+                        "needs ", bytes, " bytes, more than the whole memory budget of ",
+                        limit_bytes_, " bytes")),
+                    RejectionReason::kTooLarge);
   }
   // Least recently used first; `last_resort` after every other.
   std::vector<std::pair<uint64_t, const std::string*>> order;
@@ -61,9 +64,10 @@ absl::StatusOr<std::vector<std::string>> MemoryBudget::ChooseVictims(
     freed += charges_.find(*name)->second.bytes;
   }
   if (used_bytes() - freed + bytes > limit_bytes_) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "needs ", bytes, " bytes but the memory budget of ", limit_bytes_, " bytes has ",
-        reserved_total_, " bytes reserved by loads in progress"));
+    return Rejected(absl::ResourceExhaustedError(absl::StrCat(
+                        "needs ", bytes, " bytes but the memory budget of ", limit_bytes_,
+                        " bytes has ", reserved_total_, " bytes reserved by loads in progress")),
+                    RejectionReason::kOverloaded);
   }
   return victims;
 }

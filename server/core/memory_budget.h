@@ -50,8 +50,9 @@ class MemoryBudget {
   // The charged names to release, least recently used first, so that `bytes` more fit. The
   // charge of `last_resort` (usually the speaker being reloaded) is chosen only when releasing
   // every other charge is not enough. Empty when `bytes` fit already.
-  // Errors: RESOURCE_EXHAUSTED, naming the sizes, when `bytes` exceed the whole limit or when
-  // releasing every charge still leaves too little room (the rest is reserved by other loads).
+  // Errors: RESOURCE_EXHAUSTED, naming the sizes, when `bytes` exceed the whole limit (marked
+  // RejectionReason::kTooLarge, rejection.h) or when releasing every charge still leaves too
+  // little room because the rest is reserved by other loads (marked kOverloaded).
   absl::StatusOr<std::vector<std::string>> ChooseVictims(
       int64_t bytes, absl::string_view last_resort = {}) const;
 

@@ -73,7 +73,8 @@ class Retriever {
   // other than the index's, k outside [1, max_k], nprobe above the index's list count,
   // index_rate outside [0, 1], or more than max_frames_per_call frames; INTERNAL if faiss fails;
   // RESOURCE_EXHAUSTED (at once) when the scheduler's queue is full; DEADLINE_EXCEEDED when
-  // call.deadline passed before a worker took the call (it is then not searched).
+  // call.deadline passed before a worker took the call (it is then not searched); both marked
+  // as rejections (SearchScheduler::Submit).
   void Blend(RetrievalCall call, absl::AnyInvocable<void(absl::StatusOr<BlendResult>)> done) const;
 
   // As Blend, without the mix; index_rate is ignored.

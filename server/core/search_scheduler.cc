@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/core/rejection.h"
 
 namespace timbre {
 namespace {
@@ -49,10 +50,11 @@ void SearchScheduler::Submit(SearchTask task) {
       return;
     }
   }
-  task.done(absl::ResourceExhaustedError(absl::StrCat(
-                "the server is overloaded: the search queue is full (limit: ",
-                options_.max_queued_tasks,
-                " waiting calls); retry with backoff or on another server")),
+  task.done(Rejected(absl::ResourceExhaustedError(absl::StrCat(
+                         "the server is overloaded: the search queue is full (limit: ",
+                         options_.max_queued_tasks,
+                         " waiting calls); retry with backoff or on another server")),
+                     RejectionReason::kOverloaded),
             SearchTiming{});
 }
 
@@ -71,10 +73,11 @@ void SearchScheduler::FinishExpired(std::vector<Queued>& expired, absl::Time now
   for (Queued& queued : expired) {
     SearchTiming timing;
     timing.queued = now - queued.submitted;
-    queued.task.done(absl::DeadlineExceededError(absl::StrCat(
-                         "the call's deadline passed while it waited ",
-                         absl::FormatDuration(timing.queued),
-                         " for a search worker; it was not searched")),
+    queued.task.done(Rejected(absl::DeadlineExceededError(absl::StrCat(
+                                  "the call's deadline passed while it waited ",
+                                  absl::FormatDuration(timing.queued),
+                                  " for a search worker; it was not searched")),
+                              RejectionReason::kDeadline),
                      timing);
   }
 }

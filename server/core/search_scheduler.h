@@ -87,9 +87,10 @@ class SearchScheduler {
   ~SearchScheduler();
 
   // Queues `task`. REQUIRES: task.snapshot, queries, scores, ids and done are set; rows >= 1.
-  // Statuses passed to task.done besides the search's own: RESOURCE_EXHAUSTED (inline, before
-  // Submit returns) when max_queued_tasks tasks are already waiting; DEADLINE_EXCEEDED when
-  // task.deadline passed while the task was queued.
+  // Statuses passed to task.done besides the search's own: RESOURCE_EXHAUSTED marked
+  // RejectionReason::kOverloaded (inline, before Submit returns) when max_queued_tasks tasks are
+  // already waiting; DEADLINE_EXCEEDED marked kDeadline when task.deadline passed while the task
+  // was queued (rejection.h).
   void Submit(SearchTask task);
 
   int workers() const { return static_cast<int>(threads_.size()); }

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/core/rejection.h"
 #include "server/core/snapshot_loader.h"
 #include "server/core/speaker_name.h"
 
@@ -20,8 +21,7 @@ std::string FingerprintOf(const absl::StatusOr<VersionSource>& source) {
 
 // A MemoryBudget error about `speaker`'s index.
 absl::Status BudgetError(absl::string_view speaker, const absl::Status& status) {
-  return absl::Status(status.code(),
-                      absl::StrCat("speaker '", speaker, "': the index ", status.message()));
+  return WithMessagePrefix(absl::StrCat("speaker '", speaker, "': the index "), status);
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #include "server/service/blend_stream_reactor.h"
 
 #include "absl/strings/str_cat.h"
-#include "server/service/grpc_status.h"
+#include "server/core/rejection.h"
 #include "server/service/proto_convert.h"
 
 namespace timbre {
@@ -40,10 +40,7 @@ void BlendStreamReactor::FinishLocked(const grpc::Status& status) {
 
 grpc::Status BlendStreamReactor::FailBlock(const absl::Status& status) {
   state_ = State::kFinished;
-  return recorder_.Record(
-      ToGrpcStatus(absl::Status(status.code(),
-                                absl::StrCat("block ", block_index_, ": ", status.message()))),
-      0);
+  return recorder_.Record(WithMessagePrefix(absl::StrCat("block ", block_index_, ": "), status), 0);
 }
 
 void BlendStreamReactor::EndAfterCurrentBlock() {
@@ -114,7 +111,7 @@ void BlendStreamReactor::OnBlended(absl::StatusOr<BlendResult> result, DType dty
       response_.set_version(result->version);
       ToProto(result->timing, result->blend, response_.mutable_timing());
       recorder_.RecordStages(result->timing, result->blend);
-      recorder_.Record(grpc::Status::OK, frames);
+      recorder_.Record(absl::OkStatus(), frames);
       StartWrite(&response_);  // the pending write keeps the session alive past the unlock
       return;
     }

@@ -1,14 +1,15 @@
-// CallRecorder: finishes one RPC (or stream block) exactly once: records its metrics and, for
-// errors, its log line (at debug level for calls shed under overload, RESOURCE_EXHAUSTED and
-// DEADLINE_EXCEEDED, which the metrics count). Used by every handler so that observability
-// stays in one place. The call counts as in flight from the recorder's construction to its
-// destruction (for BlendStream: the whole stream).
+// CallRecorder: finishes one RPC (or stream block) exactly once: turns its absl::Status into the
+// grpc::Status it ends with, records its metrics and, for errors, its log line (at debug level
+// for calls shed under overload, refused as overloaded or past their deadline, which the metrics
+// count). Used by every handler so that observability stays in one place. The call counts as in
+// flight from the recorder's construction to its destruction (for BlendStream: the whole stream).
 //
-// A call refused before being served is counted once in timbre_rejected_calls_total, by its
-// code: RESOURCE_EXHAUSTED as overloaded (a full search or build queue, or a request beyond a
-// resource limit such as the memory budget), DEADLINE_EXCEEDED as deadline (a call whose deadline
-// passed while it waited for a search worker), INVALID_ARGUMENT as invalid. Calls refused by the
-// bearer token check never reach a handler; the server counts them (unauthenticated).
+// A call refused before being served is counted once in timbre_rejected_calls_total, by the
+// reason its status was marked with (RejectionReason, server/core/rejection.h: overloaded,
+// deadline, too_large), else by its code alone (RejectedReasonOfCode: INVALID_ARGUMENT invalid,
+// PERMISSION_DENIED permission_denied). Other errors, a full disk's RESOURCE_EXHAUSTED among them,
+// are the server's failures, not refusals. Calls refused by the bearer token check never reach a
+// handler; the server counts them by their code (unauthenticated, permission_denied).
 //
 // Thread-compatible; each call owns its recorder.
 #ifndef TIMBRE_SERVER_SERVICE_CALL_RECORDER_H_
@@ -16,6 +17,7 @@
 
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
@@ -39,10 +41,9 @@ class CallRecorder {
   // Restarts the clock (a stream's next block).
   void Restart() { start_ = absl::Now(); }
 
-  // Records the outcome and returns `status` for the caller to finish the RPC with. A
-  // RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED or INVALID_ARGUMENT status also counts as a rejected
-  // call (see the file comment).
-  grpc::Status Record(grpc::Status status, int64_t frames);
+  // Records the outcome and returns `status` as the grpc::Status to finish the RPC with (same
+  // code and message). A refusal also counts as a rejected call (see the file comment).
+  grpc::Status Record(const absl::Status& status, int64_t frames);
 
   // Records where a successful call's time went inside the server.
   void RecordStages(const SearchTiming& timing, absl::Duration blend) {

@@ -1,7 +1,6 @@
 #include "server/service/index_builder_service.h"
 
 #include "server/service/call_recorder.h"
-#include "server/service/grpc_status.h"
 #include "server/service/proto_convert.h"
 #include "server/service/upload_features_reactor.h"
 #include "server/service/watch_job_reactor.h"
@@ -16,7 +15,7 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, ServerMetr
   CallRecorder recorder(metrics, method);
   const absl::Status status = fn();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(recorder.Record(ToGrpcStatus(status), 0));
+  reactor->Finish(recorder.Record(status, 0));
   return reactor;
 }
 

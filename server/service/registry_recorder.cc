@@ -3,28 +3,10 @@
 #include <string>
 #include <utility>
 
+#include "server/service/gauge_family.h"
 #include "spdlog/spdlog.h"
 
 namespace timbre {
-namespace {
-
-prometheus::MetricFamily GaugeFamily(std::string name, std::string help) {
-  prometheus::MetricFamily family;
-  family.name = std::move(name);
-  family.help = std::move(help);
-  family.type = prometheus::MetricType::Gauge;
-  return family;
-}
-
-void AddSample(prometheus::MetricFamily& family, double value,
-               std::vector<prometheus::ClientMetric::Label> labels = {}) {
-  prometheus::ClientMetric metric;
-  metric.label = std::move(labels);
-  metric.gauge.value = value;
-  family.metric.push_back(std::move(metric));
-}
-
-}  // namespace
 
 void RegistryRecorder::OnLoadFinished(absl::string_view speaker, const absl::Status& status,
                                       absl::Duration duration) {
@@ -48,19 +30,19 @@ std::vector<prometheus::MetricFamily> SpeakerGauges::Collect() const {
   const RegistryUsage usage = registry_->Usage();
   prometheus::MetricFamily speakers = GaugeFamily("timbre_speakers", "Speakers by state");
   for (int state = 0; state < kSpeakerStateCount; ++state) {
-    AddSample(speakers, usage.speakers[state],
-              {{"state", std::string(SpeakerStateName(static_cast<SpeakerState>(state)))}});
+    AddGaugeSample(speakers, usage.speakers[state],
+                   {{"state", std::string(SpeakerStateName(static_cast<SpeakerState>(state)))}});
   }
   prometheus::MetricFamily memory = GaugeFamily(
       "timbre_index_memory_bytes",
       "Memory of the loaded speaker indexes, charged against the memory budget");
-  AddSample(memory, static_cast<double>(usage.memory_bytes));
+  AddGaugeSample(memory, static_cast<double>(usage.memory_bytes));
   prometheus::MetricFamily mapped = GaugeFamily(
       "timbre_index_mapped_bytes", "Index files memory-mapped by loaded speakers (not charged)");
-  AddSample(mapped, static_cast<double>(usage.mapped_bytes));
+  AddGaugeSample(mapped, static_cast<double>(usage.mapped_bytes));
   prometheus::MetricFamily budget = GaugeFamily(
       "timbre_index_memory_budget_bytes", "Memory budget of the loaded indexes; 0 = unlimited");
-  AddSample(budget, static_cast<double>(usage.budget_bytes));
+  AddGaugeSample(budget, static_cast<double>(usage.budget_bytes));
   return {std::move(speakers), std::move(memory), std::move(mapped), std::move(budget)};
 }
 

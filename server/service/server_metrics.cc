@@ -3,6 +3,7 @@
 #include <map>
 #include <string>
 
+#include "server/core/rejection.h"
 #include "server/service/grpc_status.h"
 
 namespace timbre {
@@ -40,6 +41,15 @@ auto& Register(Builder builder, prometheus::Registry& registry, const char* name
 
 }  // namespace
 
+absl::string_view RejectedReasonOfCode(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::INVALID_ARGUMENT: return kRejectedInvalid;
+    case grpc::StatusCode::UNAUTHENTICATED: return kRejectedUnauthenticated;
+    case grpc::StatusCode::PERMISSION_DENIED: return kRejectedPermissionDenied;
+    default: return {};
+  }
+}
+
 ServerMetrics::ServerMetrics(prometheus::Registry& registry, Options options)
     : options_(options),
       latency_(Register(prometheus::BuildHistogram(), registry, "timbre_rpc_duration_seconds",
@@ -67,16 +77,17 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry, Options options)
       evictions_(Register(prometheus::BuildCounter(), registry, "timbre_index_evictions_total",
                           "Speakers unloaded to make room under the memory budget")
                      .Add({})),
-      build_jobs_(Register(prometheus::BuildGauge(), registry, "timbre_build_jobs",
-                           "Index build jobs now in each state")),
       builds_finished_(Register(prometheus::BuildCounter(), registry,
                                 "timbre_build_jobs_finished_total",
                                 "Index build jobs finished, by final state")),
       build_durations_(Register(prometheus::BuildHistogram(), registry,
                                 "timbre_build_job_duration_seconds",
                                 "Duration of finished index build jobs, by final state")) {
+  for (RejectionReason reason : kRejectionReasons) {
+    rejected_.Add({{"reason", std::string(RejectionReasonName(reason))}});
+  }
   for (absl::string_view reason :
-       {kRejectedOverloaded, kRejectedDeadline, kRejectedUnauthenticated, kRejectedInvalid}) {
+       {kRejectedInvalid, kRejectedUnauthenticated, kRejectedPermissionDenied}) {
     rejected_.Add({{"reason", std::string(reason)}});
   }
   for (const char* result : {"ok", "error"}) loads_.Add({{"result", result}}, LoadBuckets());
@@ -131,10 +142,6 @@ void ServerMetrics::RecordBuildJob(absl::string_view state, double seconds) {
   const prometheus::Labels labels{{"state", std::string(state)}};
   builds_finished_.Add(labels).Increment();
   build_durations_.Add(labels, BuildBuckets()).Observe(seconds);
-}
-
-void ServerMetrics::SetBuildJobs(absl::string_view state, int64_t count) {
-  build_jobs_.Add({{"state", std::string(state)}}).Set(static_cast<double>(count));
 }
 
 }  // namespace timbre

@@ -4,17 +4,24 @@
 //   timbre_rpc_calls_total{method,code}             calls (stream blocks count as BlendStream calls)
 //   timbre_frames_total{method}                     frames received in successful calls
 //   timbre_rpcs_in_flight{method}                   calls in progress (open streams for BlendStream)
-//   timbre_rejected_calls_total{reason}             calls refused before being served
+//   timbre_rejected_calls_total{reason}             calls refused before being served, by reason:
+//       overloaded        a full queue (search or build) or memory held by loads in progress
+//       deadline          the call's deadline passed while it waited for a search worker
+//       too_large         beyond an operator's limit: an index larger than the memory budget,
+//                         an upload larger than the largest upload
+//       invalid           a malformed request (INVALID_ARGUMENT)
+//       unauthenticated   a missing or unknown bearer token (UNAUTHENTICATED)
+//       permission_denied a token or path without the rights the call needs (PERMISSION_DENIED)
 //   timbre_stage_duration_seconds{stage}            queue / search / blend time of successful calls
 //   timbre_search_batch_frames                      frames of the search batch each call joined
 //   timbre_index_load_duration_seconds{result}      index loads (warm-up included), ok or error
 //   timbre_index_evictions_total                    speakers unloaded to make room under the budget
-//   timbre_build_jobs{state}                        build jobs now in each state
 //   timbre_build_jobs_finished_total{state}         build jobs finished, by final state
 //   timbre_build_job_duration_seconds{state}        duration of finished build jobs
 // With Options::per_speaker, latency and frames also carry a `speaker` label: the speaker of a
 // successful call, empty for failed calls (so that unknown names never create series).
-// Speakers by state and index memory are collected at scrape time (see SpeakerGauges).
+// Speakers by state and index memory (SpeakerGauges) and build jobs by state (BuildJobGauges) are
+// collected at scrape time.
 // Latency buckets run from 25 us to 10 s, resolving well below 1 ms.
 //
 // Thread-safe.
@@ -35,11 +42,18 @@
 
 namespace timbre {
 
-// Reasons of RecordRejected known in advance (their series exist from the start, at 0).
-inline constexpr absl::string_view kRejectedOverloaded = "overloaded";
-inline constexpr absl::string_view kRejectedDeadline = "deadline";
-inline constexpr absl::string_view kRejectedUnauthenticated = "unauthenticated";
+// Reasons of RecordRejected; every one's series exists from the start, at 0. The core marks the
+// refusals whose code alone does not say why (RejectionReason in server/core/rejection.h, whose
+// RejectionReasonName is the reason: overloaded, deadline, too_large); these three are refusals
+// by their code alone, whoever returns them.
 inline constexpr absl::string_view kRejectedInvalid = "invalid";
+inline constexpr absl::string_view kRejectedUnauthenticated = "unauthenticated";
+inline constexpr absl::string_view kRejectedPermissionDenied = "permission_denied";
+
+// The reason a call refused with `code` counts under even when its status carries no
+// RejectionReason: kRejectedInvalid for INVALID_ARGUMENT, kRejectedUnauthenticated for UNAUTHENTICATED,
+// kRejectedPermissionDenied for PERMISSION_DENIED; empty for every other code.
+absl::string_view RejectedReasonOfCode(grpc::StatusCode code);
 
 class ServerMetrics {
  public:
@@ -60,8 +74,7 @@ class ServerMetrics {
   // A call of `method` started or ended (calls in flight).
   void CallStarted(absl::string_view method);
   void CallEnded(absl::string_view method);
-  // A call refused before being served, by a short reason such as kRejectedOverloaded. Keep the
-  // set of reasons small: each one is a series.
+  // A call refused before being served, by one of the reasons above (each is a series).
   void RecordRejected(absl::string_view reason);
 
   // A load of a speaker's index finished after `duration`, successfully or not.
@@ -71,8 +84,6 @@ class ServerMetrics {
 
   // A build job finished in `state` (e.g. "succeeded", "failed", "cancelled") after `seconds`.
   void RecordBuildJob(absl::string_view state, double seconds);
-  // `count` build jobs are now in `state` (e.g. "queued", "running").
-  void SetBuildJobs(absl::string_view state, int64_t count);
 
  private:
   const Options options_;
@@ -88,7 +99,6 @@ class ServerMetrics {
   prometheus::Histogram& batch_frames_;
   prometheus::Family<prometheus::Histogram>& loads_;
   prometheus::Counter& evictions_;
-  prometheus::Family<prometheus::Gauge>& build_jobs_;
   prometheus::Family<prometheus::Counter>& builds_finished_;
   prometheus::Family<prometheus::Histogram>& build_durations_;
 };

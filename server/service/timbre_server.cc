@@ -2,9 +2,7 @@
 
 #include <thread>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -21,6 +19,7 @@
 #include "server/core/search_scheduler.h"
 #include "server/core/speaker_registry.h"
 #include "server/core/speaker_repository.h"
+#include "server/service/build_job_gauges.h"
 #include "server/service/index_builder_service.h"
 #include "server/service/registry_recorder.h"
 #include "server/service/server_metrics.h"
@@ -46,6 +45,7 @@ struct TimbreServer::Parts {
   std::unique_ptr<IndexBuilder> builder;
   std::unique_ptr<BuildJobQueue> jobs;
   std::unique_ptr<IndexBuilderService> builder_service;
+  std::shared_ptr<BuildJobGauges> build_job_gauges;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   int metrics_port = -1;
@@ -56,6 +56,11 @@ struct TimbreServer::Parts {
   bool serving ABSL_GUARDED_BY(mutex) = false;
   bool draining ABSL_GUARDED_BY(mutex) = false;
   bool shut_down ABSL_GUARDED_BY(mutex) = false;
+
+  // Scrapes read the registry and the job queue (SpeakerGauges, BuildJobGauges), and the job
+  // queue, declared after the exposer, is destroyed before it: the metrics endpoint stops first,
+  // also when Start fails half-way (its destructor waits for a scrape in progress).
+  ~Parts() { exposer.reset(); }
 };
 
 namespace {
@@ -82,12 +87,6 @@ absl::Status ValidateOptions(const TimbreServer::Options& options) {
                                                    "; it must be >= 0 (0 = unlimited)"));
   }
   return absl::OkStatus();
-}
-
-// A build job's state as a metric label: "succeeded" for STATE_SUCCEEDED.
-std::string BuildStateLabel(timbre::v1::BuildJob::State state) {
-  const std::string name = absl::AsciiStrToLower(timbre::v1::BuildJob::State_Name(state));
-  return std::string(absl::StripPrefix(name, "state_"));
 }
 
 // Logs what the first scan found, one line per speaker.
@@ -165,7 +164,7 @@ absl::Status StartBuilds(const TimbreServer::Options& options, TimbreServer::Par
     spdlog::info("build {} of speaker '{}': {} {}", job.id(), job.speaker(),
                  timbre::v1::BuildJob::State_Name(job.state()),
                  job.error().empty() ? absl::StrCat("version ", job.report().version()) : job.error());
-    metrics->RecordBuildJob(BuildStateLabel(job.state()),
+    metrics->RecordBuildJob(BuildJobStateLabel(job.state()),
                             (job.finished_at_unix_ms() - job.started_at_unix_ms()) / 1000.0);
   };
   auto jobs = BuildJobQueue::Create(std::move(queue_options));
@@ -173,6 +172,10 @@ absl::Status StartBuilds(const TimbreServer::Options& options, TimbreServer::Par
   parts->jobs = *std::move(jobs);
   parts->builder_service = std::make_unique<IndexBuilderService>(
       parts->feature_sets.get(), parts->jobs.get(), parts->metrics.get());
+  if (parts->exposer != nullptr) {
+    parts->build_job_gauges = std::make_shared<BuildJobGauges>(parts->jobs.get());
+    parts->exposer->RegisterCollectable(parts->build_job_gauges);
+  }
   return absl::OkStatus();
 }
 
@@ -187,8 +190,8 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   metrics_options.per_speaker = options.per_speaker_metrics;
   parts->metrics = std::make_unique<ServerMetrics>(*parts->prometheus, metrics_options);
   ServerMetrics* metrics = parts->metrics.get();
-  options.security.on_token_refused = [metrics](grpc::StatusCode) {
-    metrics->RecordRejected(kRejectedUnauthenticated);
+  options.security.on_token_refused = [metrics](grpc::StatusCode code) {
+    metrics->RecordRejected(RejectedReasonOfCode(code));
   };
   absl::StatusOr<ServerSecurity> security = MakeServerSecurity(options.security);
   if (!security.ok()) return security.status();
@@ -295,6 +298,8 @@ TimbreServer::~TimbreServer() {
   // object and the service go away.
   parts_->scheduler.reset();
   parts_->server.reset();
+  // Scrapes read the job queue (BuildJobGauges): the metrics endpoint stops before it goes.
+  parts_->exposer.reset();
   // A running build is cancelled; its job is recorded as such.
   parts_->jobs.reset();
 }

@@ -4,7 +4,6 @@
 
 #include "server/service/blend_stream_reactor.h"
 #include "server/service/call_recorder.h"
-#include "server/service/grpc_status.h"
 #include "server/service/proto_convert.h"
 
 namespace timbre {
@@ -14,7 +13,7 @@ namespace {
 grpc::Status AnswerSpeaker(const absl::StatusOr<SpeakerStatus>& status, CallRecorder& recorder,
                            timbre::v1::SpeakerInfo* response) {
   if (status.ok()) ToProto(*status, response);
-  return recorder.Record(ToGrpcStatus(status.status()), 0);
+  return recorder.Record(status.status(), 0);
 }
 
 }  // namespace
@@ -28,7 +27,7 @@ grpc::ServerUnaryReactor* TimbreService::Blend(grpc::CallbackServerContext* cont
   absl::StatusOr<RetrievalCall> call =
       ToRetrievalCall(request->speaker(), request->frames(), request->options());
   if (!call.ok()) {
-    reactor->Finish(recorder->Record(ToGrpcStatus(call.status()), 0));
+    reactor->Finish(recorder->Record(call.status(), 0));
     return reactor;
   }
   call->deadline = FromGrpcDeadline(context->deadline());
@@ -37,14 +36,14 @@ grpc::ServerUnaryReactor* TimbreService::Blend(grpc::CallbackServerContext* cont
   retriever_->Blend(*std::move(call), [this, reactor, response, recorder, dtype,
                                        frames](absl::StatusOr<BlendResult> result) {
     if (!result.ok()) {
-      reactor->Finish(recorder->Record(ToGrpcStatus(result.status()), frames));
+      reactor->Finish(recorder->Record(result.status(), frames));
       return;
     }
     ToProto(result->frames, dtype, response->mutable_frames());
     response->set_version(result->version);
     ToProto(result->timing, result->blend, response->mutable_timing());
     recorder->RecordStages(result->timing, result->blend);
-    reactor->Finish(recorder->Record(grpc::Status::OK, frames));
+    reactor->Finish(recorder->Record(absl::OkStatus(), frames));
   });
   return reactor;
 }
@@ -64,7 +63,7 @@ grpc::ServerUnaryReactor* TimbreService::Search(grpc::CallbackServerContext* con
   absl::StatusOr<RetrievalCall> call =
       ToRetrievalCall(request->speaker(), request->frames(), request->options());
   if (!call.ok()) {
-    reactor->Finish(recorder->Record(ToGrpcStatus(call.status()), 0));
+    reactor->Finish(recorder->Record(call.status(), 0));
     return reactor;
   }
   call->deadline = FromGrpcDeadline(context->deadline());
@@ -74,7 +73,7 @@ grpc::ServerUnaryReactor* TimbreService::Search(grpc::CallbackServerContext* con
   retriever_->Search(*std::move(call), [this, reactor, response, recorder, dtype, frames,
                                         include_vectors](absl::StatusOr<SearchResult> result) {
     if (!result.ok()) {
-      reactor->Finish(recorder->Record(ToGrpcStatus(result.status()), frames));
+      reactor->Finish(recorder->Record(result.status(), frames));
       return;
     }
     response->set_num_frames(static_cast<uint32_t>(result->rows));
@@ -97,7 +96,7 @@ grpc::ServerUnaryReactor* TimbreService::Search(grpc::CallbackServerContext* con
       ToProto(vectors, dtype, response->mutable_vectors());
     }
     recorder->RecordStages(result->timing, absl::ZeroDuration());
-    reactor->Finish(recorder->Record(grpc::Status::OK, frames));
+    reactor->Finish(recorder->Record(absl::OkStatus(), frames));
   });
   return reactor;
 }
@@ -109,13 +108,13 @@ grpc::ServerUnaryReactor* TimbreService::ListSpeakers(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   // Before the first scan an empty list would read as "no speakers"; it is "not known yet".
   if (absl::Status ready = registry_->Ready(); !ready.ok()) {
-    reactor->Finish(recorder.Record(ToGrpcStatus(ready), 0));
+    reactor->Finish(recorder.Record(ready, 0));
     return reactor;
   }
   for (const SpeakerStatus& status : registry_->List()) {
     ToProto(status, response->add_speakers());
   }
-  reactor->Finish(recorder.Record(grpc::Status::OK, 0));
+  reactor->Finish(recorder.Record(absl::OkStatus(), 0));
   return reactor;
 }
 

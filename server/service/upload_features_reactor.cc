@@ -1,6 +1,5 @@
 #include "server/service/upload_features_reactor.h"
 
-#include "server/service/grpc_status.h"
 #include "server/service/proto_convert.h"
 
 namespace timbre {
@@ -53,7 +52,7 @@ absl::Status UploadFeaturesReactor::Apply(const timbre::v1::UploadFeaturesReques
 void UploadFeaturesReactor::FinishWith(const absl::Status& status) {
   // Dropping the upload removes its staging files unless Finish() published them.
   upload_.reset();
-  Finish(recorder_.Record(ToGrpcStatus(status), 0));
+  Finish(recorder_.Record(status, 0));
 }
 
 }  // namespace timbre

@@ -1,7 +1,5 @@
 #include "server/service/watch_job_reactor.h"
 
-#include "server/service/grpc_status.h"
-
 namespace timbre {
 
 WatchJobReactor::WatchJobReactor(BuildJobQueue* jobs, ServerMetrics* metrics,
@@ -12,7 +10,7 @@ WatchJobReactor::WatchJobReactor(BuildJobQueue* jobs, ServerMetrics* metrics,
   if (!watch.ok()) {
     absl::MutexLock lock(&mutex_);
     finished_ = true;
-    Finish(recorder_.Record(ToGrpcStatus(watch.status()), 0));
+    Finish(recorder_.Record(watch.status(), 0));
     return;
   }
   watch_ = *std::move(watch);
@@ -35,7 +33,7 @@ void WatchJobReactor::Pump() {
   }
   if (IsFinalJobState(writing_.state()) && !finished_) {
     finished_ = true;
-    Finish(recorder_.Record(grpc::Status::OK, 0));
+    Finish(recorder_.Record(absl::OkStatus(), 0));
   }
 }
 
@@ -45,7 +43,7 @@ void WatchJobReactor::OnWriteDone(bool ok) {
   if (!ok) {
     if (!finished_) {
       finished_ = true;
-      Finish(recorder_.Record(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"), 0));
+      Finish(recorder_.Record(absl::CancelledError("the client went away"), 0));
     }
     return;
   }
@@ -56,7 +54,7 @@ void WatchJobReactor::OnCancel() {
   absl::MutexLock lock(&mutex_);
   if (finished_) return;
   finished_ = true;
-  Finish(recorder_.Record(grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled"), 0));
+  Finish(recorder_.Record(absl::CancelledError("the client cancelled"), 0));
 }
 
 void WatchJobReactor::OnDone() {
