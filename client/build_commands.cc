@@ -102,16 +102,16 @@ std::string ReportText(const BuildJob& job) {
   if (report.candidates_size() > 0) {
     absl::StrAppendFormat(&text, "  candidates (target: mean blend cosine >= %.4f):\n",
                           report.min_blend_cosine());
-    absl::StrAppendFormat(&text, "    %-30s %6s %8s %9s %12s %8s %8s %8s %9s\n", "INDEX", "NPROBE",
-                          "K_FACTOR", "RECALL@K", "BLEND_COS", "P50_MS", "P99_MS", "BUILD_S",
-                          "MEMORY_MB");
+    absl::StrAppendFormat(&text, "    %-30s %6s %8s %9s %12s %8s %8s %8s %9s %9s\n", "INDEX",
+                          "NPROBE", "K_FACTOR", "RECALL@K", "BLEND_COS", "P50_MS", "P99_MS",
+                          "BUILD_S", "MEMORY_MB", "IMBALANCE");
     for (int i = 0; i < report.candidates_size(); ++i) {
       const v1::IndexEvaluation& c = report.candidates(i);
-      absl::StrAppendFormat(&text, "  %s %-30s %6d %8d %9.4f %12.6f %8.3f %8.3f %8.1f %9.1f\n",
-                            i == report.chosen_candidate() ? "*" : " ", c.description(),
-                            c.nprobe(), c.k_factor(), c.recall_at_k(), c.mean_blend_cosine(),
-                            c.p50_call_ms(), c.p99_call_ms(), c.build_seconds(),
-                            c.memory_bytes() / 1048576.0);
+      absl::StrAppendFormat(
+          &text, "  %s %-30s %6d %8d %9.4f %12.6f %8.3f %8.3f %8.1f %9.1f %9.2f\n",
+          i == report.chosen_candidate() ? "*" : " ", c.description(), c.nprobe(), c.k_factor(),
+          c.recall_at_k(), c.mean_blend_cosine(), c.p50_call_ms(), c.p99_call_ms(),
+          c.build_seconds(), c.memory_bytes() / 1048576.0, c.list_imbalance());
     }
   }
   for (const std::string& note : report.notes()) absl::StrAppend(&text, "  note: ", note, "\n");

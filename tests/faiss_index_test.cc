@@ -269,6 +269,28 @@ TEST_F(FaissIndexTest, LoadIndexWithoutVectorsIsInvalidArgument) {
                AllOf(HasSubstr(empty_path), HasSubstr("no vectors"), HasSubstr("trained_"))));
 }
 
+TEST(FaissIndexImbalanceTest, IsFaissImbalanceFactorOfTheListSizes) {
+  // Two far-apart groups of 90 and 10 rows: IVF2 puts each group in a list of its own, so the
+  // factor is 2 * (90^2 + 10^2) / 100^2.
+  constexpr int kDimension = 4;
+  FrameMatrix rows;
+  rows.rows = 100;
+  rows.dim = kDimension;
+  rows.values.resize(rows.rows * kDimension);
+  for (int64_t r = 0; r < rows.rows; ++r) {
+    const float centre = r < 90 ? 0.0f : 100.0f;
+    for (int c = 0; c < kDimension; ++c) {
+      rows.values[r * kDimension + c] = centre + 0.01f * static_cast<float>((r * 7 + c) % 5);
+    }
+  }
+  std::unique_ptr<FaissIndex> ivf = TrainOrDie("IVF2,Flat", Metric::kL2, rows);
+  ASSERT_NE(ivf, nullptr);
+  EXPECT_NEAR(ivf->list_imbalance(), 2.0 * (90 * 90 + 10 * 10) / (100.0 * 100.0), 1e-9);
+  std::unique_ptr<FaissIndex> flat = TrainOrDie("Flat", Metric::kL2, rows);
+  ASSERT_NE(flat, nullptr);
+  EXPECT_EQ(flat->list_imbalance(), 0.0);
+}
+
 TEST_F(FaissIndexTest, TrainWriteLoadRoundTrip) {
   std::unique_ptr<FaissIndex> trained = TrainOrDie("IVF8,Flat", Metric::kL2, *frames_);
   ASSERT_NE(trained, nullptr);

@@ -228,6 +228,7 @@ TEST_F(IndexBuilderTest, AutoMeasuresEveryCandidateAndKeepsOneMeetingTheTarget) 
     EXPECT_GT(candidate.recall_at_k(), 0.0);
     EXPECT_LE(candidate.recall_at_k(), 1.0);
     EXPECT_GT(candidate.p50_call_ms(), 0.0);
+    EXPECT_GE(candidate.list_imbalance(), 1.0) << "every candidate is an IVF index";
     if (candidate.mean_blend_cosine() >= 0.99) {
       EXPECT_GE(candidate.p50_call_ms(), chosen.p50_call_ms()) << "the fastest faithful one is kept";
     }

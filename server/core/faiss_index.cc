@@ -240,6 +240,7 @@ absl::Status FaissIndex::Prepare(const std::string& vectors_path) {
     }
     absl::Status ids = CheckIvfIds();
     if (!ids.ok()) return ids;
+    list_imbalance_ = ivf_->invlists->imbalance_factor();
   }
   if (!vectors_path.empty()) {
     absl::StatusOr<std::vector<float>> sidecar = ReadVectorsFile(vectors_path, size_, dim_);

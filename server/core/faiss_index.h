@@ -130,6 +130,11 @@ class FaissIndex {
   // are file-backed pages: resident only as far as searches touched them, and reclaimable by the
   // kernel.
   int64_t mapped_bytes() const { return mapped_bytes_; }
+  // How unevenly an IVF index spreads its vectors over its lists: faiss's imbalance factor,
+  // nlist * sum(size^2) / total^2, 1 for lists of equal size and up to nlist when one list holds
+  // everything; a query scanning nprobe lists reads about imbalance * nprobe * size / nlist
+  // vectors. 0 for indexes without inverted lists.
+  double list_imbalance() const { return list_imbalance_; }
 
   // Searches `count` queries ([count, dim]) for their `params.k` nearest stored vectors, writing
   // [count, k] scores (squared L2 or inner product) and ids, nearest first, kNoNeighbour (with
@@ -168,6 +173,7 @@ class FaissIndex {
   int nlist_ = 0;
   int64_t memory_bytes_ = 0;
   int64_t mapped_bytes_ = 0;
+  double list_imbalance_ = 0.0;
   // The refined index, if index_ is one; its base is searched, its refine index re-scores.
   const faiss::IndexRefine* refine_ = nullptr;
   // The IVF index searched (index_ or the base of refine_), if any.

@@ -91,6 +91,7 @@ absl::StatusOr<IndexEvaluation> Measure(FaissIndex& index, const SearchSetting& 
   evaluation.set_p50_call_ms(figures->p50_call_us / 1000.0);
   evaluation.set_p99_call_ms(figures->p99_call_us / 1000.0);
   evaluation.set_memory_bytes(index.memory_bytes());
+  evaluation.set_list_imbalance(index.list_imbalance());
   evaluation.set_held_out_frames(queries.rows);
   evaluation.set_k(kEvaluationK);
   return evaluation;
