@@ -113,9 +113,9 @@ absl::StatusOr<std::shared_ptr<BearerTokenAuth>> MakeTokenAuth(const SecurityOpt
   BearerTokenAuth::Options auth_options;
   auth_options.on_refused = options.on_token_refused;
   for (auto [flag, path, tokens] :
-       {std::make_tuple("--token_file", &options.token_file, &auth_options.user_tokens),
+       {std::make_tuple("--token_file", &options.token_file, &auth_options.tokens.user),
         std::make_tuple("--admin_token_file", &options.admin_token_file,
-                        &auth_options.admin_tokens)}) {
+                        &auth_options.tokens.admin)}) {
     if (path->empty()) continue;
     absl::StatusOr<FlagFile> file = ReadSecretFlagFile(flag, *path, warnings);
     if (!file.ok()) return file.status();
