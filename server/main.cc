@@ -65,7 +65,9 @@ ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(5),
           "that load balancers stop routing to it");
 ABSL_FLAG(int, max_queued_calls, 64,
           "Most calls waiting for a search worker; more get RESOURCE_EXHAUSTED at once");
-ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain of the server; enables TLS");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the server; enables TLS. Re-read every "
+          "--credentials_reload_interval, as are --tls_key, --tls_client_ca and the token files");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA certificates; clients must present a certificate they signed (mTLS)");
@@ -74,6 +76,11 @@ ABSL_FLAG(std::string, token_file, "",
           "GetSpeaker); needs TLS");
 ABSL_FLAG(std::string, admin_token_file, "",
           "File of admin bearer tokens, one per line (every method); needs TLS");
+ABSL_FLAG(absl::Duration, credentials_reload_interval, absl::Seconds(60),
+          "How often the TLS and token files are read again: files that changed and pass the "
+          "start-time checks replace those in use without a restart (new connections get the new "
+          "certificate, later calls the new tokens); files that fail them are logged and the "
+          "credentials in use stay. 0 = never");
 ABSL_FLAG(std::string, log_level, "info", "spdlog level: trace, debug, info, warn, error");
 
 namespace {
@@ -111,6 +118,7 @@ timbre::SecurityOptions SecurityFlags() {
   security.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   security.token_file = absl::GetFlag(FLAGS_token_file);
   security.admin_token_file = absl::GetFlag(FLAGS_admin_token_file);
+  security.reload_interval = absl::GetFlag(FLAGS_credentials_reload_interval);
   return security;
 }
 

@@ -4,6 +4,7 @@
 #include "server/service/bearer_token_auth.h"
 
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -21,6 +22,8 @@ using ::timbre::testing::StatusIs;
 
 constexpr char kUserToken[] = "user-token-0123456789abcdef";
 constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
+constexpr char kNewUserToken[] = "new-user-token-0123456789abcdef";
+constexpr char kUserMethod[] = "/timbre.v1.Timbre/Blend";
 
 // The gRPC status as absl, for the shared matchers.
 absl::Status AsAbsl(const grpc::Status& status) {
@@ -29,8 +32,8 @@ absl::Status AsAbsl(const grpc::Status& status) {
 
 std::shared_ptr<BearerTokenAuth> MakeAuth() {
   BearerTokenAuth::Options options;
-  options.user_tokens = {kUserToken};
-  options.admin_tokens = {kAdminToken};
+  options.tokens.user = {kUserToken};
+  options.tokens.admin = {kAdminToken};
   auto auth = BearerTokenAuth::Create(options);
   EXPECT_THAT(auth, IsOk());
   return auth.ok() ? *auth : nullptr;
@@ -147,7 +150,7 @@ TEST(BearerTokenAuthTest, ProcessReadsThePathAndConsumesTheToken) {
 TEST(BearerTokenAuthTest, ProcessTellsOfEveryRefusalOnce) {
   std::vector<grpc::StatusCode> refused;
   BearerTokenAuth::Options options;
-  options.user_tokens = {kUserToken};
+  options.tokens.user = {kUserToken};
   options.on_refused = [&refused](grpc::StatusCode code) { refused.push_back(code); };
   auto auth = BearerTokenAuth::Create(options);
   ASSERT_THAT(auth, IsOk());
@@ -165,6 +168,45 @@ TEST(BearerTokenAuthTest, ProcessTellsOfEveryRefusalOnce) {
   }
   EXPECT_THAT(refused, ElementsAre(grpc::StatusCode::UNAUTHENTICATED,
                                    grpc::StatusCode::PERMISSION_DENIED));
+}
+
+TEST(BearerTokenAuthTest, ReplacedTokensApplyToTheNextCheck) {
+  auto auth = MakeAuth();
+  ASSERT_NE(auth, nullptr);
+  EXPECT_THAT(auth->ReplaceTokens({{kNewUserToken}, {kAdminToken}}),
+              ::timbre::testing::IsOkAndHolds(true));
+  EXPECT_THAT(AsAbsl(auth->Check(kUserMethod, Bearer(kNewUserToken))), IsOk());
+  EXPECT_THAT(AsAbsl(auth->Check(kUserMethod, Bearer(kUserToken))),
+              StatusIs(absl::StatusCode::kUnauthenticated, HasSubstr("not valid")));
+  EXPECT_THAT(AsAbsl(auth->Check("/timbre.v1.IndexBuilder/Build", Bearer(kAdminToken))), IsOk());
+  // The same tokens again change nothing.
+  EXPECT_THAT(auth->ReplaceTokens({{kNewUserToken}, {kAdminToken}}),
+              ::timbre::testing::IsOkAndHolds(false));
+}
+
+TEST(BearerTokenAuthTest, ReplacingWithNoTokenKeepsTheTokensInForce) {
+  auto auth = MakeAuth();
+  ASSERT_NE(auth, nullptr);
+  EXPECT_THAT(auth->ReplaceTokens({}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least one token")));
+  EXPECT_THAT(AsAbsl(auth->Check(kUserMethod, Bearer(kUserToken))), IsOk());
+  EXPECT_THAT(AsAbsl(auth->Check(kUserMethod, Bearer(kNewUserToken))),
+              StatusIs(absl::StatusCode::kUnauthenticated, ::testing::_));
+}
+
+TEST(BearerTokenAuthTest, ChecksWhileTokensAreReplacedSeeOneSetOrTheOther) {
+  auto auth = MakeAuth();
+  ASSERT_NE(auth, nullptr);
+  // The admin token is in both sets: no check may refuse it, whichever set it meets.
+  std::thread replacer([&auth] {
+    for (int i = 0; i < 2000; ++i) {
+      auth->ReplaceTokens({{i % 2 == 0 ? kNewUserToken : kUserToken}, {kAdminToken}}).IgnoreError();
+    }
+  });
+  int refused = 0;
+  for (int i = 0; i < 2000; ++i) refused += !auth->Check(kUserMethod, Bearer(kAdminToken)).ok();
+  replacer.join();
+  EXPECT_EQ(refused, 0);
 }
 
 }  // namespace

@@ -1,11 +1,11 @@
 // MakeServerSecurity: checks of the TLS and token files and the warnings for an operator; then
 // real servers on loopback ports with TLS, mutual TLS and bearer tokens, called through the client
-// library. The TLS files are made at test time by tests/data/make_test_certs.sh (openssl).
+// library, and the rotation of their files while they serve. The TLS files are made at test time
+// by tests/data/make_test_certs.sh (openssl).
 #include "server/service/server_security.h"
 
 #include <sys/stat.h>
 
-#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -27,36 +27,40 @@ using ::timbre::testing::IsOk;
 using ::timbre::testing::IsOkAndHolds;
 using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
+using ::timbre::testing::WaitFor;
 using ::timbre::testing::WriteFile;
 using Code = absl::StatusCode;
 
 constexpr char kUserToken[] = "user-token-0123456789abcdef";
 constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
+constexpr char kNewUserToken[] = "new-user-token-0123456789abcdef";
 constexpr char kAdminMethod[] = "/timbre.v1.IndexBuilder/Build";
 
-class ServerSecurityTest : public ::testing::Test {
+class ServerSecurityTest : public timbre::testing::TestWithCertificates {
  protected:
   static void SetUpTestSuite() {
-    certs_ = new ScratchDir();
-    const std::string command =
-        absl::StrCat("bash ", timbre::testing::DataPath("make_test_certs.sh"), " ", certs_->path());
-    ASSERT_EQ(std::system(command.c_str()), 0)
-        << "making the test certificates failed; is the openssl tool installed "
-           "(deploy/install-deps.sh)?";
-    WriteFile(certs_->Join("user.tokens"), absl::StrCat("# user\n", kUserToken, "\n"));
-    WriteFile(certs_->Join("admin.tokens"), absl::StrCat(kAdminToken, "\n"));
-    for (const char* tokens : {"user.tokens", "admin.tokens"}) {
-      chmod(certs_->Join(tokens).c_str(), 0600);
-    }
+    TestWithCertificates::SetUpTestSuite();
+    WriteFile(Cert("user.tokens"), absl::StrCat("# user\n", kUserToken, "\n"));
+    WriteFile(Cert("admin.tokens"), absl::StrCat(kAdminToken, "\n"));
+    for (const char* tokens : {"user.tokens", "admin.tokens"}) chmod(Cert(tokens).c_str(), 0600);
   }
-  static void TearDownTestSuite() { delete certs_; }
-
-  static std::string Cert(const std::string& name) { return certs_->Join(name); }
 
   static SecurityOptions Tls() {
     SecurityOptions options;
     options.tls_cert_file = Cert("server.pem");
     options.tls_key_file = Cert("server.key");
+    return options;
+  }
+
+  // TLS with server.pem and server.key, copied to files that tests may rotate, re-read every
+  // second.
+  SecurityOptions LiveTls() const {
+    CopyCert("server.pem", live_.Join("cert.pem"));
+    CopyCert("server.key", live_.Join("key.pem"));
+    SecurityOptions options;
+    options.tls_cert_file = live_.Join("cert.pem");
+    options.tls_key_file = live_.Join("key.pem");
+    options.reload_interval = absl::Seconds(1);
     return options;
   }
 
@@ -68,12 +72,13 @@ class ServerSecurityTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr);
   }
 
-  // A client of the server that trusts the test CA, with `token` and, if `client` names one, that
-  // client certificate ("client" or "other_client").
+  // A client of the server that trusts the test CA (or the CA `ca`), with `token` and, if
+  // `client` names one, that client certificate ("client" or "other_client").
   std::unique_ptr<TimbreClient> TlsClient(const std::string& token = "",
-                                          const std::string& client = "") const {
+                                          const std::string& client = "",
+                                          const std::string& ca = "ca") const {
     TimbreClient::Options options = timbre::testing::LocalClientOptions(server_->port());
-    options.tls_ca_file = Cert("ca.pem");
+    options.tls_ca_file = Cert(ca + ".pem");
     options.token = token;
     options.timeout = absl::Seconds(10);
     if (!client.empty()) {
@@ -109,12 +114,10 @@ class ServerSecurityTest : public ::testing::Test {
     return FromGrpcStatus(status);
   }
 
-  static ScratchDir* certs_;
+  ScratchDir live_;
   ScratchDir repo_;
   std::unique_ptr<TimbreServer> server_;
 };
-
-ScratchDir* ServerSecurityTest::certs_ = nullptr;
 
 TEST_F(ServerSecurityTest, PlainTextWarnsThatTheServerIsUnauthenticated) {
   auto security = MakeServerSecurity({});
@@ -143,8 +146,8 @@ TEST_F(ServerSecurityTest, MutualTlsWithoutTokensWarnsThatEveryClientIsAdmin) {
 }
 
 TEST_F(ServerSecurityTest, TokenFileReadableByEveryoneIsWarnedAbout) {
-  WriteFile(certs_->Join("open.tokens"), absl::StrCat(kUserToken, "\n"));
-  chmod(certs_->Join("open.tokens").c_str(), 0644);
+  WriteFile(Cert("open.tokens"), absl::StrCat(kUserToken, "\n"));
+  chmod(Cert("open.tokens").c_str(), 0644);
   SecurityOptions options = Tls();
   options.token_file = Cert("open.tokens");
   auto security = MakeServerSecurity(options);
@@ -168,10 +171,16 @@ TEST_F(ServerSecurityTest, IncompleteCombinationsNameTheFlags) {
   EXPECT_THAT(
       MakeServerSecurity(tokens_without_tls),
       StatusIs(Code::kInvalidArgument, AllOf(HasSubstr("need TLS"), HasSubstr("plain text"))));
+  SecurityOptions negative_interval = Tls();
+  negative_interval.reload_interval = absl::Seconds(-1);
+  EXPECT_THAT(MakeServerSecurity(negative_interval),
+              StatusIs(Code::kInvalidArgument,
+                       AllOf(HasSubstr("--credentials_reload_interval is -1s"),
+                             HasSubstr("0 = never"))));
 }
 
 TEST_F(ServerSecurityTest, BadFilesAreRefusedNamingTheFile) {
-  WriteFile(certs_->Join("empty.tokens"), "# no token yet\n");
+  WriteFile(Cert("empty.tokens"), "# no token yet\n");
   struct Case {
     std::string SecurityOptions::*field;
     std::string file;
@@ -265,6 +274,49 @@ TEST_F(ServerSecurityTest, TokensOnUserAndAdminMethods) {
   ssl.pem_root_certs = timbre::testing::ReadFile(Cert("ca.pem"));
   EXPECT_THAT(CheckHealth(server_->port(), "", grpc::SslCredentials(ssl)),
               IsOkAndHolds(grpc::health::v1::HealthCheckResponse::SERVING));
+}
+
+TEST_F(ServerSecurityTest, RotatedCertificateServesNewConnectionsWithoutARestart) {
+  Start(LiveTls());
+  auto connected = TlsClient();
+  ASSERT_THAT(connected->ListSpeakers(), IsOk());
+
+  CopyCert("other_server.pem", live_.Join("cert.pem"));
+  CopyCert("other_server.key", live_.Join("key.pem"));
+  EXPECT_TRUE(WaitFor([&] { return TlsClient("", "", "other_ca")->ListSpeakers().ok(); }));
+  EXPECT_THAT(TlsClient()->ListSpeakers(), StatusIs(Code::kUnavailable, ::testing::_));
+  // The connection made before the rotation goes on serving.
+  EXPECT_THAT(connected->ListSpeakers(), IsOk());
+}
+
+TEST_F(ServerSecurityTest, RotatedClientCaAppliesToNewConnections) {
+  SecurityOptions options = LiveTls();
+  CopyCert("ca.pem", live_.Join("client_ca.pem"));
+  options.tls_client_ca_file = live_.Join("client_ca.pem");
+  Start(options);
+  EXPECT_THAT(TlsClient("", "client")->ListSpeakers(), IsOk());
+
+  CopyCert("other_ca.pem", live_.Join("client_ca.pem"));
+  EXPECT_TRUE(WaitFor([&] { return TlsClient("", "other_client")->ListSpeakers().ok(); }));
+  EXPECT_THAT(TlsClient("", "client")->ListSpeakers(), StatusIs(Code::kUnavailable, ::testing::_));
+}
+
+TEST_F(ServerSecurityTest, RotatedTokensApplyToTheNextCall) {
+  SecurityOptions options = LiveTls();
+  CopyCert("user.tokens", live_.Join("user.tokens"));
+  CopyCert("admin.tokens", live_.Join("admin.tokens"));
+  options.token_file = live_.Join("user.tokens");
+  options.admin_token_file = live_.Join("admin.tokens");
+  Start(options);
+  auto old_user = TlsClient(kUserToken);
+  ASSERT_THAT(old_user->ListSpeakers(), IsOk());
+
+  WriteFile(live_.Join("user.tokens"), absl::StrCat("# rotated\n", kNewUserToken, "\n"));
+  auto new_user = TlsClient(kNewUserToken);
+  EXPECT_TRUE(WaitFor([&] { return new_user->ListSpeakers().ok(); }));
+  // The removed token is refused, on the connection it used before too.
+  EXPECT_THAT(old_user->ListSpeakers(), StatusIs(Code::kUnauthenticated, HasSubstr("not valid")));
+  EXPECT_THAT(TlsClient(kAdminToken)->ListSpeakers(), IsOk());
 }
 
 TEST_F(ServerSecurityTest, ClientRefusesATokenWithoutTls) {

@@ -134,4 +134,26 @@ v1::BlendRequest FixtureBlendRequest(const FixtureQueries& queries, int64_t rows
   return request;
 }
 
+ScratchDir* TestWithCertificates::certs_ = nullptr;
+
+void TestWithCertificates::SetUpTestSuite() {
+  certs_ = new ScratchDir();
+  const std::string command =
+      absl::StrCat("bash ", DataPath("make_test_certs.sh"), " ", certs_->path());
+  ASSERT_EQ(std::system(command.c_str()), 0)
+      << "making the test certificates failed; is the openssl tool installed "
+         "(deploy/install-deps.sh)?";
+}
+
+void TestWithCertificates::TearDownTestSuite() {
+  delete certs_;
+  certs_ = nullptr;
+}
+
+std::string TestWithCertificates::Cert(const std::string& name) { return certs_->Join(name); }
+
+void TestWithCertificates::CopyCert(const std::string& name, const std::string& path) {
+  std::filesystem::copy_file(Cert(name), path, std::filesystem::copy_options::overwrite_existing);
+}
+
 }  // namespace timbre::testing

@@ -65,6 +65,21 @@ double MetricValue(const std::string& metrics, const std::string& name);
 // A Blend request of `rows` frames for speaker "rvc", cycling through the fixture's queries.
 v1::BlendRequest FixtureBlendRequest(const FixtureQueries& queries, int64_t rows);
 
+// A fixture whose tests share the TLS files of tests/data/make_test_certs.sh (test CAs, server
+// and client certificates), made with the openssl tool once for each test suite.
+class TestWithCertificates : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite();
+  static void TearDownTestSuite();
+  // The path of the file `name` ("server.pem") in the suite's directory; tests may add files.
+  static std::string Cert(const std::string& name);
+  // Copies the file `name` of the suite's directory to `path`, replacing what is there.
+  static void CopyCert(const std::string& name, const std::string& path);
+
+ private:
+  static ScratchDir* certs_;
+};
+
 }  // namespace timbre::testing
 
 #endif  // TIMBRE_TESTS_SERVER_TEST_SUPPORT_H_

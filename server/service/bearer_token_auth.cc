@@ -74,28 +74,47 @@ absl::StatusOr<std::vector<std::string>> ParseTokens(absl::string_view text,
   return tokens;
 }
 
-absl::StatusOr<std::shared_ptr<BearerTokenAuth>> BearerTokenAuth::Create(const Options& options) {
-  if (options.user_tokens.empty() && options.admin_tokens.empty()) {
+absl::StatusOr<std::shared_ptr<const BearerTokenAuth::Digests>> BearerTokenAuth::DigestsOf(
+    const BearerTokens& tokens) {
+  if (tokens.user.empty() && tokens.admin.empty()) {
     return absl::InvalidArgumentError("bearer token checks need at least one token");
   }
-  auto digests = [](const std::vector<std::string>& tokens) {
-    std::vector<Digest> digests;
-    for (const std::string& token : tokens) digests.push_back(Sha256(token));
-    return digests;
-  };
-  return std::shared_ptr<BearerTokenAuth>(new BearerTokenAuth(
-      digests(options.user_tokens), digests(options.admin_tokens), options.on_refused));
+  auto digests = std::make_shared<Digests>();
+  for (const std::string& token : tokens.user) digests->user.push_back(Sha256(token));
+  for (const std::string& token : tokens.admin) digests->admin.push_back(Sha256(token));
+  return digests;
+}
+
+absl::StatusOr<std::shared_ptr<BearerTokenAuth>> BearerTokenAuth::Create(const Options& options) {
+  absl::StatusOr<std::shared_ptr<const Digests>> digests = DigestsOf(options.tokens);
+  if (!digests.ok()) return digests.status();
+  return std::shared_ptr<BearerTokenAuth>(
+      new BearerTokenAuth(*std::move(digests), options.on_refused));
+}
+
+absl::StatusOr<bool> BearerTokenAuth::ReplaceTokens(const BearerTokens& tokens) {
+  absl::StatusOr<std::shared_ptr<const Digests>> digests = DigestsOf(tokens);
+  if (!digests.ok()) return digests.status();
+  absl::MutexLock lock(&mutex_);
+  const bool changed = (*digests)->user != digests_->user || (*digests)->admin != digests_->admin;
+  if (changed) digests_ = *std::move(digests);
+  return changed;
 }
 
 BearerTokenAuth::Role BearerTokenAuth::RoleOf(absl::string_view token) const {
+  std::shared_ptr<const Digests> digests;
+  {
+    absl::ReaderMutexLock lock(&mutex_);
+    digests = digests_;
+  }
   const Digest digest = Sha256(token);
   // Every digest is compared, whatever matched, so that the time taken says nothing.
   bool admin = false;
-  for (const Digest& known : admin_digests_) {
+  for (const Digest& known : digests->admin) {
     admin |= CRYPTO_memcmp(known.data(), digest.data(), digest.size()) == 0;
   }
   bool user = false;
-  for (const Digest& known : user_digests_) {
+  for (const Digest& known : digests->user) {
     user |= CRYPTO_memcmp(known.data(), digest.data(), digest.size()) == 0;
   }
   if (admin) return Role::kAdmin;

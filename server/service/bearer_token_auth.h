@@ -12,7 +12,10 @@
 // them in constant time (CRYPTO_memcmp, every digest every time), so neither the timing nor the
 // length of a guess reveals anything about a token.
 //
-// Thread-safe: immutable after Create.
+// The tokens can be replaced while the server runs (ReplaceTokens, when the token files are
+// rotated): each check takes the set in force when it starts and uses it throughout.
+//
+// Thread-safe.
 #ifndef TIMBRE_SERVER_SERVICE_BEARER_TOKEN_AUTH_H_
 #define TIMBRE_SERVER_SERVICE_BEARER_TOKEN_AUTH_H_
 
@@ -23,8 +26,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/security/auth_metadata_processor.h"
 
 namespace timbre {
@@ -51,13 +56,19 @@ inline constexpr size_t kMinTokenLength = 16;
 absl::StatusOr<std::vector<std::string>> ParseTokens(absl::string_view text,
                                                      absl::string_view source);
 
+// The tokens a server accepts.
+struct BearerTokens {
+  // Tokens that may call user methods.
+  std::vector<std::string> user;
+  // Tokens that may call every method. None: admin methods are refused.
+  std::vector<std::string> admin;
+};
+
 class BearerTokenAuth final : public grpc::AuthMetadataProcessor {
  public:
   struct Options {
-    // Tokens that may call user methods. Default none.
-    std::vector<std::string> user_tokens;
-    // Tokens that may call every method. Default none: admin methods are refused.
-    std::vector<std::string> admin_tokens;
+    // The tokens accepted at first. Default none (Create needs at least one).
+    BearerTokens tokens;
     // Told of every call Process refuses, with its code (UNAUTHENTICATED or PERMISSION_DENIED),
     // on gRPC's thread; must not block. For the server's metrics. Default none.
     std::function<void(grpc::StatusCode code)> on_refused;
@@ -65,6 +76,11 @@ class BearerTokenAuth final : public grpc::AuthMetadataProcessor {
 
   // Errors: INVALID_ARGUMENT when there is no token at all.
   static absl::StatusOr<std::shared_ptr<BearerTokenAuth>> Create(const Options& options);
+
+  // Accepts `tokens` instead of the tokens in force, from the next check on; checks under way
+  // finish with the old ones. Returns whether they differ from those in force. Errors:
+  // INVALID_ARGUMENT when there is no token at all (the tokens in force stay).
+  absl::StatusOr<bool> ReplaceTokens(const BearerTokens& tokens) ABSL_LOCKS_EXCLUDED(mutex_);
 
   // The check is a few microseconds of hashing: run it on gRPC's own thread.
   bool IsBlocking() const override { return false; }
@@ -83,18 +99,23 @@ class BearerTokenAuth final : public grpc::AuthMetadataProcessor {
 
  private:
   using Digest = std::array<unsigned char, 32>;
+  struct Digests {
+    std::vector<Digest> user;
+    std::vector<Digest> admin;
+  };
   enum class Role { kNone, kUser, kAdmin };
 
-  BearerTokenAuth(std::vector<Digest> user, std::vector<Digest> admin,
+  BearerTokenAuth(std::shared_ptr<const Digests> digests,
                   std::function<void(grpc::StatusCode)> on_refused)
-      : user_digests_(std::move(user)),
-        admin_digests_(std::move(admin)),
-        on_refused_(std::move(on_refused)) {}
-  Role RoleOf(absl::string_view token) const;
+      : on_refused_(std::move(on_refused)), digests_(std::move(digests)) {}
+  // The digests of `tokens`. Errors: INVALID_ARGUMENT when there is no token at all.
+  static absl::StatusOr<std::shared_ptr<const Digests>> DigestsOf(const BearerTokens& tokens);
+  Role RoleOf(absl::string_view token) const ABSL_LOCKS_EXCLUDED(mutex_);
 
-  const std::vector<Digest> user_digests_;
-  const std::vector<Digest> admin_digests_;
   const std::function<void(grpc::StatusCode)> on_refused_;
+  mutable absl::Mutex mutex_;
+  // Replaced whole, never changed: a check copies the pointer and compares without the lock.
+  std::shared_ptr<const Digests> digests_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace timbre

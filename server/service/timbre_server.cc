@@ -46,6 +46,8 @@ struct TimbreServer::Parts {
   std::unique_ptr<BuildJobQueue> jobs;
   std::unique_ptr<IndexBuilderService> builder_service;
   std::shared_ptr<BuildJobGauges> build_job_gauges;
+  // Re-reads the TLS and token files; outlives the server, which reads the TLS files from it.
+  std::unique_ptr<CredentialReloader> credential_reloader;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   int metrics_port = -1;
@@ -196,6 +198,7 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   absl::StatusOr<ServerSecurity> security = MakeServerSecurity(options.security);
   if (!security.ok()) return security.status();
   for (const std::string& warning : security->warnings) spdlog::warn("timbre: {}", warning);
+  parts->credential_reloader = std::move(security->reloader);
   spdlog::info("timbre: {}", FaissBuildInfo());
   UseSingleThreadedBlas();
 

@@ -50,8 +50,9 @@ class TimbreServer {
     // Message size limits, keepalive and connection age; see connection_options.h for each
     // field and its default.
     ConnectionOptions connection;
-    // TLS, client certificates and bearer tokens; see server_security.h. Default: plain text,
-    // unauthenticated (logged as a warning at every start).
+    // TLS, client certificates, bearer tokens and how often their files are read again; see
+    // security_options.h. Default: plain text, unauthenticated (logged as a warning at every
+    // start).
     SecurityOptions security;
     // Most calls waiting for a search worker (stream blocks count as calls); more are refused at
     // once with RESOURCE_EXHAUSTED. Default 64.

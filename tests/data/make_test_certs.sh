@@ -4,6 +4,8 @@
 #   server.pem, server.key      server certificate for localhost and 127.0.0.1, signed by the CA
 #   client.pem, client.key      client certificate signed by the CA
 #   other_ca.pem                a second CA
+#   other_server.pem/.key       server certificate for localhost and 127.0.0.1, signed by the
+#                               second CA (what a server rotates to)
 #   other_client.pem/.key       client certificate signed by the second CA
 # EC P-256 keys, valid for 2 days: made fresh for each test run, never committed.
 set -euo pipefail
@@ -36,9 +38,10 @@ new_leaf() {
 
 new_ca ca "timbre test CA"
 new_ca other_ca "timbre other test CA"
-new_leaf server ca localhost \
-  "subjectAltName=DNS:localhost,IP:127.0.0.1
+server_extensions="subjectAltName=DNS:localhost,IP:127.0.0.1
 extendedKeyUsage=serverAuth"
+new_leaf server ca localhost "$server_extensions"
+new_leaf other_server other_ca localhost "$server_extensions"
 new_leaf client ca "timbre test client" "extendedKeyUsage=clientAuth"
 new_leaf other_client other_ca "timbre other test client" "extendedKeyUsage=clientAuth"
 rm -f ./*.srl

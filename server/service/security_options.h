@@ -1,0 +1,43 @@
+// SecurityOptions: the files a timbre server takes its TLS credentials and bearer tokens from,
+// and how often it re-reads them. Used by MakeServerSecurity (server_security.h), which checks
+// their combination, and by the units that read the files (credential_files.h) and keep them
+// current (credential_reloader.h).
+#ifndef TIMBRE_SERVER_SERVICE_SECURITY_OPTIONS_H_
+#define TIMBRE_SERVER_SERVICE_SECURITY_OPTIONS_H_
+
+#include <functional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "grpcpp/support/status.h"
+
+namespace timbre {
+
+struct SecurityOptions {
+  // PEM files of the server's certificate chain and private key. Both or neither; neither serves
+  // plain text. Default: neither.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // PEM file of the CA certificates that sign client certificates. When set, every client must
+  // present a certificate signed by one of them (mTLS). Needs TLS. Default: none.
+  std::string tls_client_ca_file;
+  // Token files (format: ParseTokens in bearer_token_auth.h). User tokens may call the serving
+  // methods, admin tokens every method. Either or both; need TLS. Default: none, every call is
+  // let through.
+  std::string token_file;
+  std::string admin_token_file;
+  // How often the files above are read again while the server runs. Files that changed and pass
+  // every check made at start replace the ones in use: new connections get the new certificate
+  // and client CA, every call after the swap is checked against the new tokens. Files that fail
+  // a check (unreadable, half written, a key that does not match its certificate, no token) are
+  // logged as a warning and the credentials in use stay. Zero or infinite: never. Must not be
+  // negative. Default 60 s.
+  absl::Duration reload_interval = absl::Seconds(60);
+  // Told of every call the bearer token check refuses, with its code (UNAUTHENTICATED or
+  // PERMISSION_DENIED), on gRPC's thread; must not block. Default none.
+  std::function<void(grpc::StatusCode code)> on_token_refused;
+};
+
+}  // namespace timbre
+
+#endif  // TIMBRE_SERVER_SERVICE_SECURITY_OPTIONS_H_
