@@ -157,7 +157,9 @@ TEST_F(BuildJobQueueTest, WatchSeesEveryStageInOrderAndEndsWithTheFinalState) {
   std::vector<std::string> stages;
   for (size_t i = 0; i < seen.size(); ++i) {
     if (stages.empty() || stages.back() != seen[i].stage()) stages.push_back(seen[i].stage());
-    if (i > 0) EXPECT_GE(seen[i].fraction(), seen[i - 1].fraction()) << "never backwards";
+    if (i > 0) {
+      EXPECT_GE(seen[i].fraction(), seen[i - 1].fraction()) << "never backwards";
+    }
   }
   EXPECT_THAT(stages, ::testing::ElementsAre("queued", "loading", "training", "done"));
   EXPECT_EQ(stages.back(), "done");
