@@ -27,6 +27,10 @@ ABSL_FLAG(int, port, 50051, "gRPC port; 0 picks a free one");
 ABSL_FLAG(std::string, metrics_host, "0.0.0.0", "Prometheus endpoint address");
 ABSL_FLAG(int, metrics_port, 9464, "Prometheus /metrics port; 0 picks a free one, -1 disables");
 ABSL_FLAG(int, search_threads, 0, "Search worker threads; 0 = one per core");
+ABSL_FLAG(bool, split_idle_searches, true,
+          "Split a lone call's coarse search step across the idle search workers");
+ABSL_FLAG(absl::Duration, search_idle_spin, absl::ZeroDuration(),
+          "How long a search worker polls for the next call before it sleeps; 0 = sleep at once");
 ABSL_FLAG(int64_t, max_batch_frames, 512, "Most frames merged into one search batch");
 ABSL_FLAG(int64_t, max_frames_per_call, 4096, "Most frames accepted in one call");
 ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
@@ -178,6 +182,8 @@ int main(int argc, char** argv) {
   options.metrics_host = absl::GetFlag(FLAGS_metrics_host);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.search_threads = absl::GetFlag(FLAGS_search_threads);
+  options.split_idle_searches = absl::GetFlag(FLAGS_split_idle_searches);
+  options.search_idle_spin = absl::GetFlag(FLAGS_search_idle_spin);
   options.max_batch_frames = absl::GetFlag(FLAGS_max_batch_frames);
   options.max_frames_per_call = absl::GetFlag(FLAGS_max_frames_per_call);
   options.poll_interval = absl::GetFlag(FLAGS_poll_interval);

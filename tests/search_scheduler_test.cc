@@ -172,6 +172,10 @@ TEST(SearchSchedulerCreateTest, RejectsBadOptions) {
   no_queue.max_queued_tasks = 0;
   EXPECT_THAT(SearchScheduler::Create(no_queue),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_queued_tasks is 0")));
+  SearchScheduler::Options negative_spin;
+  negative_spin.idle_spin = absl::Milliseconds(-1);
+  EXPECT_THAT(SearchScheduler::Create(negative_spin),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("idle_spin is -1ms")));
 }
 
 TEST(SearchSchedulerCreateTest, WorkerCount) {
@@ -199,6 +203,71 @@ TEST_F(SearchSchedulerTest, TaskMatchesDirectSearch) {
     probe.ExpectMatchesDirectSearch();
     EXPECT_THAT(probe.ids, Each(::testing::Ge(0)));
   }
+}
+
+TEST_F(SearchSchedulerTest, LoneTaskSplitsItsSearchAcrossTheIdleWorkers) {
+  auto scheduler = MakeScheduler(2);
+  ASSERT_NE(scheduler, nullptr);
+  Probe probe(*alice_, 16, Params(8, 1), 4);
+  scheduler->Submit(probe.Task());
+  ASSERT_TRUE(probe.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_THAT(probe.status, IsOk());
+  EXPECT_EQ(probe.timing.threads, 2);
+  probe.ExpectMatchesDirectSearch();
+}
+
+TEST_F(SearchSchedulerTest, WithoutSplitWhenIdleALoneTaskSearchesOnOneThread) {
+  SearchScheduler::Options options;
+  options.workers = 2;
+  options.split_when_idle = false;
+  auto scheduler = SearchScheduler::Create(options);
+  ASSERT_THAT(scheduler, IsOk());
+  Probe probe(*alice_, 16, Params(8, 1), 4);
+  (*scheduler)->Submit(probe.Task());
+  ASSERT_TRUE(probe.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_THAT(probe.status, IsOk());
+  EXPECT_EQ(probe.timing.threads, 1);
+  probe.ExpectMatchesDirectSearch();
+}
+
+TEST_F(SearchSchedulerTest, TaskTakenWhileAnotherWorkerIsBusySearchesOnOneThread) {
+  auto scheduler = MakeScheduler(2);
+  ASSERT_NE(scheduler, nullptr);
+  BusyWorker blocker(*scheduler, *alice_, 2, 7);
+  ASSERT_TRUE(blocker.WaitUntilBusy());
+  Probe probe(*alice_, 16, Params(8, 1), 4);
+  scheduler->Submit(probe.Task());
+  ASSERT_TRUE(probe.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_THAT(probe.status, IsOk());
+  EXPECT_EQ(probe.timing.threads, 1);
+  EXPECT_EQ(blocker.probe().timing.threads, 2) << "the blocker was alone when it was taken";
+  probe.ExpectMatchesDirectSearch();
+}
+
+// With one worker and a spin far longer than the test, every task after the first is found by
+// the polling worker: each must still be searched at once, and the destructor must end the
+// polling.
+TEST_F(SearchSchedulerTest, PollingWorkerTakesEachNewTaskAndStopsWithTheScheduler) {
+  SearchScheduler::Options options;
+  options.workers = 1;
+  options.idle_spin = absl::Hours(1);
+  auto scheduler = SearchScheduler::Create(options);
+  ASSERT_THAT(scheduler, IsOk());
+  for (int i = 0; i < 5; ++i) {
+    Probe probe(*alice_, 16, Params(8, 1), 10 + i);
+    (*scheduler)->Submit(probe.Task());
+    ASSERT_TRUE(probe.finished.WaitForNotificationWithTimeout(absl::Seconds(20))) << i;
+    EXPECT_THAT(probe.status, IsOk());
+    probe.ExpectMatchesDirectSearch();
+  }
+  absl::Notification destroyed;
+  std::thread destroy([&] {
+    scheduler->reset();
+    destroyed.Notify();
+  });
+  EXPECT_TRUE(destroyed.WaitForNotificationWithTimeout(absl::Seconds(20)))
+      << "the destructor waited for a polling worker";
+  destroy.join();
 }
 
 TEST_F(SearchSchedulerTest, ConcurrentSubmitsAllCompleteExactlyOnce) {

@@ -633,6 +633,10 @@ TEST(TimbreServerStartTest, BadOptionsAreRejected) {
   options.port = 70000;
   EXPECT_THAT(TimbreServer::Start(options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("port 70000")));
+  options.port = 0;
+  options.search_idle_spin = absl::Milliseconds(-5);
+  EXPECT_THAT(TimbreServer::Start(options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--search_idle_spin is -5ms")));
 }
 
 TEST(TimbreServerStartTest, EmptyRepositoryGetsDemoSpeaker) {

@@ -24,6 +24,10 @@ absl::StatusOr<std::unique_ptr<SearchScheduler>> SearchScheduler::Create(Options
     return absl::InvalidArgumentError(
         absl::StrCat("max_queued_tasks is ", options.max_queued_tasks, "; it must be >= 1"));
   }
+  if (options.idle_spin < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "idle_spin is ", absl::FormatDuration(options.idle_spin), "; it must be >= 0"));
+  }
   if (options.workers == 0) {
     options.workers = std::max(1u, std::thread::hardware_concurrency());
   }
@@ -38,6 +42,7 @@ SearchScheduler::~SearchScheduler() {
   {
     absl::MutexLock lock(&mutex_);
     stopping_ = true;
+    stop_spinning_.store(true, std::memory_order_relaxed);
   }
   for (std::thread& thread : threads_) thread.join();
 }
@@ -47,6 +52,7 @@ void SearchScheduler::Submit(SearchTask task) {
     absl::MutexLock lock(&mutex_);
     if (queue_.size() < static_cast<size_t>(options_.max_queued_tasks)) {
       queue_.push_back(Queued{std::move(task), absl::Now()});
+      queued_.store(queue_.size(), std::memory_order_relaxed);
       return;
     }
   }
@@ -117,6 +123,7 @@ void SearchScheduler::WorkerLoop() {
         ++busy_;
         if (options_.split_when_idle && queue_.empty() && busy_ == 1) threads = workers();
       }
+      queued_.store(queue_.size(), std::memory_order_relaxed);
     }
     FinishExpired(expired, now);
     if (batch.empty()) {
@@ -124,9 +131,23 @@ void SearchScheduler::WorkerLoop() {
       continue;
     }
     RunBatch(batch, threads);
-    absl::MutexLock lock(&mutex_);
-    --busy_;
+    {
+      absl::MutexLock lock(&mutex_);
+      --busy_;
+    }
+    if (options_.idle_spin > absl::ZeroDuration()) SpinWhileIdle();
   }
+}
+
+void SearchScheduler::SpinWhileIdle() {
+  bool free = false;
+  if (!spinning_.compare_exchange_strong(free, true)) return;  // another worker spins already
+  const absl::Time until = absl::Now() + options_.idle_spin;
+  while (queued_.load(std::memory_order_relaxed) == 0 &&
+         !stop_spinning_.load(std::memory_order_relaxed) && absl::Now() < until) {
+    std::this_thread::yield();
+  }
+  spinning_.store(false);
 }
 
 void SearchScheduler::RunBatch(std::vector<Queued>& batch, int threads) {
@@ -163,6 +184,7 @@ void SearchScheduler::RunBatch(std::vector<Queued>& batch, int threads) {
   SearchTiming timing;
   timing.search = absl::Now() - start;
   timing.batch_rows = rows;
+  timing.threads = threads;
   for (Queued& queued : batch) {
     timing.queued = start - queued.submitted;
     queued.task.done(status, timing);

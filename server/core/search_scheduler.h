@@ -23,6 +23,7 @@
 #ifndef TIMBRE_SERVER_CORE_SEARCH_SCHEDULER_H_
 #define TIMBRE_SERVER_CORE_SEARCH_SCHEDULER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -45,6 +46,7 @@ struct SearchTiming {
   absl::Duration queued;  // from Submit to the start of its batch's search
   absl::Duration search;  // the batch's search
   int64_t batch_rows = 0; // rows searched together in that batch
+  int threads = 0;         // threads the batch's coarse step used (workers when split)
 };
 
 // One call's search. The scheduler fills `scores` and `ids` ([rows, params.k] each) and then
@@ -72,15 +74,25 @@ class SearchScheduler {
     // Most query rows merged into one batch. A single larger task is searched alone.
     // Default 512.
     int64_t max_batch_rows = 512;
-    // Split a search's coarse step across idle workers when nothing else is queued. Default on.
+    // Split a search's coarse step across idle workers when nothing else is queued. On a quiet
+    // 2-core machine this takes a lone 16-frame call from about 1.5 to 1.0 ms (README,
+    // Benchmark). Default on.
     bool split_when_idle = true;
     // Most tasks waiting for a worker; Submit refuses more with RESOURCE_EXHAUSTED. With 16-frame
     // calls searched in batches of up to max_batch_rows, 64 queued calls are about two batches
     // per worker of waiting. Default 64.
     int max_queued_tasks = 64;
+    // After a search, one worker keeps polling the queue for this long before it sleeps
+    // (yielding its core to any thread that wants it), so that the next call finds a core that
+    // is running rather than one woken from idle. On the benchmark's 2-core VM, 50 ms takes
+    // real-time load (8 callers x 4 calls/s) from p50 2.1 to 1.45 ms, and costs up to a core
+    // of CPU time while calls come less than idle_spin apart (README, Benchmark). Not for
+    // CPU-quota-limited containers: the polling uses the quota. Default zero: sleep at once.
+    absl::Duration idle_spin = absl::ZeroDuration();
   };
 
-  // Errors: INVALID_ARGUMENT for negative workers, max_batch_rows < 1 or max_queued_tasks < 1.
+  // Errors: INVALID_ARGUMENT for negative workers, max_batch_rows < 1, max_queued_tasks < 1 or a
+  // negative idle_spin.
   static absl::StatusOr<std::unique_ptr<SearchScheduler>> Create(Options options);
 
   // Finishes every queued task, then joins the workers.
@@ -108,12 +120,18 @@ class SearchScheduler {
   void TakeExpired(absl::Time now, std::vector<Queued>& expired)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   static void FinishExpired(std::vector<Queued>& expired, absl::Time now);
+  // Polls until a task is queued, the scheduler stops or options_.idle_spin has passed.
+  void SpinWhileIdle();
 
   const Options options_;
   absl::Mutex mutex_;
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mutex_);
   int busy_ ABSL_GUARDED_BY(mutex_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  // queue_.size() and stopping_, for SpinWhileIdle to read without the mutex.
+  std::atomic<size_t> queued_{0};
+  std::atomic<bool> stop_spinning_{false};
+  std::atomic<bool> spinning_{false};  // a worker is in SpinWhileIdle
   std::vector<std::thread> threads_;
 };
 

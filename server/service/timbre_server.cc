@@ -83,6 +83,11 @@ absl::Status ValidateOptions(const TimbreServer::Options& options) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--max_queued_calls is ", options.max_queued_calls, "; it must be at least 1"));
   }
+  if (options.search_idle_spin < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("--search_idle_spin is ",
+                                                   absl::FormatDuration(options.search_idle_spin),
+                                                   "; it must be >= 0 (0 = sleep at once)"));
+  }
   if (options.memory_budget_bytes < 0) {
     return absl::InvalidArgumentError(absl::StrCat("--memory_budget_bytes is ",
                                                    options.memory_budget_bytes,
@@ -230,6 +235,8 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
 
   SearchScheduler::Options scheduler_options;
   scheduler_options.workers = options.search_threads;
+  scheduler_options.split_when_idle = options.split_idle_searches;
+  scheduler_options.idle_spin = options.search_idle_spin;
   scheduler_options.max_batch_rows = options.max_batch_frames;
   scheduler_options.max_queued_tasks = options.max_queued_calls;
   auto scheduler = SearchScheduler::Create(scheduler_options);

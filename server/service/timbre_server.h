@@ -41,6 +41,12 @@ class TimbreServer {
     int metrics_port = 9464;
     // Search worker threads; 0 = one per core. Default 0.
     int search_threads = 0;
+    // Split a lone call's coarse search step across the idle search workers (see
+    // SearchScheduler::Options::split_when_idle). Default true.
+    bool split_idle_searches = true;
+    // How long a search worker keeps polling for the next call before it sleeps (see
+    // SearchScheduler::Options::idle_spin); must not be negative. Default zero: it sleeps at once.
+    absl::Duration search_idle_spin = absl::ZeroDuration();
     // Most frames merged into one search batch. Default 512.
     int64_t max_batch_frames = 512;
     // Most frames in one call; larger calls get INVALID_ARGUMENT. Default 4096.

@@ -4,7 +4,8 @@
 #   - RVC's in-process step (numpy + faiss in Python) with the AVX2 faiss timbre uses and with
 #     Debian's python3-faiss (generic build);
 #   - timbre end to end through gRPC on loopback (light load and saturation, unary and streaming),
-#     with the server-side time each call reported.
+#     with the server-side time each call reported, and the light load again with
+#     --split_idle_searches=false and with --search_idle_spin=50ms.
 # Writes a Markdown table to bench-data/results.md. Usage: tests/bench/run.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,11 +40,13 @@ run() {  # name, then timbre bench flags
   echo "$name $json"
   echo "$name|$json" >> "$DATA/runs.txt"
 }
-# measure LABEL ENV...: starts the server with ENV, runs the load patterns, stops it.
+# measure LABEL SERVER_FLAGS PATTERNS ENV...: starts the server with ENV and SERVER_FLAGS, runs
+# the load patterns (all, or light: the one-caller and real-time ones), stops it.
 measure() {
-  local label="$1"; shift
+  local label="$1" flags="$2" patterns="$3"; shift 3
+  # shellcheck disable=SC2086  # flags are words
   env "$@" build/server/timbre-server --repo="$DATA/repo" --host=127.0.0.1 --port="$PORT" \
-    --metrics_port=-1 --poll_interval=0 > "$DATA/server.log" 2>&1 &
+    --metrics_port=-1 --poll_interval=0 $flags > "$DATA/server.log" 2>&1 &
   SERVER=$!
   for _ in $(seq 100); do
     build/client/timbre speakers --server="127.0.0.1:$PORT" >/dev/null 2>&1 && break
@@ -51,20 +54,32 @@ measure() {
   done
   local blas
   blas=$(grep -o 'OpenBLAS kernels [A-Za-z0-9]*' "$DATA/server.log" | head -1)
-  echo "bench: timbre, $blas"
-  run "$label ($blas): 1 caller back to back, unary" --concurrency=1
-  run "$label ($blas): 1 caller back to back, stream" --concurrency=1 --mode=stream
-  run "$label ($blas): 8 callers x 4 calls/s, stream" --concurrency=8 --rate=4 --mode=stream
-  run "$label ($blas): 16 callers back to back, unary" --concurrency=16
-  run "$label ($blas): 16 callers back to back, stream" --concurrency=16 --mode=stream
-  run "$label ($blas): 32 callers back to back, stream" --concurrency=32 --mode=stream
+  label="$label ($blas)"
+  echo "bench: $label"
+  run "$label: 1 caller back to back, unary" --concurrency=1
+  run "$label: 1 caller back to back, stream" --concurrency=1 --mode=stream
+  run "$label: 8 callers x 4 calls/s, stream" --concurrency=8 --rate=4 --mode=stream
+  if [ "$patterns" = all ]; then
+    run "$label: 16 callers back to back, unary" --concurrency=16
+    run "$label: 16 callers back to back, stream" --concurrency=16 --mode=stream
+    run "$label: 32 callers back to back, stream" --concurrency=32 --mode=stream
+  fi
   stop_server
 }
 : > "$DATA/runs.txt"
 # As the environment has it (this machine pins OPENBLAS_CORETYPE=Haswell), then with the server's
 # own choice (SkylakeX kernels on a CPU with AVX-512).
-measure "timbre" OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-}"
-measure "timbre" -u OPENBLAS_CORETYPE
+measure "timbre" "" all OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-}"
+measure "timbre" "" all -u OPENBLAS_CORETYPE
+# The light patterns again with every search on one thread, for --split_idle_searches.
+measure "timbre --split_idle_searches=false" "--split_idle_searches=false" light \
+  OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-}"
+measure "timbre --split_idle_searches=false" "--split_idle_searches=false" light \
+  -u OPENBLAS_CORETYPE
+# And with a search worker polling 50 ms for the next call, for --search_idle_spin.
+measure "timbre --search_idle_spin=50ms" "--search_idle_spin=50ms" light \
+  OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-}"
+measure "timbre --search_idle_spin=50ms" "--search_idle_spin=50ms" light -u OPENBLAS_CORETYPE
 
 /usr/bin/python3 - "$DATA" "$rvc_avx2" "$rvc_generic" <<'PY'
 import json, platform, subprocess, sys, datetime
