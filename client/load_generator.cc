@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
@@ -19,6 +20,7 @@ struct CallerResult {
   int64_t errors = 0;
   int64_t frames = 0;
   std::string first_error;
+  std::map<std::string, int64_t> errors_by_code;
   std::vector<double> latency_us;
   std::vector<double> server_us;
 };
@@ -84,6 +86,7 @@ void RunCaller(const TimbreClient& client, const LoadOptions& options,
       result->server_us.push_back(server);
     } else {
       ++result->errors;
+      ++result->errors_by_code[absl::StatusCodeToString(status.code())];
       if (result->first_error.empty()) result->first_error = status.ToString();
       if (session != nullptr) session = client.OpenSession(options.speaker, options.options);
     }
@@ -112,6 +115,10 @@ std::string LoadReport::ToText() const {
       Percentile(latency_us, 99) / 1e3, Percentile(latency_us, 100) / 1e3,
       Percentile(server_us, 50) / 1e3, Percentile(server_us, 90) / 1e3,
       Percentile(server_us, 99) / 1e3, Percentile(server_us, 100) / 1e3);
+  if (!errors_by_code.empty()) {
+    absl::StrAppend(&text, "errors:       ",
+                    absl::StrJoin(errors_by_code, ", ", absl::PairFormatter(" ")), "\n");
+  }
   if (!first_error.empty()) absl::StrAppend(&text, "first error:  ", first_error, "\n");
   return text;
 }
@@ -121,12 +128,15 @@ std::string LoadReport::ToJson() const {
       "{\"calls\": %d, \"errors\": %d, \"seconds\": %.3f, \"calls_per_second\": %.2f, "
       "\"frames_per_second\": %.1f, \"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, "
       "\"max_ms\": %.4f, \"server_p50_ms\": %.4f, \"server_p90_ms\": %.4f, "
-      "\"server_p99_ms\": %.4f}",
+      "\"server_p99_ms\": %.4f, \"errors_by_code\": {%s}}",
       calls, errors, seconds, calls_per_second(), frames_per_second(),
       Percentile(latency_us, 50) / 1e3, Percentile(latency_us, 90) / 1e3,
       Percentile(latency_us, 99) / 1e3, Percentile(latency_us, 100) / 1e3,
       Percentile(server_us, 50) / 1e3, Percentile(server_us, 90) / 1e3,
-      Percentile(server_us, 99) / 1e3);
+      Percentile(server_us, 99) / 1e3,
+      absl::StrJoin(errors_by_code, ", ", [](std::string* out, const auto& code_count) {
+        absl::StrAppend(out, "\"", code_count.first, "\": ", code_count.second);
+      }));
 }
 
 absl::StatusOr<LoadReport> RunLoad(const TimbreClient& client, const LoadOptions& options) {
@@ -173,6 +183,7 @@ absl::StatusOr<LoadReport> RunLoad(const TimbreClient& client, const LoadOptions
     report.errors += result.errors;
     report.frames += result.frames;
     if (report.first_error.empty()) report.first_error = result.first_error;
+    for (const auto& [code, count] : result.errors_by_code) report.errors_by_code[code] += count;
     report.latency_us.insert(report.latency_us.end(), result.latency_us.begin(),
                              result.latency_us.end());
     report.server_us.insert(report.server_us.end(), result.server_us.begin(),

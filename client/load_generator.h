@@ -11,6 +11,7 @@
 #define TIMBRE_CLIENT_LOAD_GENERATOR_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,8 @@ struct LoadReport {
   int64_t frames = 0;  // frames of the successful calls
   double seconds = 0;  // measured window
   std::string first_error;
+  // The failed calls by status code name ("RESOURCE_EXHAUSTED"), in name order.
+  std::map<std::string, int64_t> errors_by_code;
   // Sorted latencies in microseconds of the successful calls: end to end as the caller saw
   // it, and inside the server (queue + search + blend, from ServerTiming).
   std::vector<double> latency_us;

@@ -1,6 +1,8 @@
 #include "client/load_generator.h"
 
 #include <filesystem>
+#include <map>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "server/core/demo_speaker.h"
@@ -83,6 +85,12 @@ TEST_F(LoadGeneratorTest, CountsServerErrors) {
   EXPECT_EQ(report->calls, 0);
   EXPECT_GT(report->errors, 0);
   EXPECT_THAT(report->first_error, HasSubstr("index_rate is 2"));
+  const std::map<std::string, int64_t> by_code = {{"INVALID_ARGUMENT", report->errors}};
+  EXPECT_EQ(report->errors_by_code, by_code);
+  const std::string count = std::to_string(report->errors);
+  EXPECT_THAT(report->ToJson(),
+              HasSubstr("\"errors_by_code\": {\"INVALID_ARGUMENT\": " + count + "}"));
+  EXPECT_THAT(report->ToText(), HasSubstr("errors:       INVALID_ARGUMENT " + count + "\n"));
 }
 
 TEST_F(LoadGeneratorTest, RejectsBadOptions) {
