@@ -7,9 +7,11 @@
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "server/service/credential_files.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "spdlog/spdlog.h"
@@ -18,6 +20,7 @@
 namespace timbre {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::timbre::testing::IsOk;
 using ::timbre::testing::IsOkAndHolds;
@@ -48,6 +51,10 @@ class CredentialReloaderTest : public timbre::testing::TestWithCertificates {
     options.files.token_file = live_.Join("user.tokens");
     options.files.admin_token_file = live_.Join("admin.tokens");
     options.files.reload_interval = interval;
+    options.files.on_reloaded = [this](absl::string_view credentials, absl::string_view result) {
+      absl::MutexLock lock(&reported_mutex_);
+      reported_.push_back(absl::StrCat(credentials, " ", result));
+    };
     absl::StatusOr<TlsFiles> files = ReadTlsFiles(options.files);
     ASSERT_THAT(files, IsOk());
     auto tls = ReloadableTlsCredentials::Create(*files);
@@ -67,7 +74,15 @@ class CredentialReloaderTest : public timbre::testing::TestWithCertificates {
     return auth_->Check(kUserMethod, absl::StrCat("Bearer ", token)).ok();
   }
 
+  // The outcomes told to on_reloaded since the last call, as "<credentials> <result>".
+  std::vector<std::string> TakeReported() {
+    absl::MutexLock lock(&reported_mutex_);
+    return std::exchange(reported_, {});
+  }
+
   ScratchDir live_;
+  absl::Mutex reported_mutex_;
+  std::vector<std::string> reported_ ABSL_GUARDED_BY(reported_mutex_);
   std::shared_ptr<BearerTokenAuth> auth_;
   std::unique_ptr<CredentialReloader> reloader_;
 };
@@ -116,6 +131,39 @@ TEST_F(CredentialReloaderTest, RotatedFilesAreInstalled) {
   EXPECT_TRUE(Accepts(kNewUserToken));
   EXPECT_FALSE(Accepts(kUserToken));
   EXPECT_TRUE(Accepts(kAdminToken));
+}
+
+TEST_F(CredentialReloaderTest, EveryOutcomeIsToldForTheTlsFilesAndForTheTokens) {
+  Start();
+  reloader_->ReloadNow();
+  EXPECT_THAT(TakeReported(), ElementsAre("tls unchanged", "tokens unchanged"));
+  WriteFile(live_.Join("user.tokens"), absl::StrCat(kNewUserToken, "\n"));
+  reloader_->ReloadNow();
+  EXPECT_THAT(TakeReported(), ElementsAre("tls unchanged", "tokens installed"));
+  WriteFile(live_.Join("cert.pem"), "not a certificate\n");
+  WriteFile(live_.Join("admin.tokens"), "short\n");
+  reloader_->ReloadNow();
+  EXPECT_THAT(TakeReported(), ElementsAre("tls failed", "tokens failed"));
+}
+
+TEST_F(CredentialReloaderTest, OnlyTheCredentialsInUseAreReloadedAndTold) {
+  WriteFile(live_.Join("user.tokens"), absl::StrCat(kUserToken, "\n"));
+  CredentialReloader::Options options;
+  options.files.token_file = live_.Join("user.tokens");
+  options.files.reload_interval = absl::ZeroDuration();
+  std::vector<std::string> reported;
+  options.files.on_reloaded = [&reported](absl::string_view credentials,
+                                          absl::string_view result) {
+    reported.push_back(absl::StrCat(credentials, " ", result));
+  };
+  auto auth = BearerTokenAuth::Create({{{kUserToken}, {}}, nullptr});
+  ASSERT_THAT(auth, IsOk());
+  options.auth = *auth;
+  std::unique_ptr<CredentialReloader> reloader = CredentialReloader::Start(std::move(options));
+  const CredentialReloader::Result result = reloader->ReloadNow();
+  EXPECT_THAT(result.tls, IsOkAndHolds(false));
+  EXPECT_THAT(result.tokens, IsOkAndHolds(false));
+  EXPECT_THAT(reported, ElementsAre("tokens unchanged"));
 }
 
 TEST_F(CredentialReloaderTest, TlsFilesThatFailACheckKeepTheFilesInUse) {

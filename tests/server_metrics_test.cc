@@ -36,6 +36,7 @@ void RecordOneOfEach(ServerMetrics& metrics) {
   metrics.RecordIndexLoad(false, absl::Milliseconds(10));
   metrics.RecordEviction();
   metrics.RecordBuildJob("succeeded", 42.0);
+  metrics.RecordCredentialReload("tls", "failed");
 }
 
 TEST(ServerMetricsTest, EveryMetricIsExposedPromtoolClean) {
@@ -66,6 +67,8 @@ TEST(ServerMetricsTest, EveryMetricIsExposedPromtoolClean) {
            "timbre_build_jobs_finished_total{state=\"succeeded\"} 1",
            "timbre_build_job_duration_seconds_count{state=\"succeeded\"} 1",
            "timbre_build_job_duration_seconds_bucket{state=\"succeeded\",le=\"60\"} 1",
+           "timbre_credential_reloads_total{credentials=\"tls\",result=\"failed\"} 1",
+           "timbre_credential_reloads_total{credentials=\"tokens\",result=\"installed\"} 0",
        }) {
     EXPECT_THAT(text, HasSubstr(line));
   }

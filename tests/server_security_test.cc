@@ -64,10 +64,12 @@ class ServerSecurityTest : public timbre::testing::TestWithCertificates {
     return options;
   }
 
-  // Starts a server serving the fixture with `security`.
+  // Starts a server serving the fixture with `security`, and metrics on a free loopback port.
   void Start(const SecurityOptions& security) {
     TimbreServer::Options options = timbre::testing::FixtureServerOptions(repo_);
     options.security = security;
+    options.metrics_host = "127.0.0.1";
+    options.metrics_port = 0;
     server_ = timbre::testing::StartServer(options);
     ASSERT_NE(server_, nullptr);
   }
@@ -319,6 +321,20 @@ TEST_F(ServerSecurityTest, RotatedTokensApplyToTheNextCall) {
   EXPECT_THAT(TlsClient(kAdminToken)->ListSpeakers(), IsOk());
 }
 
+TEST_F(ServerSecurityTest, ABrokenRotationIsCountedAsAFailedReloadAndChangesNothing) {
+  Start(LiveTls());
+  const auto failed_reloads = [this] {
+    return timbre::testing::MetricValue(
+        timbre::testing::ScrapeMetrics(server_->metrics_port()),
+        "timbre_credential_reloads_total{credentials=\"tls\",result=\"failed\"}");
+  };
+  EXPECT_EQ(failed_reloads(), 0);
+  // Half of a rotation: the new certificate with the old key.
+  CopyCert("other_server.pem", live_.Join("cert.pem"));
+  EXPECT_TRUE(WaitFor([&] { return failed_reloads() >= 1; }));
+  EXPECT_THAT(TlsClient()->ListSpeakers(), IsOk());
+}
+
 TEST_F(ServerSecurityTest, ClientRefusesATokenWithoutTls) {
   TimbreClient::Options options;
   options.target = "127.0.0.1:1";
@@ -335,14 +351,10 @@ TEST_F(ServerSecurityTest, ClientRefusesATokenWithoutTls) {
 }
 
 TEST_F(ServerSecurityTest, RefusedTokensAreCountedByReason) {
-  TimbreServer::Options options = timbre::testing::FixtureServerOptions(repo_);
-  options.security = Tls();
-  options.security.token_file = Cert("user.tokens");
-  options.security.admin_token_file = Cert("admin.tokens");
-  options.metrics_host = "127.0.0.1";
-  options.metrics_port = 0;
-  server_ = timbre::testing::StartServer(options);
-  ASSERT_NE(server_, nullptr);
+  SecurityOptions options = Tls();
+  options.token_file = Cert("user.tokens");
+  options.admin_token_file = Cert("admin.tokens");
+  Start(options);
   EXPECT_THAT(TlsClient()->ListSpeakers(), StatusIs(Code::kUnauthenticated, ::testing::_));
   EXPECT_THAT(CallAdminMethod(*TlsClient(kUserToken)),
               StatusIs(Code::kPermissionDenied, ::testing::_));

@@ -45,6 +45,7 @@ CredentialReloader::Result CredentialReloader::ReloadNow() {
   const SecurityOptions& files = options_.files;
   Result result;
   result.tls = ReloadTls();
+  if (options_.tls != nullptr) Report("tls", result.tls);
   Log(result.tls,
       absl::StrCat("the TLS files (",
                    NamedFiles({{"--tls_cert", files.tls_cert_file},
@@ -53,6 +54,7 @@ CredentialReloader::Result CredentialReloader::ReloadNow() {
                    "); new connections use them"),
       "the TLS files", last_tls_error_);
   result.tokens = ReloadTokens();
+  if (options_.auth != nullptr) Report("tokens", result.tokens);
   Log(result.tokens,
       absl::StrCat("the bearer tokens (",
                    NamedFiles({{"--token_file", files.token_file},
@@ -80,6 +82,18 @@ absl::StatusOr<bool> CredentialReloader::ReloadTokens() {
   absl::StatusOr<BearerTokens> tokens = ReadTokenFiles(options_.files);
   if (!tokens.ok()) return tokens.status();
   return options_.auth->ReplaceTokens(*tokens);
+}
+
+void CredentialReloader::Report(absl::string_view credentials,
+                                const absl::StatusOr<bool>& result) const {
+  if (!options_.files.on_reloaded) return;
+  absl::string_view outcome = "unchanged";
+  if (!result.ok()) {
+    outcome = "failed";
+  } else if (*result) {
+    outcome = "installed";
+  }
+  options_.files.on_reloaded(credentials, outcome);
 }
 
 void CredentialReloader::Log(const absl::StatusOr<bool>& result, const std::string& reloaded,

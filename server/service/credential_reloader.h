@@ -8,7 +8,8 @@
 // change nothing: the server never serves a half-written or mismatched certificate pair, and
 // never ends up with no token, however a rotation goes wrong. A failure is logged as a warning
 // (once for each distinct error: a file left broken does not fill the log) and the next reload
-// tries again; a replacement is logged at info.
+// tries again; a replacement is logged at info. Every outcome is also told to
+// SecurityOptions::on_reloaded (for the server's metrics).
 //
 // Thread-safe.
 #ifndef TIMBRE_SERVER_SERVICE_CREDENTIAL_RELOADER_H_
@@ -21,6 +22,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "server/service/bearer_token_auth.h"
@@ -68,6 +70,8 @@ class CredentialReloader {
   explicit CredentialReloader(Options options) : options_(std::move(options)) {}
   absl::StatusOr<bool> ReloadTls() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   absl::StatusOr<bool> ReloadTokens() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Tells SecurityOptions::on_reloaded, if set, of `result` of a reload of `credentials`.
+  void Report(absl::string_view credentials, const absl::StatusOr<bool>& result) const;
   // Logs `result` of a reload: a replacement as "reloaded <reloaded>", an error not logged last
   // time as "keeping <kept> in use: <error>"; remembers the error in `last_error`.
   void Log(const absl::StatusOr<bool>& result, const std::string& reloaded, const std::string& kept,

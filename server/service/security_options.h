@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
 
@@ -36,7 +37,16 @@ struct SecurityOptions {
   // Told of every call the bearer token check refuses, with its code (UNAUTHENTICATED or
   // PERMISSION_DENIED), on gRPC's thread; must not block. Default none.
   std::function<void(grpc::StatusCode code)> on_token_refused;
+  // Told of the outcome of every reload, once for the TLS files and once for the token files
+  // (for those the server has): `credentials` is "tls" or "tokens", `result` one of
+  // kReloadResults: "installed" (changed files passed every check and replaced the ones in use),
+  // "unchanged", or "failed" (a check failed; the credentials in use stay). On the reloading
+  // thread; must not block. Default none.
+  std::function<void(absl::string_view credentials, absl::string_view result)> on_reloaded;
 };
+
+inline constexpr absl::string_view kReloadedCredentials[] = {"tls", "tokens"};
+inline constexpr absl::string_view kReloadResults[] = {"installed", "unchanged", "failed"};
 
 }  // namespace timbre
 

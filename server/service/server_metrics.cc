@@ -5,6 +5,7 @@
 
 #include "server/core/rejection.h"
 #include "server/service/grpc_status.h"
+#include "server/service/security_options.h"
 
 namespace timbre {
 namespace {
@@ -82,7 +83,10 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry, Options options)
                                 "Index build jobs finished, by final state")),
       build_durations_(Register(prometheus::BuildHistogram(), registry,
                                 "timbre_build_job_duration_seconds",
-                                "Duration of finished index build jobs, by final state")) {
+                                "Duration of finished index build jobs, by final state")),
+      credential_reloads_(Register(prometheus::BuildCounter(), registry,
+                                   "timbre_credential_reloads_total",
+                                   "Reloads of the TLS and bearer token files, by result")) {
   for (RejectionReason reason : kRejectionReasons) {
     rejected_.Add({{"reason", std::string(RejectionReasonName(reason))}});
   }
@@ -91,6 +95,12 @@ ServerMetrics::ServerMetrics(prometheus::Registry& registry, Options options)
     rejected_.Add({{"reason", std::string(reason)}});
   }
   for (const char* result : {"ok", "error"}) loads_.Add({{"result", result}}, LoadBuckets());
+  for (absl::string_view credentials : kReloadedCredentials) {
+    for (absl::string_view result : kReloadResults) {
+      credential_reloads_.Add(
+          {{"credentials", std::string(credentials)}, {"result", std::string(result)}});
+    }
+  }
 }
 
 void ServerMetrics::RecordCall(absl::string_view method, grpc::StatusCode code,
@@ -142,6 +152,13 @@ void ServerMetrics::RecordBuildJob(absl::string_view state, double seconds) {
   const prometheus::Labels labels{{"state", std::string(state)}};
   builds_finished_.Add(labels).Increment();
   build_durations_.Add(labels, BuildBuckets()).Observe(seconds);
+}
+
+void ServerMetrics::RecordCredentialReload(absl::string_view credentials,
+                                           absl::string_view result) {
+  credential_reloads_
+      .Add({{"credentials", std::string(credentials)}, {"result", std::string(result)}})
+      .Increment();
 }
 
 }  // namespace timbre

@@ -18,6 +18,11 @@
 //   timbre_index_evictions_total                    speakers unloaded to make room under the budget
 //   timbre_build_jobs_finished_total{state}         build jobs finished, by final state
 //   timbre_build_job_duration_seconds{state}        duration of finished build jobs
+//   timbre_credential_reloads_total{credentials,result}
+//                                                   reloads of the TLS files (credentials="tls")
+//                                                   and token files ("tokens") by result:
+//                                                   installed, unchanged, failed (the files on
+//                                                   disk fail a check; the ones in use stay)
 // With Options::per_speaker, latency and frames also carry a `speaker` label: the speaker of a
 // successful call, empty for failed calls (so that unknown names never create series).
 // Speakers by state and index memory (SpeakerGauges) and build jobs by state (BuildJobGauges) are
@@ -85,6 +90,10 @@ class ServerMetrics {
   // A build job finished in `state` (e.g. "succeeded", "failed", "cancelled") after `seconds`.
   void RecordBuildJob(absl::string_view state, double seconds);
 
+  // A reload of `credentials` (kReloadedCredentials) ended with `result` (kReloadResults), as
+  // SecurityOptions::on_reloaded tells it.
+  void RecordCredentialReload(absl::string_view credentials, absl::string_view result);
+
  private:
   const Options options_;
   prometheus::Family<prometheus::Histogram>& latency_;
@@ -101,6 +110,7 @@ class ServerMetrics {
   prometheus::Counter& evictions_;
   prometheus::Family<prometheus::Counter>& builds_finished_;
   prometheus::Family<prometheus::Histogram>& build_durations_;
+  prometheus::Family<prometheus::Counter>& credential_reloads_;
 };
 
 }  // namespace timbre

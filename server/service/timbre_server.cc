@@ -200,6 +200,10 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   options.security.on_token_refused = [metrics](grpc::StatusCode code) {
     metrics->RecordRejected(RejectedReasonOfCode(code));
   };
+  options.security.on_reloaded = [metrics](absl::string_view credentials,
+                                           absl::string_view result) {
+    metrics->RecordCredentialReload(credentials, result);
+  };
   absl::StatusOr<ServerSecurity> security = MakeServerSecurity(options.security);
   if (!security.ok()) return security.status();
   for (const std::string& warning : security->warnings) spdlog::warn("timbre: {}", warning);
