@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "tests/test_support.h"
+#include "tests/server_test_support.h"
 
 namespace timbre {
 namespace {
@@ -19,11 +19,10 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::timbre::testing::IsOk;
 using ::timbre::testing::StatusIs;
-
-constexpr char kUserToken[] = "user-token-0123456789abcdef";
-constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
-constexpr char kNewUserToken[] = "new-user-token-0123456789abcdef";
-constexpr char kUserMethod[] = "/timbre.v1.Timbre/Blend";
+using ::timbre::testing::kAdminToken;
+using ::timbre::testing::kNewUserToken;
+using ::timbre::testing::kUserMethod;
+using ::timbre::testing::kUserToken;
 
 // The gRPC status as absl, for the shared matchers.
 absl::Status AsAbsl(const grpc::Status& status) {

@@ -21,9 +21,8 @@ using ::timbre::testing::IsOk;
 using ::timbre::testing::ReadFile;
 using ::timbre::testing::ScratchDir;
 using ::timbre::testing::WriteFile;
-
-constexpr char kUserToken[] = "user-token-0123456789abcdef";
-constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
+using ::timbre::testing::kAdminToken;
+using ::timbre::testing::kUserToken;
 
 // The certificate files of the suite, and in `dir_` the token files and a copy of server.key
 // (mode 0600) that tests may change.

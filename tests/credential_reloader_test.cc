@@ -27,12 +27,11 @@ using ::timbre::testing::IsOkAndHolds;
 using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
 using ::timbre::testing::WriteFile;
+using ::timbre::testing::kAdminToken;
+using ::timbre::testing::kNewUserToken;
+using ::timbre::testing::kUserMethod;
+using ::timbre::testing::kUserToken;
 using Code = absl::StatusCode;
-
-constexpr char kUserToken[] = "user-token-0123456789abcdef";
-constexpr char kNewUserToken[] = "new-user-token-0123456789abcdef";
-constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
-constexpr char kUserMethod[] = "/timbre.v1.Timbre/Blend";
 
 class CredentialReloaderTest : public timbre::testing::TestWithCertificates {
  protected:

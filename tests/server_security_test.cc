@@ -29,12 +29,11 @@ using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
 using ::timbre::testing::WaitFor;
 using ::timbre::testing::WriteFile;
+using ::timbre::testing::kAdminMethod;
+using ::timbre::testing::kAdminToken;
+using ::timbre::testing::kNewUserToken;
+using ::timbre::testing::kUserToken;
 using Code = absl::StatusCode;
-
-constexpr char kUserToken[] = "user-token-0123456789abcdef";
-constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
-constexpr char kNewUserToken[] = "new-user-token-0123456789abcdef";
-constexpr char kAdminMethod[] = "/timbre.v1.IndexBuilder/Build";
 
 class ServerSecurityTest : public timbre::testing::TestWithCertificates {
  protected:

@@ -65,6 +65,15 @@ double MetricValue(const std::string& metrics, const std::string& name);
 // A Blend request of `rows` frames for speaker "rvc", cycling through the fixture's queries.
 v1::BlendRequest FixtureBlendRequest(const FixtureQueries& queries, int64_t rows);
 
+// Bearer tokens and method names for the tests of the token checks: a user token, its
+// replacement in rotations, an admin token (all long enough for ParseTokens).
+inline constexpr char kUserToken[] = "user-token-0123456789abcdef";
+inline constexpr char kNewUserToken[] = "new-user-token-0123456789abcdef";
+inline constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
+// A method that needs a user token, and one that needs the admin token.
+inline constexpr char kUserMethod[] = "/timbre.v1.Timbre/Blend";
+inline constexpr char kAdminMethod[] = "/timbre.v1.IndexBuilder/Build";
+
 // A fixture whose tests share the TLS files of tests/data/make_test_certs.sh (test CAs, server
 // and client certificates), made with the openssl tool once for each test suite.
 class TestWithCertificates : public ::testing::Test {
