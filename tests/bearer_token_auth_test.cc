@@ -146,11 +146,15 @@ TEST(BearerTokenAuthTest, ProcessReadsThePathAndConsumesTheToken) {
               StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
 }
 
-TEST(BearerTokenAuthTest, ProcessTellsOfEveryRefusalOnce) {
-  std::vector<grpc::StatusCode> refused;
+TEST(BearerTokenAuthTest, ProcessTellsOfEveryRefusalOnceWithItsMethod) {
+  std::vector<std::pair<std::string, grpc::StatusCode>> refused;
   BearerTokenAuth::Options options;
   options.tokens.user = {kUserToken};
-  options.on_refused = [&refused](grpc::StatusCode code) { refused.push_back(code); };
+  options.on_refused = [&refused](absl::string_view method, grpc::StatusCode code,
+                                  absl::Duration took) {
+    EXPECT_GE(took, absl::ZeroDuration());
+    refused.emplace_back(method, code);
+  };
   auto auth = BearerTokenAuth::Create(options);
   ASSERT_THAT(auth, IsOk());
   grpc::AuthMetadataProcessor::OutputMetadata consumed, response;
@@ -165,8 +169,11 @@ TEST(BearerTokenAuthTest, ProcessTellsOfEveryRefusalOnce) {
     if (!authorization.empty()) metadata.emplace("authorization", authorization);
     (*auth)->Process(metadata, nullptr, &consumed, &response);
   }
-  EXPECT_THAT(refused, ElementsAre(grpc::StatusCode::UNAUTHENTICATED,
-                                   grpc::StatusCode::PERMISSION_DENIED));
+  EXPECT_THAT(refused,
+              ElementsAre(::testing::Pair("/timbre.v1.Timbre/Blend",
+                                          grpc::StatusCode::UNAUTHENTICATED),
+                          ::testing::Pair("/timbre.v1.Timbre/LoadSpeaker",
+                                          grpc::StatusCode::PERMISSION_DENIED)));
 }
 
 TEST(BearerTokenAuthTest, ReplacedTokensApplyToTheNextCheck) {

@@ -90,6 +90,37 @@ TEST(RejectedReasonOfCodeTest, NamesOnlyTheCodesThatAreRefusalsWhoeverReturnsThe
   }
 }
 
+TEST(MethodLabelTest, NamesTheMethodsOfTheTimbreServicesOnly) {
+  EXPECT_EQ(MethodLabel("/timbre.v1.Timbre/Blend"), "Blend");
+  EXPECT_EQ(MethodLabel("/timbre.v1.Timbre/BlendStream"), "BlendStream");
+  EXPECT_EQ(MethodLabel("/timbre.v1.IndexBuilder/BuildIndex"), "BuildIndex");
+  for (const char* other :
+       {"", "/", "/timbre.v1.Timbre/", "/timbre.v1.Timbre/Nothing", "/timbre.v1.Nothing/Blend",
+        "/timbre.v1.IndexBuilder/Blend", "timbre.v1.Timbre/Blend", "/timbre.v1.Timbre/Blend/x",
+        "/grpc.health.v1.Health/Check"}) {
+    EXPECT_TRUE(MethodLabel(other).empty()) << other;
+  }
+}
+
+TEST(ServerMetricsTest, TokenRefusalsCountAsCallsOnlyOfTheServersMethods) {
+  prometheus::Registry registry;
+  ServerMetrics metrics(registry);
+  metrics.RecordTokenRefused("/timbre.v1.Timbre/Blend", grpc::StatusCode::UNAUTHENTICATED,
+                             absl::Microseconds(5));
+  metrics.RecordTokenRefused("/timbre.v1.IndexBuilder/BuildIndex",
+                             grpc::StatusCode::PERMISSION_DENIED, absl::Microseconds(5));
+  metrics.RecordTokenRefused("/anything/at-all", grpc::StatusCode::UNAUTHENTICATED,
+                             absl::Microseconds(5));
+  const std::string text = Expose(registry);
+  EXPECT_THAT(text, HasSubstr("timbre_rejected_calls_total{reason=\"unauthenticated\"} 2"));
+  EXPECT_THAT(text, HasSubstr("timbre_rejected_calls_total{reason=\"permission_denied\"} 1"));
+  EXPECT_THAT(text,
+              HasSubstr("timbre_rpc_calls_total{code=\"UNAUTHENTICATED\",method=\"Blend\"} 1"));
+  EXPECT_THAT(text, HasSubstr("timbre_rpc_duration_seconds_count{code=\"PERMISSION_DENIED\","
+                              "method=\"BuildIndex\"} 1"));
+  EXPECT_THAT(text, Not(HasSubstr("anything")));
+}
+
 TEST(ServerMetricsTest, PerSpeakerLabelsNameOnlySpeakersOfSuccessfulCalls) {
   prometheus::Registry registry;
   ServerMetrics::Options options;

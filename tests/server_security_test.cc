@@ -22,6 +22,7 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::timbre::testing::CheckHealth;
 using ::timbre::testing::IsOk;
 using ::timbre::testing::IsOkAndHolds;
@@ -355,8 +356,9 @@ TEST_F(ServerSecurityTest, RefusedTokensAreCountedByReason) {
   options.admin_token_file = Cert("admin.tokens");
   Start(options);
   EXPECT_THAT(TlsClient()->ListSpeakers(), StatusIs(Code::kUnauthenticated, ::testing::_));
-  EXPECT_THAT(CallAdminMethod(*TlsClient(kUserToken)),
+  EXPECT_THAT(TlsClient(kUserToken)->LoadSpeaker("rvc", false),
               StatusIs(Code::kPermissionDenied, ::testing::_));
+  // A method the server does not have: refused, but it names no series.
   EXPECT_THAT(CallAdminMethod(*TlsClient(kUserToken)),
               StatusIs(Code::kPermissionDenied, ::testing::_));
   // The check counts a refusal before it answers.
@@ -367,6 +369,15 @@ TEST_F(ServerSecurityTest, RefusedTokensAreCountedByReason) {
   EXPECT_EQ(timbre::testing::MetricValue(
                 metrics, "timbre_rejected_calls_total{reason=\"unauthenticated\"}"),
             1);
+  // And those of the server's methods count as calls of them.
+  const auto calls = [&metrics](const std::string& code, const std::string& method) {
+    const std::string name =
+        absl::StrCat("timbre_rpc_calls_total{code=\"", code, "\",method=\"", method, "\"}");
+    return timbre::testing::MetricValue(metrics, name);
+  };
+  EXPECT_EQ(calls("UNAUTHENTICATED", "ListSpeakers"), 1);
+  EXPECT_EQ(calls("PERMISSION_DENIED", "LoadSpeaker"), 1);
+  EXPECT_THAT(metrics, Not(HasSubstr("method=\"Build\"")));
 }
 
 }  // namespace

@@ -153,6 +153,7 @@ grpc::Status BearerTokenAuth::Process(const InputMetadata& auth_metadata,
                                       grpc::AuthContext* context,
                                       OutputMetadata* consumed_auth_metadata,
                                       OutputMetadata* response_metadata) {
+  const absl::Time start = absl::Now();
   const auto path = auth_metadata.find(":path");
   // No method name: treated as the strictest, an admin method.
   const absl::string_view method = path != auth_metadata.end() ? View(path->second) : "";
@@ -163,7 +164,7 @@ grpc::Status BearerTokenAuth::Process(const InputMetadata& auth_metadata,
     consumed_auth_metadata->emplace("authorization", std::string(*authorization));
   }
   grpc::Status status = Check(method, authorization);
-  if (!status.ok() && on_refused_) on_refused_(status.error_code());
+  if (!status.ok() && on_refused_) on_refused_(method, status.error_code(), absl::Now() - start);
   return status;
 }
 

@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "grpcpp/security/auth_metadata_processor.h"
 
 namespace timbre {
@@ -66,12 +67,17 @@ struct BearerTokens {
 
 class BearerTokenAuth final : public grpc::AuthMetadataProcessor {
  public:
+  using RefusalCallback =
+      std::function<void(absl::string_view method, grpc::StatusCode code, absl::Duration took)>;
+
   struct Options {
     // The tokens accepted at first. Default none (Create needs at least one).
     BearerTokens tokens;
-    // Told of every call Process refuses, with its code (UNAUTHENTICATED or PERMISSION_DENIED),
-    // on gRPC's thread; must not block. For the server's metrics. Default none.
-    std::function<void(grpc::StatusCode code)> on_refused;
+    // Told of every call Process refuses: its method's full name (":path", possibly empty or
+    // not a method of the server), its code (UNAUTHENTICATED or PERMISSION_DENIED) and the
+    // time the check took; on gRPC's thread; must not block. For the server's metrics.
+    // Default none.
+    RefusalCallback on_refused;
   };
 
   // Errors: INVALID_ARGUMENT when there is no token at all.
@@ -106,13 +112,13 @@ class BearerTokenAuth final : public grpc::AuthMetadataProcessor {
   enum class Role { kNone, kUser, kAdmin };
 
   BearerTokenAuth(std::shared_ptr<const Digests> digests,
-                  std::function<void(grpc::StatusCode)> on_refused)
+                  RefusalCallback on_refused)
       : on_refused_(std::move(on_refused)), digests_(std::move(digests)) {}
   // The digests of `tokens`. Errors: INVALID_ARGUMENT when there is no token at all.
   static absl::StatusOr<std::shared_ptr<const Digests>> DigestsOf(const BearerTokens& tokens);
   Role RoleOf(absl::string_view token) const ABSL_LOCKS_EXCLUDED(mutex_);
 
-  const std::function<void(grpc::StatusCode)> on_refused_;
+  const RefusalCallback on_refused_;
   mutable absl::Mutex mutex_;
   // Replaced whole, never changed: a check copies the pointer and compares without the lock.
   std::shared_ptr<const Digests> digests_ ABSL_GUARDED_BY(mutex_);

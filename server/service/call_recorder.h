@@ -9,7 +9,7 @@
 // deadline, too_large), else by its code alone (RejectedReasonOfCode: INVALID_ARGUMENT invalid,
 // PERMISSION_DENIED permission_denied). Other errors, a full disk's RESOURCE_EXHAUSTED among them,
 // are the server's failures, not refusals. Calls refused by the bearer token check never reach a
-// handler; the server counts them by their code (unauthenticated, permission_denied).
+// handler; ServerMetrics::RecordTokenRefused counts them.
 //
 // Thread-compatible; each call owns its recorder.
 #ifndef TIMBRE_SERVER_SERVICE_CALL_RECORDER_H_

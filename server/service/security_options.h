@@ -34,9 +34,11 @@ struct SecurityOptions {
   // logged as a warning and the credentials in use stay. Zero or infinite: never. Must not be
   // negative. Default 60 s.
   absl::Duration reload_interval = absl::Seconds(60);
-  // Told of every call the bearer token check refuses, with its code (UNAUTHENTICATED or
-  // PERMISSION_DENIED), on gRPC's thread; must not block. Default none.
-  std::function<void(grpc::StatusCode code)> on_token_refused;
+  // Told of every call the bearer token check refuses: its method's full name, its code
+  // (UNAUTHENTICATED or PERMISSION_DENIED) and the time the check took; on gRPC's thread; must
+  // not block. Default none.
+  std::function<void(absl::string_view method, grpc::StatusCode code, absl::Duration took)>
+      on_token_refused;
   // Told of the outcome of every reload, once for the TLS files and once for the token files
   // (for those the server has): `credentials` is "tls" or "tokens", `result` one of
   // kReloadResults: "installed" (changed files passed every check and replaced the ones in use),

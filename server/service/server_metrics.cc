@@ -2,10 +2,16 @@
 
 #include <map>
 #include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "google/protobuf/descriptor.h"
 
 #include "server/core/rejection.h"
 #include "server/service/grpc_status.h"
 #include "server/service/security_options.h"
+#include "timbre/v1/index_builder.pb.h"
+#include "timbre/v1/timbre.pb.h"
 
 namespace timbre {
 namespace {
@@ -49,6 +55,24 @@ absl::string_view RejectedReasonOfCode(grpc::StatusCode code) {
     case grpc::StatusCode::PERMISSION_DENIED: return kRejectedPermissionDenied;
     default: return {};
   }
+}
+
+absl::string_view MethodLabel(absl::string_view path) {
+  // "/<package>.<Service>/<Method>".
+  const std::vector<absl::string_view> parts = absl::StrSplit(path, '/');
+  if (parts.size() != 3 || !parts[0].empty()) return {};
+  // The files of the timbre.v1 services, reached through their messages so that they are linked.
+  for (const google::protobuf::FileDescriptor* file :
+       {v1::BlendRequest::descriptor()->file(), v1::BuildIndexRequest::descriptor()->file()}) {
+    for (int i = 0; i < file->service_count(); ++i) {
+      const google::protobuf::ServiceDescriptor* service = file->service(i);
+      if (service->full_name() != parts[1]) continue;
+      const google::protobuf::MethodDescriptor* method =
+          service->FindMethodByName(std::string(parts[2]));
+      if (method != nullptr) return method->name();
+    }
+  }
+  return {};
 }
 
 ServerMetrics::ServerMetrics(prometheus::Registry& registry, Options options)
@@ -139,6 +163,14 @@ void ServerMetrics::CallEnded(absl::string_view method) {
 
 void ServerMetrics::RecordRejected(absl::string_view reason) {
   rejected_.Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void ServerMetrics::RecordTokenRefused(absl::string_view path, grpc::StatusCode code,
+                                       absl::Duration took) {
+  RecordRejected(RejectedReasonOfCode(code));
+  if (absl::string_view method = MethodLabel(path); !method.empty()) {
+    RecordCall(method, code, took, /*frames=*/0);
+  }
 }
 
 void ServerMetrics::RecordIndexLoad(bool ok, absl::Duration duration) {

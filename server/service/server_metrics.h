@@ -60,6 +60,10 @@ inline constexpr absl::string_view kRejectedPermissionDenied = "permission_denie
 // kRejectedPermissionDenied for PERMISSION_DENIED; empty for every other code.
 absl::string_view RejectedReasonOfCode(grpc::StatusCode code);
 
+// The method label of a call to `path`: "Blend" for "/timbre.v1.Timbre/Blend", and so for every
+// method of the timbre.v1 services; empty for any other path.
+absl::string_view MethodLabel(absl::string_view path);
+
 class ServerMetrics {
  public:
   struct Options {
@@ -81,6 +85,11 @@ class ServerMetrics {
   void CallEnded(absl::string_view method);
   // A call refused before being served, by one of the reasons above (each is a series).
   void RecordRejected(absl::string_view reason);
+  // A call to `path` (a method's full name, "/timbre.v1.Timbre/Blend") refused with `code` by
+  // the bearer token check after `took`: a rejected call by its code and, if `path` names a
+  // method of timbre.v1's services, a call of that method (MethodLabel); other paths create no
+  // series.
+  void RecordTokenRefused(absl::string_view path, grpc::StatusCode code, absl::Duration took);
 
   // A load of a speaker's index finished after `duration`, successfully or not.
   void RecordIndexLoad(bool ok, absl::Duration duration);

@@ -197,8 +197,9 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   metrics_options.per_speaker = options.per_speaker_metrics;
   parts->metrics = std::make_unique<ServerMetrics>(*parts->prometheus, metrics_options);
   ServerMetrics* metrics = parts->metrics.get();
-  options.security.on_token_refused = [metrics](grpc::StatusCode code) {
-    metrics->RecordRejected(RejectedReasonOfCode(code));
+  options.security.on_token_refused = [metrics](absl::string_view method, grpc::StatusCode code,
+                                                 absl::Duration took) {
+    metrics->RecordTokenRefused(method, code, took);
   };
   options.security.on_reloaded = [metrics](absl::string_view credentials,
                                            absl::string_view result) {
