@@ -85,7 +85,7 @@ ABSL_FLAG(absl::Duration, credentials_reload_interval, absl::Seconds(60),
           "start-time checks replace those in use without a restart (new connections get the new "
           "certificate, later calls the new tokens); files that fail them are logged and the "
           "credentials in use stay. 0 = never");
-ABSL_FLAG(std::string, log_level, "info", "spdlog level: trace, debug, info, warn, error");
+ABSL_FLAG(std::string, log_level, "info", "spdlog level: trace, debug, info, warn, error, critical, off");
 
 namespace {
 
@@ -167,7 +167,17 @@ int main(int argc, char** argv) {
   PreferAvx512Blas(argv);
   absl::SetProgramUsageMessage("Serves RVC speaker indexes over gRPC.\n  timbre-server --repo=DIR");
   absl::ParseCommandLine(argc, argv);
-  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  // from_str answers `off` for a name it does not know: a typo would silence every warning.
+  const std::string log_level = absl::GetFlag(FLAGS_log_level);
+  const spdlog::level::level_enum level = spdlog::level::from_str(log_level);
+  if (level == spdlog::level::off && log_level != "off") {
+    std::fprintf(stderr,
+                 "timbre-server: --log_level is '%s'; use trace, debug, info, warn, error, "
+                 "critical or off\n",
+                 log_level.c_str());
+    return 2;
+  }
+  spdlog::set_level(level);
 
   if (!CatchStopSignals()) {
     std::perror("timbre-server: cannot catch SIGINT and SIGTERM");

@@ -8,7 +8,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
 #include "tests/server_test_support.h"
+#include "timbre/v1/index_builder.pb.h"
+#include "timbre/v1/timbre.pb.h"
 
 namespace timbre {
 namespace {
@@ -49,17 +54,36 @@ TEST(RequiredAccessTest, HealthAndReflectionAreOpen) {
             MethodAccess::kOpen);
 }
 
-TEST(RequiredAccessTest, ServingMethodsNeedAUserToken) {
-  for (const char* method : {"Blend", "BlendStream", "Search", "ListSpeakers", "GetSpeaker"}) {
-    EXPECT_EQ(RequiredAccess(std::string("/timbre.v1.Timbre/") + method), MethodAccess::kUser)
+// The full names of the methods of the service `service` of the API, from its descriptor, so
+// that every method the API has is checked, those added later too.
+std::vector<std::string> MethodsOf(const google::protobuf::ServiceDescriptor& service) {
+  std::vector<std::string> methods;
+  for (int i = 0; i < service.method_count(); ++i) {
+    methods.push_back(absl::StrCat("/", service.full_name(), "/", service.method(i)->name()));
+  }
+  return methods;
+}
+
+TEST(RequiredAccessTest, ServingMethodsNeedAUserTokenAndTheOthersTheAdminToken) {
+  const google::protobuf::FileDescriptor* api = v1::BlendRequest::descriptor()->file();
+  const std::vector<std::string> timbre = MethodsOf(*api->FindServiceByName("Timbre"));
+  ASSERT_EQ(timbre.size(), 7u);
+  for (const std::string& method : timbre) {
+    const bool admin = absl::EndsWith(method, "/LoadSpeaker") ||
+                       absl::EndsWith(method, "/UnloadSpeaker");
+    EXPECT_EQ(RequiredAccess(method), admin ? MethodAccess::kAdmin : MethodAccess::kUser)
         << method;
+  }
+  const std::vector<std::string> builder = MethodsOf(
+      *v1::BuildIndexRequest::descriptor()->file()->FindServiceByName("IndexBuilder"));
+  ASSERT_EQ(builder.size(), 10u);
+  for (const std::string& method : builder) {
+    EXPECT_EQ(RequiredAccess(method), MethodAccess::kAdmin) << method;
   }
 }
 
-TEST(RequiredAccessTest, EverythingElseNeedsTheAdminToken) {
-  for (const char* method : {"/timbre.v1.IndexBuilder/Build", "/timbre.v1.IndexBuilder/CancelBuild",
-                             "/timbre.v1.Timbre/LoadSpeaker", "/timbre.v1.Timbre/UnloadSpeaker",
-                             "/timbre.v1.Timbre/SomethingAddedLater", "/timbre.v1.Timbre/BlendX",
+TEST(RequiredAccessTest, UnknownMethodsNeedTheAdminToken) {
+  for (const char* method : {"/timbre.v1.Timbre/SomethingAddedLater", "/timbre.v1.Timbre/BlendX",
                              "/timbre.v1.Timbre/Blend/", "/grpc.health.v1.HealthX/Check", ""}) {
     EXPECT_EQ(RequiredAccess(method), MethodAccess::kAdmin) << method;
   }

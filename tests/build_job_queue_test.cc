@@ -1,8 +1,10 @@
 #include "server/core/build_job_queue.h"
 
 #include <filesystem>
+#include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "server/core/rejection.h"
 #include "tests/fake_build_runner.h"
 #include "tests/test_support.h"
@@ -10,6 +12,7 @@
 namespace timbre {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::timbre::testing::FakeBuildRunner;
 using ::timbre::testing::IsOk;
@@ -38,6 +41,10 @@ class BuildJobQueueTest : public ::testing::Test {
       absl::MutexLock lock(&mutex_);
       published_.push_back(speaker);
     };
+    options.on_finished = [this](const BuildJob& job) {
+      absl::MutexLock lock(&mutex_);
+      finished_.push_back(absl::StrCat(job.speaker(), " ", BuildJob::State_Name(job.state())));
+    };
     auto queue = BuildJobQueue::Create(std::move(options));
     EXPECT_THAT(queue, IsOk());
     return *std::move(queue);
@@ -51,6 +58,8 @@ class BuildJobQueueTest : public ::testing::Test {
   FakeBuildRunner runner_;
   absl::Mutex mutex_;
   std::vector<std::string> published_ ABSL_GUARDED_BY(mutex_);
+  // Jobs told to on_finished, as "<speaker> <state>".
+  std::vector<std::string> finished_ ABSL_GUARDED_BY(mutex_);
 };
 
 TEST_F(BuildJobQueueTest, RunsAJobToSuccessAndReportsThePublishedSpeaker) {
@@ -119,9 +128,19 @@ TEST_F(BuildJobQueueTest, CancelOfAQueuedJobIsImmediate) {
   auto cancelled = queue->Cancel(second->id());
   ASSERT_THAT(cancelled, IsOk());
   EXPECT_EQ(cancelled->state(), BuildJob::STATE_CANCELLED);
+  {
+    absl::MutexLock lock(&mutex_);
+    EXPECT_THAT(finished_, ElementsAre("bob STATE_CANCELLED")) << "told as it ends";
+  }
   runner_.Release();
   ASSERT_TRUE(WaitFor([&] { return StateOf(*queue, first->id()) == BuildJob::STATE_SUCCEEDED; }));
   EXPECT_EQ(StateOf(*queue, second->id()), BuildJob::STATE_CANCELLED) << "never ran";
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mutex_);
+    return finished_.size() == 2;
+  }));
+  absl::MutexLock lock(&mutex_);
+  EXPECT_EQ(finished_[1], "alice STATE_SUCCEEDED");
 }
 
 TEST_F(BuildJobQueueTest, FullQueueIsRefused) {

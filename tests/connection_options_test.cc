@@ -2,6 +2,8 @@
 // server: separate receive and send limits, and connections asked to reconnect after their age.
 #include "server/service/connection_options.h"
 
+#include <climits>
+
 #include "absl/strings/str_cat.h"
 #include "tests/server_test_support.h"
 
@@ -33,7 +35,8 @@ TEST(ConnectionOptionsTest, ConnectionAgeAndGraceBecomeChannelArguments) {
   options.max_connection_age = absl::Minutes(30);
   options.max_connection_age_grace = absl::Seconds(90);
   EXPECT_THAT(ConnectionChannelArguments(options),
-              UnorderedElementsAre(Pair("grpc.keepalive_timeout_ms", 5000),
+              UnorderedElementsAre(Pair("grpc.keepalive_time_ms", INT_MAX),
+                                   Pair("grpc.keepalive_timeout_ms", 5000),
                                    Pair("grpc.max_connection_age_ms", 1800000),
                                    Pair("grpc.max_connection_age_grace_ms", 90000)));
 }

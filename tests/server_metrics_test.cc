@@ -1,5 +1,6 @@
 #include "server/service/server_metrics.h"
 
+#include <optional>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -88,6 +89,18 @@ TEST(RejectedReasonOfCodeTest, NamesOnlyTheCodesThatAreRefusalsWhoeverReturnsThe
         grpc::StatusCode::INTERNAL}) {
     EXPECT_TRUE(RejectedReasonOfCode(code).empty()) << code;
   }
+}
+
+TEST(ServerMetricsTest, CallsWithoutABlendLeaveTheBlendStageOut) {
+  prometheus::Registry registry;
+  ServerMetrics metrics(registry);
+  SearchTiming timing;
+  timing.search = absl::Microseconds(250);
+  metrics.RecordStages(timing, absl::Microseconds(30));
+  metrics.RecordStages(timing, std::nullopt);
+  const std::string text = Expose(registry);
+  EXPECT_THAT(text, HasSubstr("timbre_stage_duration_seconds_count{stage=\"search\"} 2"));
+  EXPECT_THAT(text, HasSubstr("timbre_stage_duration_seconds_count{stage=\"blend\"} 1"));
 }
 
 TEST(MethodLabelTest, NamesTheMethodsOfTheTimbreServicesOnly) {

@@ -96,9 +96,9 @@ class ServerSecurityTest : public timbre::testing::TestWithCertificates {
     return timbre::testing::MakeClient(options);
   }
 
-  // Calls an admin method (of the IndexBuilder service, which this server lacks) through
+  // Calls `method` (by default the admin method BuildIndex, with an empty request) through
   // `client`'s channel and credentials.
-  static absl::Status CallAdminMethod(const TimbreClient& client) {
+  static absl::Status CallMethod(const TimbreClient& client, const char* method = kAdminMethod) {
     grpc::TemplatedGenericStub<v1::ListSpeakersRequest, v1::ListSpeakersResponse> stub(
         client.channel());
     grpc::ClientContext context;
@@ -107,7 +107,7 @@ class ServerSecurityTest : public timbre::testing::TestWithCertificates {
     v1::ListSpeakersResponse response;
     absl::Notification done;
     grpc::Status status;
-    stub.UnaryCall(&context, kAdminMethod, grpc::StubOptions(), &request, &response,
+    stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
                    [&](grpc::Status s) {
                      status = std::move(s);
                      done.Notify();
@@ -256,13 +256,17 @@ TEST_F(ServerSecurityTest, TokensOnUserAndAdminMethods) {
   EXPECT_THAT(user->ListSpeakers(), IsOk());
   EXPECT_THAT(admin->ListSpeakers(), IsOk());
 
-  EXPECT_THAT(CallAdminMethod(*none), StatusIs(Code::kUnauthenticated, ::testing::_));
-  EXPECT_THAT(CallAdminMethod(*wrong), StatusIs(Code::kUnauthenticated, ::testing::_));
-  EXPECT_THAT(CallAdminMethod(*user),
+  EXPECT_THAT(CallMethod(*none), StatusIs(Code::kUnauthenticated, ::testing::_));
+  EXPECT_THAT(CallMethod(*wrong), StatusIs(Code::kUnauthenticated, ::testing::_));
+  EXPECT_THAT(CallMethod(*user),
               StatusIs(Code::kPermissionDenied,
                        AllOf(HasSubstr(kAdminMethod), HasSubstr("needs the admin token"))));
-  // Let through: this server has no IndexBuilder service.
-  EXPECT_THAT(CallAdminMethod(*admin), StatusIs(Code::kUnimplemented, ::testing::_));
+  // Let through to BuildIndex, which finds the request empty.
+  EXPECT_THAT(CallMethod(*admin), StatusIs(Code::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(user->LoadSpeaker("rvc", false), StatusIs(Code::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(user->UnloadSpeaker("rvc"), StatusIs(Code::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(admin->UnloadSpeaker("rvc"), IsOk());
+  EXPECT_THAT(admin->LoadSpeaker("rvc", false), IsOk());
 
   // A user's real-time stream works; health stays open to probes without a token.
   auto session = user->OpenSession("rvc", v1::RetrievalOptions());
@@ -359,7 +363,7 @@ TEST_F(ServerSecurityTest, RefusedTokensAreCountedByReason) {
   EXPECT_THAT(TlsClient(kUserToken)->LoadSpeaker("rvc", false),
               StatusIs(Code::kPermissionDenied, ::testing::_));
   // A method the server does not have: refused, but it names no series.
-  EXPECT_THAT(CallAdminMethod(*TlsClient(kUserToken)),
+  EXPECT_THAT(CallMethod(*TlsClient(kUserToken), "/timbre.v1.IndexBuilder/Build"),
               StatusIs(Code::kPermissionDenied, ::testing::_));
   // The check counts a refusal before it answers.
   const std::string metrics = timbre::testing::ScrapeMetrics(server_->metrics_port());

@@ -72,7 +72,7 @@ inline constexpr char kNewUserToken[] = "new-user-token-0123456789abcdef";
 inline constexpr char kAdminToken[] = "admin-token-0123456789abcdef";
 // A method that needs a user token, and one that needs the admin token.
 inline constexpr char kUserMethod[] = "/timbre.v1.Timbre/Blend";
-inline constexpr char kAdminMethod[] = "/timbre.v1.IndexBuilder/Build";
+inline constexpr char kAdminMethod[] = "/timbre.v1.IndexBuilder/BuildIndex";
 
 // A fixture whose tests share the TLS files of tests/data/make_test_certs.sh (test CAs, server
 // and client certificates), made with the openssl tool once for each test suite.

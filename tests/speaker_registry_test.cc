@@ -863,6 +863,17 @@ TEST_F(SpeakerRegistryBudgetTest, LoadLoadsNowWithWarmupAndRetriesFailures) {
   EXPECT_THAT(load("-x", false), StatusIs(absl::StatusCode::kInvalidArgument, _));
 }
 
+TEST_F(SpeakerRegistryBudgetTest, SpeakerWithoutAServableVersionIsAFailedLoad) {
+  WriteRvcFile("e", "added_e1.index", 400, 20);
+  WriteRvcFile("e", "added_e2.index", 400, 21);
+  auto registry = MakeBudgetRegistry(BudgetForTwo());
+  ASSERT_NE(registry, nullptr);
+  EXPECT_EQ(StateOf(*registry, "e"), SpeakerState::kFailed);
+  EXPECT_THAT(registry->Get("e")->error, HasSubstr("2 index files"));
+  // Told to the observer (and so to the load metrics) like any failed load.
+  EXPECT_EQ(observer_.loads("e"), 1);
+}
+
 TEST_F(SpeakerRegistryBudgetTest, NewVersionThatFitsOnlyAloneReplacesTheOld) {
   fs::remove_all(scratch_.Join("b"));
   fs::remove_all(scratch_.Join("c"));

@@ -310,26 +310,35 @@ JobStateCounts BuildJobQueue::CountByState() const {
 }
 
 absl::StatusOr<BuildJob> BuildJobQueue::Cancel(absl::string_view id) {
-  absl::MutexLock lock(&mutex_);
-  auto found = Find(id);
-  if (!found.ok()) return found.status();
-  Job& job = **found;
-  if (IsFinalJobState(job.record.state())) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("build job '", id, "' has already ended (", BuildJob::State_Name(job.record.state()), ")"));
+  BuildJob record;
+  bool ended = false;  // a queued job, cancelled before it started
+  {
+    absl::MutexLock lock(&mutex_);
+    auto found = Find(id);
+    if (!found.ok()) return found.status();
+    Job& job = **found;
+    if (IsFinalJobState(job.record.state())) {
+      return absl::FailedPreconditionError(absl::StrCat("build job '", id,
+                                                        "' has already ended (",
+                                                        BuildJob::State_Name(job.record.state()),
+                                                        ")"));
+    }
+    job.cancelled = true;
+    ended = job.record.state() == BuildJob::STATE_QUEUED;
+    if (ended) {
+      queue_.erase(std::remove(queue_.begin(), queue_.end(), &job), queue_.end());
+      job.record.set_state(BuildJob::STATE_CANCELLED);
+      job.record.set_error("cancelled before it started");
+      job.record.set_finished_at_unix_ms(NowMs());
+      Changed(job, /*persist=*/true);
+    } else {
+      job.record.set_message("cancelling");
+      Changed(job, /*persist=*/false);
+    }
+    record = job.record;
   }
-  job.cancelled = true;
-  if (job.record.state() == BuildJob::STATE_QUEUED) {
-    queue_.erase(std::remove(queue_.begin(), queue_.end(), &job), queue_.end());
-    job.record.set_state(BuildJob::STATE_CANCELLED);
-    job.record.set_error("cancelled before it started");
-    job.record.set_finished_at_unix_ms(NowMs());
-    Changed(job, /*persist=*/true);
-  } else {
-    job.record.set_message("cancelling");
-    Changed(job, /*persist=*/false);
-  }
-  return job.record;
+  if (ended && options_.on_finished) options_.on_finished(record);
+  return record;
 }
 
 absl::StatusOr<std::unique_ptr<JobWatch>> BuildJobQueue::Watch(

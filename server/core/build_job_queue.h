@@ -55,7 +55,9 @@ class BuildJobQueue {
     // Called on the worker thread after a build published a version of `speaker` and before
     // its job reads as succeeded, e.g. to make the serving registry pick it up at once. Optional.
     absl::AnyInvocable<void(const std::string& speaker)> on_published;
-    // Called on the worker thread when a job ends, with its final record. Optional.
+    // Called when a job ends, with its final record: on the worker thread, or on Cancel's
+    // thread for a job cancelled before it started (so it must be thread-safe); not for the
+    // queued jobs the destructor cancels. Optional.
     absl::AnyInvocable<void(const timbre::v1::BuildJob& job)> on_finished;
   };
 

@@ -117,6 +117,10 @@ void SpeakerRegistry::LoadAndInstall(const std::string& name,
   int64_t reserved = 0;
   absl::StatusOr<std::shared_ptr<const IndexSnapshot>> loaded =
       source.ok() ? LoadWithinBudget(name, *source, warmup, &reserved) : source.status();
+  // A version that cannot even be resolved is a failed load too.
+  if (!source.ok() && options_.observer != nullptr) {
+    options_.observer->OnLoadFinished(name, source.status(), absl::ZeroDuration());
+  }
   std::vector<Eviction> evictions;
   std::vector<SnapshotCallback> waiters;
   absl::StatusOr<std::shared_ptr<const IndexSnapshot>> answer;

@@ -15,6 +15,7 @@
 #ifndef TIMBRE_SERVER_SERVICE_CALL_RECORDER_H_
 #define TIMBRE_SERVER_SERVICE_CALL_RECORDER_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -45,8 +46,9 @@ class CallRecorder {
   // code and message). A refusal also counts as a rejected call (see the file comment).
   grpc::Status Record(const absl::Status& status, int64_t frames);
 
-  // Records where a successful call's time went inside the server.
-  void RecordStages(const SearchTiming& timing, absl::Duration blend) {
+  // Records where a successful call's time went inside the server; `blend` none for a call that
+  // does not blend.
+  void RecordStages(const SearchTiming& timing, std::optional<absl::Duration> blend) {
     metrics_->RecordStages(timing, blend);
   }
 

@@ -50,9 +50,11 @@ absl::Status ValidateConnectionOptions(const ConnectionOptions& options) {
 std::vector<std::pair<std::string, int>> ConnectionChannelArguments(
     const ConnectionOptions& options) {
   std::vector<std::pair<std::string, int>> arguments;
-  if (options.keepalive_time != absl::InfiniteDuration()) {
-    arguments.emplace_back(GRPC_ARG_KEEPALIVE_TIME_MS, Milliseconds(options.keepalive_time));
-  }
+  // gRPC reads INT_MAX as "never"; leaving the argument out would mean its default, 2 hours.
+  arguments.emplace_back(GRPC_ARG_KEEPALIVE_TIME_MS,
+                         options.keepalive_time == absl::InfiniteDuration()
+                             ? std::numeric_limits<int>::max()
+                             : Milliseconds(options.keepalive_time));
   arguments.emplace_back(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, Milliseconds(options.keepalive_timeout));
   if (options.max_connection_age != absl::InfiniteDuration()) {
     arguments.emplace_back(GRPC_ARG_MAX_CONNECTION_AGE_MS,

@@ -146,10 +146,11 @@ void ServerMetrics::RecordCall(absl::string_view method, grpc::StatusCode code,
   }
 }
 
-void ServerMetrics::RecordStages(const SearchTiming& timing, absl::Duration blend) {
+void ServerMetrics::RecordStages(const SearchTiming& timing,
+                                 std::optional<absl::Duration> blend) {
   queue_.Observe(absl::ToDoubleSeconds(timing.queued));
   search_.Observe(absl::ToDoubleSeconds(timing.search));
-  blend_.Observe(absl::ToDoubleSeconds(blend));
+  if (blend.has_value()) blend_.Observe(absl::ToDoubleSeconds(*blend));
   batch_frames_.Observe(static_cast<double>(timing.batch_rows));
 }
 

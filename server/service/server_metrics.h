@@ -34,6 +34,7 @@
 #define TIMBRE_SERVER_SERVICE_SERVER_METRICS_H_
 
 #include <memory>
+#include <optional>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -79,7 +80,8 @@ class ServerMetrics {
   void RecordCall(absl::string_view method, grpc::StatusCode code, absl::Duration latency,
                   int64_t frames, absl::string_view speaker = {});
   // Where a successful call's time went inside the server.
-  void RecordStages(const SearchTiming& timing, absl::Duration blend);
+  // `blend`: none for a call that does not blend (Search).
+  void RecordStages(const SearchTiming& timing, std::optional<absl::Duration> blend);
   // A call of `method` started or ended (calls in flight).
   void CallStarted(absl::string_view method);
   void CallEnded(absl::string_view method);

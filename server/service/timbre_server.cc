@@ -171,8 +171,11 @@ absl::Status StartBuilds(const TimbreServer::Options& options, TimbreServer::Par
     spdlog::info("build {} of speaker '{}': {} {}", job.id(), job.speaker(),
                  timbre::v1::BuildJob::State_Name(job.state()),
                  job.error().empty() ? absl::StrCat("version ", job.report().version()) : job.error());
+    // From its start, or from its submission for a job cancelled before it started.
+    const int64_t start_ms =
+        job.started_at_unix_ms() > 0 ? job.started_at_unix_ms() : job.created_at_unix_ms();
     metrics->RecordBuildJob(BuildJobStateLabel(job.state()),
-                            (job.finished_at_unix_ms() - job.started_at_unix_ms()) / 1000.0);
+                            (job.finished_at_unix_ms() - start_ms) / 1000.0);
   };
   auto jobs = BuildJobQueue::Create(std::move(queue_options));
   if (!jobs.ok()) return jobs.status();

@@ -1,6 +1,7 @@
 #include "server/service/timbre_service.h"
 
 #include <memory>
+#include <optional>
 
 #include "server/service/blend_stream_reactor.h"
 #include "server/service/call_recorder.h"
@@ -95,7 +96,7 @@ grpc::ServerUnaryReactor* TimbreService::Search(grpc::CallbackServerContext* con
       }
       ToProto(vectors, dtype, response->mutable_vectors());
     }
-    recorder->RecordStages(result->timing, absl::ZeroDuration());
+    recorder->RecordStages(result->timing, /*blend=*/std::nullopt);
     reactor->Finish(recorder->Record(absl::OkStatus(), frames));
   });
   return reactor;
