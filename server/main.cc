@@ -85,7 +85,8 @@ ABSL_FLAG(absl::Duration, credentials_reload_interval, absl::Seconds(60),
           "start-time checks replace those in use without a restart (new connections get the new "
           "certificate, later calls the new tokens); files that fail them are logged and the "
           "credentials in use stay. 0 = never");
-ABSL_FLAG(std::string, log_level, "info", "spdlog level: trace, debug, info, warn, error, critical, off");
+ABSL_FLAG(std::string, log_level, "info",
+          "spdlog level: trace, debug, info, warn, error, critical, off");
 
 namespace {
 

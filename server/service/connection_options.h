@@ -28,8 +28,9 @@ struct ConnectionOptions {
   // RESOURCE_EXHAUSTED. Default 64 MiB (a Search with vectors returns k times the frames).
   int max_send_message_bytes = 64 << 20;
   // How often the server pings a client to check that the connection is alive, on connections
-  // with calls in progress (an open BlendStream among them). Infinite disables the pings. Default 60 s (gRPC's own default is 2 hours, longer than many NAT and
-  // load-balancer idle timeouts).
+  // with calls in progress (an open BlendStream among them). Infinite disables the pings.
+  // Default 60 s (gRPC's own default is 2 hours, longer than many NAT and load-balancer idle
+  // timeouts).
   absl::Duration keepalive_time = absl::Seconds(60);
   // How long the server waits for a ping's answer before it closes the connection.
   // Default 20 s.

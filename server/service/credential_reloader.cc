@@ -45,7 +45,7 @@ CredentialReloader::Result CredentialReloader::ReloadNow() {
   const SecurityOptions& files = options_.files;
   Result result;
   result.tls = ReloadTls();
-  if (options_.tls != nullptr) Report("tls", result.tls);
+  if (options_.tls != nullptr) Report(kTlsCredentials, result.tls);
   Log(result.tls,
       absl::StrCat("the TLS files (",
                    NamedFiles({{"--tls_cert", files.tls_cert_file},
@@ -54,7 +54,7 @@ CredentialReloader::Result CredentialReloader::ReloadNow() {
                    "); new connections use them"),
       "the TLS files", last_tls_error_);
   result.tokens = ReloadTokens();
-  if (options_.auth != nullptr) Report("tokens", result.tokens);
+  if (options_.auth != nullptr) Report(kTokenCredentials, result.tokens);
   Log(result.tokens,
       absl::StrCat("the bearer tokens (",
                    NamedFiles({{"--token_file", files.token_file},
@@ -87,11 +87,11 @@ absl::StatusOr<bool> CredentialReloader::ReloadTokens() {
 void CredentialReloader::Report(absl::string_view credentials,
                                 const absl::StatusOr<bool>& result) const {
   if (!options_.files.on_reloaded) return;
-  absl::string_view outcome = "unchanged";
+  absl::string_view outcome = kReloadUnchanged;
   if (!result.ok()) {
-    outcome = "failed";
+    outcome = kReloadFailed;
   } else if (*result) {
-    outcome = "installed";
+    outcome = kReloadInstalled;
   }
   options_.files.on_reloaded(credentials, outcome);
 }

@@ -10,7 +10,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "grpcpp/support/status.h"
+#include "server/service/bearer_token_auth.h"
 
 namespace timbre {
 
@@ -34,21 +34,25 @@ struct SecurityOptions {
   // logged as a warning and the credentials in use stay. Zero or infinite: never. Must not be
   // negative. Default 60 s.
   absl::Duration reload_interval = absl::Seconds(60);
-  // Told of every call the bearer token check refuses: its method's full name, its code
-  // (UNAUTHENTICATED or PERMISSION_DENIED) and the time the check took; on gRPC's thread; must
-  // not block. Default none.
-  std::function<void(absl::string_view method, grpc::StatusCode code, absl::Duration took)>
-      on_token_refused;
+  // Given to BearerTokenAuth as its Options::on_refused (see there). Default none.
+  BearerTokenAuth::RefusalCallback on_token_refused;
   // Told of the outcome of every reload, once for the TLS files and once for the token files
-  // (for those the server has): `credentials` is "tls" or "tokens", `result` one of
-  // kReloadResults: "installed" (changed files passed every check and replaced the ones in use),
-  // "unchanged", or "failed" (a check failed; the credentials in use stay). On the reloading
-  // thread; must not block. Default none.
+  // (for those the server has): `credentials` is kTlsCredentials or kTokenCredentials, `result`
+  // kReloadInstalled (changed files passed every check and replaced the ones in use),
+  // kReloadUnchanged, or kReloadFailed (a check failed; the credentials in use stay). On the
+  // reloading thread; must not block. Default none.
   std::function<void(absl::string_view credentials, absl::string_view result)> on_reloaded;
 };
 
-inline constexpr absl::string_view kReloadedCredentials[] = {"tls", "tokens"};
-inline constexpr absl::string_view kReloadResults[] = {"installed", "unchanged", "failed"};
+// The values SecurityOptions::on_reloaded is told, and every one of them.
+inline constexpr absl::string_view kTlsCredentials = "tls";
+inline constexpr absl::string_view kTokenCredentials = "tokens";
+inline constexpr absl::string_view kReloadInstalled = "installed";
+inline constexpr absl::string_view kReloadUnchanged = "unchanged";
+inline constexpr absl::string_view kReloadFailed = "failed";
+inline constexpr absl::string_view kReloadedCredentials[] = {kTlsCredentials, kTokenCredentials};
+inline constexpr absl::string_view kReloadResults[] = {kReloadInstalled, kReloadUnchanged,
+                                                       kReloadFailed};
 
 }  // namespace timbre
 
