@@ -5,6 +5,7 @@
 #include "server/service/credential_reloader.h"
 
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -50,10 +51,7 @@ class CredentialReloaderTest : public timbre::testing::TestWithCertificates {
     options.files.token_file = live_.Join("user.tokens");
     options.files.admin_token_file = live_.Join("admin.tokens");
     options.files.reload_interval = interval;
-    options.files.on_reloaded = [this](absl::string_view credentials, absl::string_view result) {
-      absl::MutexLock lock(&reported_mutex_);
-      reported_.push_back(absl::StrCat(credentials, " ", result));
-    };
+    options.files.on_reloaded = RecordReports();
     absl::StatusOr<TlsFiles> files = ReadTlsFiles(options.files);
     ASSERT_THAT(files, IsOk());
     auto tls = ReloadableTlsCredentials::Create(*files);
@@ -71,6 +69,14 @@ class CredentialReloaderTest : public timbre::testing::TestWithCertificates {
   // Whether `token` may call a user method now.
   bool Accepts(const std::string& token) const {
     return auth_->Check(kUserMethod, absl::StrCat("Bearer ", token)).ok();
+  }
+
+  // An on_reloaded that keeps what it is told for TakeReported.
+  std::function<void(absl::string_view, absl::string_view)> RecordReports() {
+    return [this](absl::string_view credentials, absl::string_view result) {
+      absl::MutexLock lock(&reported_mutex_);
+      reported_.push_back(absl::StrCat(credentials, " ", result));
+    };
   }
 
   // The outcomes told to on_reloaded since the last call, as "<credentials> <result>".
@@ -150,11 +156,7 @@ TEST_F(CredentialReloaderTest, OnlyTheCredentialsInUseAreReloadedAndTold) {
   CredentialReloader::Options options;
   options.files.token_file = live_.Join("user.tokens");
   options.files.reload_interval = absl::ZeroDuration();
-  std::vector<std::string> reported;
-  options.files.on_reloaded = [&reported](absl::string_view credentials,
-                                          absl::string_view result) {
-    reported.push_back(absl::StrCat(credentials, " ", result));
-  };
+  options.files.on_reloaded = RecordReports();
   auto auth = BearerTokenAuth::Create({{{kUserToken}, {}}, nullptr});
   ASSERT_THAT(auth, IsOk());
   options.auth = *auth;
@@ -162,7 +164,7 @@ TEST_F(CredentialReloaderTest, OnlyTheCredentialsInUseAreReloadedAndTold) {
   const CredentialReloader::Result result = reloader->ReloadNow();
   EXPECT_THAT(result.tls, IsOkAndHolds(false));
   EXPECT_THAT(result.tokens, IsOkAndHolds(false));
-  EXPECT_THAT(reported, ElementsAre("tokens unchanged"));
+  EXPECT_THAT(TakeReported(), ElementsAre("tokens unchanged"));
 }
 
 TEST_F(CredentialReloaderTest, TlsFilesThatFailACheckKeepTheFilesInUse) {
