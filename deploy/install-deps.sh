@@ -3,7 +3,9 @@
 #
 # Safe to run again: each step checks whether its result is already there.
 #   deploy/install-deps.sh            Debian packages + faiss 1.7.3 (AVX2 where the CPU has it);
-#                                     the tests need promtool, from the package prometheus
+#                                     the tests need promtool, from the package prometheus; the
+#                                     Python client's tests need python3-grpcio, -protobuf,
+#                                     -pytest, -venv and Debian's python3-faiss (RVC's own step)
 #   deploy/install-deps.sh --python   also builds faiss's Python bindings against the same faiss
 #                                     (used by the benchmark's in-process RVC reference)
 #
@@ -32,9 +34,11 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libopenblas-dev libssl-dev
   python3-numpy openssl
+  python3-grpcio python3-protobuf python3-pytest python3-setuptools python3-venv python3-pip
+  python3-faiss
   prometheus
 )
-if [ "$WITH_PYTHON" = 1 ]; then PACKAGES+=(swig python3-dev python3-setuptools); fi
+if [ "$WITH_PYTHON" = 1 ]; then PACKAGES+=(swig python3-dev); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
