@@ -33,6 +33,10 @@ BuildReport = build_job_pb2.BuildReport
 _FINAL_JOB_STATES = (BuildJob.STATE_SUCCEEDED, BuildJob.STATE_FAILED, BuildJob.STATE_CANCELLED)
 
 
+def _ignore_state(state: grpc.ChannelConnectivity) -> None:
+    pass
+
+
 class Client:
     """A connection to one timbre server (or a load balancer in front of several).
 
@@ -57,6 +61,11 @@ class Client:
         self._channel = make_channel(target, tls=tls, ca=ca, cert=cert, key=key,
                                      server_name=server_name, token=token, retries=retries,
                                      max_message_bytes=max_message_bytes)
+        # A connectivity watch keeps the channel's connection read between calls: grpc-python
+        # reads it only while a call is in progress otherwise, so a draining server's GOAWAY
+        # would be seen only with the next call, which then reaches the server as it shuts down
+        # and is CANCELLED instead of going to a new connection.
+        self._channel.subscribe(_ignore_state)
         self._timbre = timbre_pb2_grpc.TimbreStub(self._channel)
         self._builder = index_builder_pb2_grpc.IndexBuilderStub(self._channel)
         self.timeout = timeout
@@ -64,6 +73,7 @@ class Client:
 
     def close(self) -> None:
         """Closes the channel; calls in flight are cancelled."""
+        self._channel.unsubscribe(_ignore_state)
         self._channel.close()
 
     def __enter__(self) -> "Client":

@@ -131,6 +131,10 @@ class BlendSession:
         self._first = True
 
     def _abandon_stream(self) -> None:
+        # Cancelling tells a server that still waits for this stream's next message that it is
+        # over, so a draining server can finish its shutdown before the stream is reopened.
+        if self._responses is not None:
+            self._responses.cancel()
         if self._requests is not None:
             self._requests.put(_END)  # ends the request iterator's thread
         self._requests = None
