@@ -70,9 +70,11 @@ def test_float16_in_float16_out_as_rvc_half_mode(client, rvc, frames, realtime):
     remote.close()
 
 
-def test_open_url(server, frames, rvc):
-    remote = RemoteIndex.open(f"timbre://{server.target}/rvc?realtime=1", timeout=20)
+@pytest.mark.parametrize("query,realtime", [("?realtime=1", False), ("", True), ("", False)])
+def test_open_url(server, frames, rvc, query, realtime):
+    remote = RemoteIndex.open(f"timbre://{server.target}/rvc{query}", realtime=realtime, timeout=20)
     try:
+        assert remote.realtime == (realtime or bool(query))
         np.testing.assert_allclose(remote.retrieve(frames[:16], 0.75),
                                    rvc_step(*rvc, frames[:16], frames[:16], 0.75),
                                    rtol=1e-5, atol=1e-6)

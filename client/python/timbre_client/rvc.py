@@ -35,15 +35,17 @@ class RemoteIndex:
         self.client = client
         self.speaker = speaker
         self.k = k
+        self.realtime = realtime
         self._session: Optional[BlendSession] = (
             client.session(speaker, k=k) if realtime else None)
 
     @classmethod
-    def open(cls, url: str, **client_options) -> "RemoteIndex":
+    def open(cls, url: str, *, realtime: bool = False, **client_options) -> "RemoteIndex":
         """A RemoteIndex from "timbre://host:port/speaker" (TLS: "timbre+tls://...").
 
-        Query parameters: realtime=1 for a session. client_options go to Client (ca, token, ...).
-        Raises InvalidArgument for another scheme or a URL without host or speaker.
+        realtime (or the query "?realtime=1"): one BlendStream session. client_options go to
+        Client (ca, token, timeout, retries, ...). Raises InvalidArgument for another scheme or
+        a URL without host or speaker.
         """
         parts = urlsplit(url)
         speaker = parts.path.strip("/")
@@ -51,7 +53,7 @@ class RemoteIndex:
             raise InvalidArgument(f"'{url}' is not timbre://host:port/speaker")
         if parts.scheme == "timbre+tls":
             client_options.setdefault("tls", True)
-        realtime = "realtime=1" in parts.query.split("&")
+        realtime = realtime or "realtime=1" in parts.query.split("&")
         return cls(Client(parts.netloc, **client_options), speaker, realtime=realtime)
 
     def retrieve(self, feats, index_rate: float) -> np.ndarray:
