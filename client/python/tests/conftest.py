@@ -107,8 +107,9 @@ def server(tmp_path_factory):
     process.kill()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client(server):
+    """A client of `server`, shared by a test module (closing one takes up to 0.2 s)."""
     with Client(server.target, timeout=20) as connected:
         yield connected
 

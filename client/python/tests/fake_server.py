@@ -13,6 +13,7 @@ from timbre_client._proto.timbre.v1 import (build_job_pb2, index_builder_pb2,
                                             index_builder_pb2_grpc, timbre_pb2, timbre_pb2_grpc)
 
 ANSWER = "answer"
+END = "end"  # a stream plan's action: end the stream with OK without answering
 
 
 class FakeServer(timbre_pb2_grpc.TimbreServicer, index_builder_pb2_grpc.IndexBuilderServicer):
@@ -83,6 +84,8 @@ class FakeServer(timbre_pb2_grpc.TimbreServicer, index_builder_pb2_grpc.IndexBui
         for block, request in enumerate(request_iterator):
             received.append(request)
             action = self.stream_plan(number, block)
+            if action == END:
+                return
             if action != ANSWER:
                 context.abort(action, f"stream {number} ends at block {block}")
             yield timbre_pb2.BlendStreamResponse(frames=request.frames, block_index=block)
@@ -91,6 +94,11 @@ class FakeServer(timbre_pb2_grpc.TimbreServicer, index_builder_pb2_grpc.IndexBui
     def GetJob(self, request, context):
         self._enter("GetJob", context)
         return build_job_pb2.BuildJob(id=request.id)
+
+    def WatchJob(self, request, context):
+        """Streams one running record of the job, then ends: a watch cut short."""
+        self._enter("WatchJob", context)
+        yield build_job_pb2.BuildJob(id=request.id, state=build_job_pb2.BuildJob.STATE_RUNNING)
 
     def ListJobs(self, request, context):
         self._enter("ListJobs", context)

@@ -3,9 +3,10 @@ progress and report, job, jobs, cancel, feature sets, and the errors of each."""
 import numpy as np
 import pytest
 
-from timbre_client import (BuildFailed, BuildJob, FailedPrecondition, InvalidArgument, NotFound,
-                           SpeakerInfo)
+from timbre_client import (BuildFailed, BuildJob, Client, FailedPrecondition, InvalidArgument,
+                           NotFound, SpeakerInfo, Unavailable)
 from conftest import DATA
+from fake_server import FakeServer
 
 FEATURES = DATA / "rvc_build"  # RVC's feature files: 10.npy, 2.npy, a.npy; 2,400 x 256
 
@@ -94,3 +95,15 @@ def test_refused_uploads(client, tmp_path):
         client.build("x", features="fs-1", seed=-1)
     with pytest.raises(InvalidArgument, match="recipe is ''"):
         client.build("x", features="fs-1", recipe="")
+
+
+def test_a_watch_that_ends_before_the_job_is_unavailable():
+    fake = FakeServer()
+    try:
+        with Client(fake.target, timeout=10) as client:
+            seen = []
+            with pytest.raises(Unavailable, match="job job-1: the watch ended before the job did"):
+                client.wait("job-1", progress=seen.append)
+            assert [job.state for job in seen] == [BuildJob.STATE_RUNNING]
+    finally:
+        fake.stop()

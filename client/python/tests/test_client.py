@@ -120,6 +120,7 @@ def test_bad_input_raises_the_servers_error(client, queries, call, error, code, 
     (lambda c, q: c.blend("rvc", q, k=-1), "k is -1: give an integer >= 0"),
     (lambda c, q: c.blend("rvc", q, nprobe=1.5), "nprobe is 1.5: give an integer >= 0"),
     (lambda c, q: c.blend("rvc", q, index_rate="high"), "index_rate is 'high'"),
+    (lambda c, q: c.blend("rvc", q, k=1 << 32), "k is 4294967296: too large"),
 ])
 def test_bad_input_found_by_the_client(client, queries, call, text):
     with pytest.raises(InvalidArgument) as raised:

@@ -11,6 +11,16 @@ SOURCE = pathlib.Path(os.environ.get("TIMBRE_CLIENT_SOURCE", pathlib.Path(__file
 PROTO = pathlib.Path(os.environ.get("TIMBRE_PROTO_DIR", SOURCE.parents[1] / "proto"))
 
 
+def stub_generator():
+    """client/python/generate_stubs.py as a module."""
+    sys.path.insert(0, str(SOURCE))
+    try:
+        import generate_stubs
+    finally:
+        sys.path.remove(str(SOURCE))
+    return generate_stubs
+
+
 def test_pip_install_builds_the_stubs_and_imports(tmp_path):
     # A copy, so the build leaves nothing in the source tree.
     source = tmp_path / "src"
@@ -38,11 +48,7 @@ def test_pip_install_builds_the_stubs_and_imports(tmp_path):
 
 
 def test_stub_generation_refuses_a_missing_proto_and_keeps_old_stubs(tmp_path):
-    sys.path.insert(0, str(SOURCE))
-    try:
-        import generate_stubs
-    finally:
-        sys.path.remove(str(SOURCE))
+    generate_stubs = stub_generator()
     generate_stubs.generate(PROTO, tmp_path)
     stub = tmp_path / "timbre_client" / "_proto" / "timbre" / "v1" / "timbre_pb2.py"
     before = stub.read_text()
@@ -57,3 +63,24 @@ def test_stub_generation_refuses_a_missing_proto_and_keeps_old_stubs(tmp_path):
         raise AssertionError("a missing proto was not refused")
     assert stub.read_text() == before
     assert sorted(p.name for p in (tmp_path / "timbre_client").iterdir()) == ["_proto"]
+
+
+def test_stub_generation_refuses_a_missing_tool_and_a_broken_proto(tmp_path):
+    generate_stubs = stub_generator()
+    try:
+        generate_stubs.generate(PROTO, tmp_path, plugin="no-such-grpc-plugin")
+    except FileNotFoundError as error:
+        assert "'no-such-grpc-plugin' not found" in str(error)
+    else:
+        raise AssertionError("a missing plugin was not refused")
+    broken = tmp_path / "proto"
+    shutil.copytree(PROTO, broken)
+    (broken / "timbre" / "v1" / "timbre.proto").write_text("syntax = \"proto3\";\nmessage {")
+    try:
+        generate_stubs.generate(broken, tmp_path / "out")
+    except RuntimeError as error:
+        assert "protoc failed" in str(error) and "timbre.proto" in str(error)
+    else:
+        raise AssertionError("a broken proto was not refused")
+    assert not (tmp_path / "out" / "timbre_client" / "_proto").exists()
+    assert [p.name for p in (tmp_path / "out" / "timbre_client").iterdir()] == []

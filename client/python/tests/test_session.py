@@ -10,7 +10,7 @@ import pytest
 
 from timbre_client import Client, FailedPrecondition, Unavailable
 from conftest import wait_for
-from fake_server import ANSWER, FakeServer
+from fake_server import ANSWER, END, FakeServer
 
 
 @pytest.fixture
@@ -83,6 +83,17 @@ def test_no_reopening_with_retries_zero(fake):
             session.blend(blocks(1)[0])
         assert session.reopens == 0
     assert len(fake.streams) == 1
+
+
+def test_a_stream_that_ends_without_an_answer_counts_as_unavailable(fake):
+    fake.stream_plan = lambda stream, block: END if stream == 0 else ANSWER
+    with Client(fake.target, timeout=10, retries=1) as client, client.session("alice") as session:
+        assert np.all(session.blend(blocks(1)[0]) == 0)
+        assert session.reopens == 1
+    fake.stream_plan = lambda stream, block: END
+    with Client(fake.target, timeout=10, retries=0) as client, client.session("alice") as session:
+        with pytest.raises(Unavailable, match="the stream ended without answering the block"):
+            session.blend(blocks(1)[0])
 
 
 def test_other_codes_end_the_session_without_reopening(fake):

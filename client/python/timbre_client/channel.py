@@ -7,6 +7,7 @@ exponential backoff (0.05 s doubling to 1 s). gRPC caps attempts at 5 (retries=4
 retries=0 sends no retry policy.
 """
 import json
+import time
 from typing import List, Optional, Tuple
 
 import grpc
@@ -97,3 +98,27 @@ def affinity_metadata(speaker: str) -> Optional[Tuple[Tuple[str, str], ...]]:
     if speaker and speaker.isascii() and speaker.isprintable():
         return (("x-timbre-speaker", speaker),)
     return None
+
+
+def _ignore_state(state: grpc.ChannelConnectivity) -> None:
+    pass
+
+
+def watch_connection(channel: grpc.Channel) -> None:
+    """Keeps `channel`'s connection read between calls (a connectivity watch).
+
+    grpc-python reads a connection only while a call is in progress: without a watch, a draining
+    server's GOAWAY is seen only with the next call, which then reaches the server as it shuts
+    down and is CANCELLED instead of going to a new connection (or another replica).
+    """
+    channel.subscribe(_ignore_state)
+
+
+def unwatch_connection(channel: grpc.Channel, timeout: float = 1.0) -> None:
+    """Ends the watch and waits (up to `timeout` s, 0.2 s at most in practice) for grpc-python's
+    polling thread to stop, which would otherwise fail on the closed channel."""
+    channel.unsubscribe(_ignore_state)
+    state = getattr(channel, "_connectivity_state", None)
+    deadline = time.monotonic() + timeout
+    while state is not None and state.polling and time.monotonic() < deadline:
+        time.sleep(0.005)

@@ -20,7 +20,8 @@ import numpy as np
 from timbre_client import builder
 from timbre_client._proto.timbre.v1 import (build_job_pb2, index_builder_pb2,
                                             index_builder_pb2_grpc, timbre_pb2, timbre_pb2_grpc)
-from timbre_client.channel import affinity_metadata, make_channel
+from timbre_client.channel import (affinity_metadata, make_channel, unwatch_connection,
+                                   watch_connection)
 from timbre_client.errors import BuildFailed, InvalidArgument, Unavailable, from_rpc_error
 from timbre_client.frames import decode_frames, encode_frames
 from timbre_client.options import retrieval_options
@@ -31,10 +32,6 @@ FeatureSet = index_builder_pb2.FeatureSet
 BuildJob = build_job_pb2.BuildJob
 BuildReport = build_job_pb2.BuildReport
 _FINAL_JOB_STATES = (BuildJob.STATE_SUCCEEDED, BuildJob.STATE_FAILED, BuildJob.STATE_CANCELLED)
-
-
-def _ignore_state(state: grpc.ChannelConnectivity) -> None:
-    pass
 
 
 class Client:
@@ -61,11 +58,7 @@ class Client:
         self._channel = make_channel(target, tls=tls, ca=ca, cert=cert, key=key,
                                      server_name=server_name, token=token, retries=retries,
                                      max_message_bytes=max_message_bytes)
-        # A connectivity watch keeps the channel's connection read between calls: grpc-python
-        # reads it only while a call is in progress otherwise, so a draining server's GOAWAY
-        # would be seen only with the next call, which then reaches the server as it shuts down
-        # and is CANCELLED instead of going to a new connection.
-        self._channel.subscribe(_ignore_state)
+        watch_connection(self._channel)
         self._timbre = timbre_pb2_grpc.TimbreStub(self._channel)
         self._builder = index_builder_pb2_grpc.IndexBuilderStub(self._channel)
         self.timeout = timeout
@@ -73,7 +66,7 @@ class Client:
 
     def close(self) -> None:
         """Closes the channel; calls in flight are cancelled."""
-        self._channel.unsubscribe(_ignore_state)
+        unwatch_connection(self._channel)
         self._channel.close()
 
     def __enter__(self) -> "Client":
