@@ -12,7 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_PER_RUN="${1:-30}"
-bash deploy/build.sh --python
+bash deploy/install-deps.sh --python
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$(nproc)" --target timbre-server timbre timbre_python
 AVX2_PY=/opt/timbre/faiss/python
 DATA=bench-data
 INDEX="$DATA/repo/bench/added_IVF3333_Flat_nprobe_1_bench_v2.index"

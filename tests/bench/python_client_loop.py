@@ -19,7 +19,7 @@ import numpy as np
 def client_loop(number, args, ready, start_at, results):
     from timbre_client import Client, TimbreError  # imported in the child: no gRPC before fork
     queries = np.load(args.queries).astype(args.dtype)
-    client = Client(args.target, timeout=5)
+    client = Client(args.target, timeout=30)
     session = client.session(args.speaker) if args.mode == "session" else None
 
     def call(frames):
@@ -28,9 +28,11 @@ def client_loop(number, args, ready, start_at, results):
         return client.blend(args.speaker, frames)
 
     rows = len(queries) - args.frames
-    for warm_up in range(5):
-        call(queries[warm_up * args.frames:(warm_up + 1) * args.frames])
-    ready.release()
+    try:
+        for warm_up in range(5):
+            call(queries[warm_up * args.frames:(warm_up + 1) * args.frames])
+    finally:
+        ready.release()  # a client whose warm-up failed still runs, and counts its errors
     while start_at.value == 0:
         time.sleep(0.005)
     period = 1.0 / args.rate
