@@ -7,7 +7,7 @@
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY deploy/install-deps.sh deploy/install-deps.sh
-RUN bash deploy/install-deps.sh && rm -rf /var/lib/apt/lists/* /opt/timbre/faiss/src
+RUN bash deploy/install-deps.sh --build-only && rm -rf /var/lib/apt/lists/* /opt/timbre/faiss/src
 COPY CMakeLists.txt ./
 COPY proto proto
 COPY server server
