@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Release step: builds the Dockerfile with podman and checks that the image serves. Too slow for
 # every CI run (it builds faiss and timbre from scratch inside the image: see README, Docker).
-#   deploy/image/build-and-check.sh [IMAGE]        (IMAGE: localhost/timbre:check)
+#   deploy/image/build-and-check.sh [--no-build] [IMAGE]     (IMAGE: localhost/timbre:check)
+# --no-build checks an image already in podman's storage (built earlier or pulled) without
+# building it again.
 # 1. makes the debian:bookworm base images locally (make-base-image.sh) and builds the Dockerfile
 #    with `podman build --isolation=chroot` (no Docker engine or registry needed);
 # 2. mounts the built image (`podman image mount`) and runs its own timbre-server from that root
@@ -12,6 +14,10 @@
 # Needs root. Prints the build time. Leaves the image in podman's storage, nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+build=1
+if [ "${1:-}" = --no-build ]; then build=0; shift; fi
+case "${1:-}" in -*) echo "usage: $0 [--no-build] [IMAGE]" >&2; exit 2 ;; esac
+[ $# -le 1 ] || { echo "usage: $0 [--no-build] [IMAGE]" >&2; exit 2; }
 image=${1:-localhost/timbre:check}
 [ "$(id -u)" -eq 0 ] || { echo "build-and-check: needs root (podman, mounts, chroot)" >&2; exit 2; }
 py=/usr/bin/python3
@@ -20,11 +26,14 @@ if ! $py -c 'import grpc, numpy' 2>/dev/null; then
 fi
 bash deploy/image/make-base-image.sh
 
-echo "build-and-check: podman build -t $image ."
-start=$(date +%s)
-podman build --isolation=chroot --network=host -t "$image" .
-build_seconds=$(( $(date +%s) - start ))
-echo "build-and-check: built $image in ${build_seconds} s"
+if [ "$build" = 1 ]; then
+  echo "build-and-check: podman build -t $image ."
+  start=$(date +%s)
+  podman build --isolation=chroot --network=host -t "$image" .
+  echo "build-and-check: built $image in $(( $(date +%s) - start )) s"
+else
+  podman image exists "$image" || { echo "build-and-check: no image $image in podman's storage" >&2; exit 1; }
+fi
 podman image inspect --format 'image size: {{.Size}} bytes, user: {{.Config.User}}' "$image"
 
 work=$(mktemp -d)
@@ -107,4 +116,4 @@ code=0; wait "$pid" || code=$?
 pid=""
 [ "$code" -eq 0 ] || fail "timbre-server exited $code after SIGTERM"
 grep -q "faiss 1.7.3" "$work/log" && grep "faiss 1.7.3" "$work/log" | head -1
-echo "build-and-check: image $image built in ${build_seconds} s, served health and Blend, stopped cleanly"
+echo "build-and-check: image $image served health and Blend, and stopped cleanly"
