@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deploy/k8s/validate.sh must fail, naming the problem, on each planted defect: a field of the
-# wrong type, an unknown kind, an alert expression that is not PromQL, a YAML lint error, a
-# haproxy.cfg keyword HAProxy does not know, and a kustomization naming a missing file.
+# wrong type, a misspelt field, an unknown kind, an alert expression that is not PromQL, a YAML
+# lint error, a haproxy.cfg keyword HAProxy does not know, and a kustomization naming a missing file.
 #   tests/k8s_manifests_test.sh WORK_DIR
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 WORK_DIR" >&2; exit 2; }
@@ -45,6 +45,8 @@ fi
 plant probe_port_name "readinessProbe/grpc/port must be integer" \
   sed -i -z 's/port: 50051\n              service: timbre.v1.Timbre/port: grpc\n              service: timbre.v1.Timbre/' \
   base/serving-deployment.yaml
+plant misspelt_field "'\"readinesProbe\"' does not exist in type 'IContainer'" \
+  sed -i 's/^          readinessProbe:$/          readinesProbe:/' base/builder-deployment.yaml
 plant unknown_kind "unknown apiVersion/kind policy/v1 PodDisruptionBudjet" \
   sed -i 's/^kind: PodDisruptionBudget$/kind: PodDisruptionBudjet/' base/serving-pdb.yaml
 plant bad_promql "could not parse expression" \

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checks deploy/k8s offline, as CI does: yamllint; `kubectl kustomize` renders the base, the example
 # overlay (with throwaway credentials) and the Istio example; every rendered object is validated
-# against the Kubernetes, prometheus-operator and Istio schemas (validate/, npm packages pinned by
-# validate/package-lock.json); the alert rules pass `promtool check rules` and their unit tests
+# against the Kubernetes, prometheus-operator and Istio schemas and checked for fields their types
+# do not know (validate/, npm packages pinned by validate/package-lock.json); the alert rules pass `promtool check rules` and their unit tests
 # (validate/alerts-test.yaml); the balancer's haproxy.cfg passes `haproxy -c`.
 #   deploy/k8s/validate.sh [WORK_DIR]       (default: build/k8s-validate; rendered files stay there)
 # Needs kubectl (kustomize v4 or later), node and npm, yamllint, promtool, haproxy and openssl:
@@ -51,6 +51,8 @@ done
 
 echo "== schemas"
 node "$tools/validate-manifests.mjs" "${rendered[@]}"
+echo "== unknown fields"
+node "$tools/check-fields.mjs" "${rendered[@]}"
 
 echo "== promtool"
 node "$tools/extract-rules.mjs" "$work/rules.yaml" "$work/rendered-overlays-example.yaml"

@@ -2,8 +2,8 @@
 // @kubernetes-models/prometheus-operator and @kubernetes-models/istio.
 //   node validate-manifests.mjs FILE.yaml...
 // Every document must be an object of a known apiVersion and kind that passes its schema: types,
-// required fields, enums and formats. The packaged schemas accept fields they do not declare, so a
-// misspelt optional field is not caught here. Prints one line per object; exits 1 naming every
+// required fields, enums and formats. The packaged schemas accept fields they do not declare:
+// check-fields.mjs finds those. Prints one line per object; exits 1 naming every
 // invalid one, 2 on bad usage.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
