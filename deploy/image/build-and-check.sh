@@ -52,9 +52,10 @@ chown 10001:10001 "$work/repo" "$work/io"
 
 # in_image CMD...: runs CMD from the image's root filesystem, read-only, as uid 10001, with the
 # demo repository at /repo, a scratch directory at /tmp, and the host's /dev and /proc; the mounts
-# live in a private namespace and vanish with the process.
+# live in a private namespace and vanish with the process. It replaces the calling shell (exec), so
+# call it in a subshell; `(in_image ...) &` leaves $! the image's process itself.
 in_image() {
-  unshare --mount --propagation private -- /bin/bash -c '
+  exec unshare --mount --propagation private -- /bin/bash -c '
     set -e
     root=$1 work=$2; shift 2
     mount --bind "$root" "$root"
@@ -69,8 +70,8 @@ in_image() {
 [ -d "$root/repo" ] || fail "the image has no /repo directory"
 
 port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-in_image timbre-server --repo=/repo --demo_if_empty --host=127.0.0.1 --port="$port" \
-  --metrics_port=-1 >"$work/log" 2>&1 &
+(in_image timbre-server --repo=/repo --demo_if_empty --host=127.0.0.1 --port="$port" \
+  --metrics_port=-1 >"$work/log" 2>&1) &
 pid=$!
 
 # Health: SERVING within 5 minutes (the demo speaker is trained at the first start).
@@ -100,7 +101,7 @@ PY
 # Blend: 16 frames of 768 floats through the image's own CLI, answered with the same shape.
 $py -c 'import numpy as np; np.save("'"$work"'/io/in.npy", np.random.default_rng(7).standard_normal((16, 768), dtype=np.float32))'
 chown 10001:10001 "$work/io/in.npy"
-in_image timbre blend --server="127.0.0.1:$port" --speaker=demo --input=/tmp/in.npy --output=/tmp/out.npy \
+(in_image timbre blend --server="127.0.0.1:$port" --speaker=demo --input=/tmp/in.npy --output=/tmp/out.npy) \
   || fail "timbre blend failed"
 $py - "$work/io" <<'PY' || fail "the Blend answer is wrong"
 import sys, numpy as np
