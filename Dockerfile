@@ -7,7 +7,7 @@
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY deploy/install-deps.sh deploy/install-deps.sh
-RUN bash deploy/install-deps.sh && rm -rf /var/lib/apt/lists/* /opt/timbre/faiss/src
+RUN bash deploy/install-deps.sh --build-only && rm -rf /var/lib/apt/lists/* /opt/timbre/faiss/src
 COPY CMakeLists.txt ./
 COPY proto proto
 COPY server server
@@ -23,7 +23,8 @@ RUN apt-get update \
       libgrpc++1.51 libprotobuf32 libabsl20220623 libspdlog1.10 libfmt9 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libopenblas0 libgomp1 libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home timbre
+ && useradd --system --uid 10001 --no-create-home timbre \
+ && install -d -o timbre -g timbre /repo
 COPY --from=build /opt/timbre/faiss/lib /opt/timbre/faiss/lib
 COPY --from=build /src/build/server/timbre-server /src/build/client/timbre /usr/local/bin/
 ENV LD_LIBRARY_PATH=/opt/timbre/faiss/lib

