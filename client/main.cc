@@ -15,7 +15,8 @@
 //                 --kmeans_above= --kmeans_centroids= --no_kmeans --seed= --min_blend_cosine=
 //                 --detach]                             build and publish a new version, live
 //   timbre jobs | job --id=ID [--watch] | cancel --id=ID
-// Every command takes --server=host:port, and --tls_ca / --tls_cert / --tls_key / --token_file for
+// Every command takes --server=host:port, --retries=N (calls failing with UNAVAILABLE are retried
+// 4 times by default; 0 disables), and --tls_ca / --tls_cert / --tls_key / --token_file for
 // a server with TLS, client certificates or bearer tokens. Exit codes: 0 success, 1 the server
 // refused or failed, 2 bad usage or an unreadable input file.
 #include <cstdio>
@@ -35,7 +36,7 @@
 #include "client/timbre_client.h"
 
 ABSL_FLAG(std::string, server, "localhost:50051", "timbre server, host:port");
-ABSL_FLAG(std::string, speaker, "", "Speaker name");
+ABSL_FLAG(std::string, speaker, "", "Speaker name (bench: a comma-separated list spreads the callers)");
 ABSL_FLAG(std::string, input, "", "Input .npy file, float32 or float16 [frames, dim]");
 ABSL_FLAG(std::string, output, "", "Output .npy file (blend), same dtype as the input");
 ABSL_FLAG(int, k, 0, "Neighbours per frame; 0 = server default (8)");
@@ -50,6 +51,9 @@ ABSL_FLAG(std::string, mode, "unary", "bench: unary or stream");
 ABSL_FLAG(std::string, queries, "", "bench: .npy float32 [n, dim] query frames (default random)");
 ABSL_FLAG(bool, json, false, "bench: print the report as JSON");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Deadline of each call");
+ABSL_FLAG(int, retries, 4,
+          "Retries of a call that fails with UNAVAILABLE (backoff 0.05 s doubling to 1 s; unary "
+          "calls at most 4, gRPC's cap) and reopenings of a stream; 0 disables them");
 ABSL_FLAG(int, chunk_mb, 4, "upload: chunk size in MB");
 ABSL_FLAG(std::string, server_path, "", "import: directory or .npy file on the server");
 ABSL_FLAG(std::string, features, "", "build: feature set id (or use --input to upload first)");
@@ -346,6 +350,7 @@ int main(int argc, char** argv) {
   timbre::TimbreClient::Options options;
   options.target = absl::GetFlag(FLAGS_server);
   options.timeout = absl::GetFlag(FLAGS_timeout);
+  options.retries = absl::GetFlag(FLAGS_retries);
   options.tls = absl::GetFlag(FLAGS_tls);
   options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
