@@ -33,6 +33,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libopenblas-dev libssl-dev
   python3-numpy openssl
   prometheus
+  haproxy nginx iproute2
 )
 if [ "$WITH_PYTHON" = 1 ]; then PACKAGES+=(swig python3-dev python3-setuptools); fi
 
