@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "client/command_status.h"
 
 namespace timbre {
@@ -165,10 +166,13 @@ int BuildCommand(const BuilderClient& client, const v1::BuildIndexRequest& reque
   std::printf("waiting until every replica that holds speaker '%s' serves version %s\n",
               request.speaker().c_str(), version.c_str());
   std::fflush(stdout);
+  const absl::Time wait_start = absl::Now();
   auto lines = WaitForServingVersion(*wait, request.speaker(), version);
   if (!lines.ok()) return Fail(kExitFailed, lines.status());
-  std::printf("version %s of speaker '%s' serves on every replica that holds it:\n  %s\n",
-              version.c_str(), request.speaker().c_str(), absl::StrJoin(*lines, "\n  ").c_str());
+  std::printf("version %s of speaker '%s' serves on every replica that holds it, %.2f s after "
+              "the build finished:\n  %s\n",
+              version.c_str(), request.speaker().c_str(),
+              absl::ToDoubleSeconds(absl::Now() - wait_start), absl::StrJoin(*lines, "\n  ").c_str());
   return 0;
 }
 

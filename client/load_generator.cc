@@ -28,6 +28,16 @@ struct CallerResult {
   std::vector<double> server_us;
 };
 
+// `text` as the inside of a JSON string.
+std::string JsonEscaped(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
+  }
+  return out;
+}
+
 double ServerMicros(const timbre::v1::ServerTiming& timing) {
   return static_cast<double>(timing.queue_us()) + timing.search_us() + timing.blend_us();
 }
@@ -141,7 +151,7 @@ std::string LoadReport::ToJson() const {
       "\"frames_per_second\": %.1f, \"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, "
       "\"max_ms\": %.4f, \"server_p50_ms\": %.4f, \"server_p90_ms\": %.4f, "
       "\"server_p99_ms\": %.4f, \"reopens\": %d, \"calls_after_reopen\": %d, "
-      "\"errors_by_code\": {%s}}",
+      "\"errors_by_code\": {%s}, \"first_error\": \"%s\"}",
       calls, errors, seconds, calls_per_second(), frames_per_second(),
       Percentile(latency_us, 50) / 1e3, Percentile(latency_us, 90) / 1e3,
       Percentile(latency_us, 99) / 1e3, Percentile(latency_us, 100) / 1e3,
@@ -149,7 +159,8 @@ std::string LoadReport::ToJson() const {
       Percentile(server_us, 99) / 1e3, reopens, calls_after_reopen,
       absl::StrJoin(errors_by_code, ", ", [](std::string* out, const auto& code_count) {
         absl::StrAppend(out, "\"", code_count.first, "\": ", code_count.second);
-      }));
+      }),
+      JsonEscaped(first_error));
 }
 
 absl::StatusOr<LoadReport> RunLoad(const TimbreClient& client, const LoadOptions& options) {

@@ -113,6 +113,18 @@ absl::Status BlendSession::EndStream() {
   stream_->WritesDone();
   absl::Status status = FromGrpcStatus(stream_->Finish());
   if (status.ok()) status = absl::UnavailableError("the stream ended without an answer");
+  // A proxy whose replica died mid-stream ends the client's stream without a gRPC status
+  // (HAProxy: UNKNOWN "No status received") or resets it (nginx: INTERNAL "Received RST_STREAM
+  // with error code 2"); timbre's servers never end a stream either way. Both are a connection
+  // reset: the stream can go on elsewhere.
+  const bool no_status =
+      status.code() == absl::StatusCode::kUnknown && status.message() == "No status received";
+  const bool reset = status.code() == absl::StatusCode::kInternal &&
+                     absl::StartsWith(status.message(), "Received RST_STREAM");
+  if (no_status || reset) {
+    status = absl::UnavailableError(absl::StrCat(
+        "the stream was cut (", status.message(), "): the replica behind the proxy is gone"));
+  }
   return status;
 }
 

@@ -44,7 +44,8 @@ class BlendSession {
  public:
   ~BlendSession();
   // Sends one block and waits for its blended answer. `options`, when given, replace the
-  // session's options from this block on. When the stream ends with UNAVAILABLE before the
+  // session's options from this block on. When the stream ends with UNAVAILABLE (or is cut by a
+  // proxy whose replica died: no gRPC status, or RST_STREAM; reported as UNAVAILABLE) before the
   // answer, the session opens a new stream (after 0.05 s, doubling up to 1 s) and sends the
   // block again, at most `retries` times in a row without an answer between them. Errors: the
   // stream's final status (UNAVAILABLE once the reopenings are spent); any other status ends
