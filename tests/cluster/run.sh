@@ -71,14 +71,20 @@ loaded_on() {
   in_lb "$CLIENT_BIN" speakers --server="$(addr "$1")" --retries=0 | awk '$2 == "loaded" {print $1}'
 }
 
+# Runs a bench through balancer port $1 named $2 and fails if a speaker's frames reached more
+# than one replica.
+check_affinity() {
+  scrape_all before
+  bench_start "$1" 4 "$2"
+  bench_check "$2"
+  scrape_all after
+  "$PYTHON" "$HERE/affinity.py" $(for n in "${SERVING[@]}"; do printf '%s=%s:%s ' "$n" \
+    "$WORK/before.$n.txt" "$WORK/after.$n.txt"; done) || die "$2: a speaker reached two replicas"
+}
+
 # --- 1. affinity through HAProxy -----------------------------------------------------------
 log "1. affinity through HAProxy: each speaker's calls reach one replica"
-scrape_all before
-bench_start "$HAPROXY_PORT" 4 affinity
-bench_check affinity
-scrape_all after
-"$PYTHON" "$HERE/affinity.py" $(for n in "${SERVING[@]}"; do printf '%s=%s:%s ' "$n" \
-  "$WORK/before.$n.txt" "$WORK/after.$n.txt"; done) || die "a speaker was served by two replicas"
+check_affinity "$HAPROXY_PORT" affinity
 declare -A HELD
 for name in "${SERVING[@]}"; do
   HELD[$name]=$(loaded_on "$name" | sort)
@@ -164,12 +170,7 @@ EOF
 
 # --- 6. nginx ------------------------------------------------------------------------------
 log "6. affinity and kill -9 through nginx"
-scrape_all before
-bench_start "$NGINX_PORT" 4 nginx
-bench_check nginx
-scrape_all after
-"$PYTHON" "$HERE/affinity.py" $(for n in "${SERVING[@]}"; do printf '%s=%s:%s ' "$n" \
-  "$WORK/before.$n.txt" "$WORK/after.$n.txt"; done) || die "nginx sent a speaker to two replicas"
+check_affinity "$NGINX_PORT" nginx
 bench_start "$NGINX_PORT" 6 nginx-kill
 sleep 2
 kill -9 "${PIDOF[serving1]}"
