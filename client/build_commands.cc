@@ -7,6 +7,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "client/command_status.h"
 
 namespace timbre {
@@ -50,7 +52,7 @@ void PrintFeatureSet(const v1::FeatureSet& set) {
 }
 
 // Follows `id` live on stderr and prints the final report; exit code by the final state.
-int Follow(const BuilderClient& client, const std::string& id) {
+int Follow(const BuilderClient& client, const std::string& id, BuildJob* finished = nullptr) {
   auto last = client.WatchJob(id, [](const BuildJob& job) {
     StatusLine(absl::StrFormat("%s %3.0f%% %-11s %s", Bar(job.fraction()), job.fraction() * 100,
                                job.stage(), job.message()));
@@ -58,6 +60,7 @@ int Follow(const BuilderClient& client, const std::string& id) {
   std::fprintf(stderr, "\n");
   if (!last.ok()) return Fail(kExitFailed, last.status());
   std::printf("%s", ReportText(*last).c_str());
+  if (finished != nullptr) *finished = *last;
   return last->state() == BuildJob::STATE_SUCCEEDED ? 0 : kExitFailed;
 }
 
@@ -148,14 +151,29 @@ int FeatureSetsCommand(const BuilderClient& client) {
   return 0;
 }
 
-int BuildCommand(const BuilderClient& client, const v1::BuildIndexRequest& request, bool detach) {
+int BuildCommand(const BuilderClient& client, const v1::BuildIndexRequest& request, bool detach,
+                 const VersionWaitOptions* wait) {
   auto job = client.Build(request);
   if (!job.ok()) return Fail(kExitFailed, job.status());
   std::printf("build job %s started for speaker '%s'\n", job->id().c_str(),
               job->speaker().c_str());
   std::fflush(stdout);
   if (detach) return 0;
-  return Follow(client, job->id());
+  BuildJob finished;
+  const int code = Follow(client, job->id(), &finished);
+  const std::string& version = finished.report().version();
+  if (code != 0 || wait == nullptr || version.empty()) return code;
+  std::printf("waiting until every replica that holds speaker '%s' serves version %s\n",
+              request.speaker().c_str(), version.c_str());
+  std::fflush(stdout);
+  const absl::Time wait_start = absl::Now();
+  auto lines = WaitForServingVersion(*wait, request.speaker(), version);
+  if (!lines.ok()) return Fail(kExitFailed, lines.status());
+  std::printf("version %s of speaker '%s' serves on every replica that holds it, %.2f s after "
+              "the build finished:\n  %s\n",
+              version.c_str(), request.speaker().c_str(),
+              absl::ToDoubleSeconds(absl::Now() - wait_start), absl::StrJoin(*lines, "\n  ").c_str());
+  return 0;
 }
 
 int JobsCommand(const BuilderClient& client) {

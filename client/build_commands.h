@@ -8,6 +8,7 @@
 #include <string>
 
 #include "client/builder_client.h"
+#include "client/version_wait.h"
 #include "timbre/v1/index_builder.pb.h"
 
 namespace timbre {
@@ -21,10 +22,11 @@ int ImportCommand(const BuilderClient& client, const std::string& server_path);
 // Lists the server's feature sets.
 int FeatureSetsCommand(const BuilderClient& client);
 
-// Starts a build. Unless `detach`, follows it live and ends with its report; exit 0 only if the
-// build succeeded.
+// Starts a build. Unless `detach`, follows it live and ends with its report; then, with `wait`,
+// waits until every replica that holds the speaker serves the new version (see
+// version_wait.h) and says so. Exit 0 only if the build succeeded (and the wait, if any).
 int BuildCommand(const BuilderClient& client, const timbre::v1::BuildIndexRequest& request,
-                 bool detach);
+                 bool detach, const VersionWaitOptions* wait);
 
 // Lists jobs, newest first.
 int JobsCommand(const BuilderClient& client);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
@@ -17,6 +18,8 @@ namespace {
 
 struct CallerResult {
   int64_t calls = 0;
+  int64_t calls_after_reopen = 0;
+  int64_t reopens = 0;
   int64_t errors = 0;
   int64_t frames = 0;
   std::string first_error;
@@ -24,6 +27,16 @@ struct CallerResult {
   std::vector<double> latency_us;
   std::vector<double> server_us;
 };
+
+// `text` as the inside of a JSON string.
+std::string JsonEscaped(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
+  }
+  return out;
+}
 
 double ServerMicros(const timbre::v1::ServerTiming& timing) {
   return static_cast<double>(timing.queue_us()) + timing.search_us() + timing.blend_us();
@@ -43,10 +56,11 @@ std::string Block(const LoadOptions& options, const std::vector<float>& pool, in
 }
 
 void RunCaller(const TimbreClient& client, const LoadOptions& options,
-               const std::vector<float>& pool, int64_t pool_rows, int dim, int caller,
-               absl::Time measure_from, absl::Time stop, CallerResult* result) {
+               const std::string& speaker, const std::vector<float>& pool, int64_t pool_rows,
+               int dim, int caller, absl::Time measure_from, absl::Time stop,
+               CallerResult* result) {
   std::unique_ptr<BlendSession> session;
-  if (options.streaming) session = client.OpenSession(options.speaker, options.options);
+  if (options.streaming) session = client.OpenSession(speaker, options.options);
   const absl::Duration interval =
       options.rate > 0 ? absl::Seconds(1.0 / options.rate) : absl::ZeroDuration();
   // Callers start spread over one interval, as independent clients would, not in lockstep.
@@ -64,13 +78,18 @@ void RunCaller(const TimbreClient& client, const LoadOptions& options,
                    Block(options, pool, pool_rows, dim, caller, n));
     absl::Status status;
     double server = 0;
+    bool after_reopen = false;
     if (session != nullptr) {
+      const int64_t reopened_before = session->blocks_after_reopen();
+      const int64_t reopens_before = session->reopens();
       auto response = session->Send(frames);
       status = response.status();
       if (response.ok()) server = ServerMicros(response->timing());
+      after_reopen = session->blocks_after_reopen() > reopened_before;
+      if (start >= measure_from) result->reopens += session->reopens() - reopens_before;
     } else {
       timbre::v1::BlendRequest request;
-      request.set_speaker(options.speaker);
+      request.set_speaker(speaker);
       *request.mutable_frames() = std::move(frames);
       *request.mutable_options() = options.options;
       auto response = client.Blend(request);
@@ -81,6 +100,7 @@ void RunCaller(const TimbreClient& client, const LoadOptions& options,
     if (start < measure_from) continue;
     if (status.ok()) {
       ++result->calls;
+      if (after_reopen) ++result->calls_after_reopen;
       result->frames += options.frames;
       result->latency_us.push_back(absl::ToDoubleMicroseconds(end - start));
       result->server_us.push_back(server);
@@ -88,7 +108,7 @@ void RunCaller(const TimbreClient& client, const LoadOptions& options,
       ++result->errors;
       ++result->errors_by_code[absl::StatusCodeToString(status.code())];
       if (result->first_error.empty()) result->first_error = status.ToString();
-      if (session != nullptr) session = client.OpenSession(options.speaker, options.options);
+      if (session != nullptr) session = client.OpenSession(speaker, options.options);
     }
   }
   if (session != nullptr) session->Close().IgnoreError();
@@ -109,12 +129,14 @@ std::string LoadReport::ToText() const {
       "calls:        %d ok, %d errors in %.1f s\n"
       "throughput:   %.1f calls/s, %.0f frames/s\n"
       "latency (ms): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f   (end to end)\n"
-      "server (ms):  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f   (queue + search + blend)\n",
+      "server (ms):  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f   (queue + search + blend)\n"
+      "reopened:     %d streams, %d calls answered only after a reopen\n",
       calls, errors, seconds, calls_per_second(), frames_per_second(),
       Percentile(latency_us, 50) / 1e3, Percentile(latency_us, 90) / 1e3,
       Percentile(latency_us, 99) / 1e3, Percentile(latency_us, 100) / 1e3,
       Percentile(server_us, 50) / 1e3, Percentile(server_us, 90) / 1e3,
-      Percentile(server_us, 99) / 1e3, Percentile(server_us, 100) / 1e3);
+      Percentile(server_us, 99) / 1e3, Percentile(server_us, 100) / 1e3, reopens,
+      calls_after_reopen);
   if (!errors_by_code.empty()) {
     absl::StrAppend(&text, "errors:       ",
                     absl::StrJoin(errors_by_code, ", ", absl::PairFormatter(" ")), "\n");
@@ -128,15 +150,17 @@ std::string LoadReport::ToJson() const {
       "{\"calls\": %d, \"errors\": %d, \"seconds\": %.3f, \"calls_per_second\": %.2f, "
       "\"frames_per_second\": %.1f, \"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, "
       "\"max_ms\": %.4f, \"server_p50_ms\": %.4f, \"server_p90_ms\": %.4f, "
-      "\"server_p99_ms\": %.4f, \"errors_by_code\": {%s}}",
+      "\"server_p99_ms\": %.4f, \"reopens\": %d, \"calls_after_reopen\": %d, "
+      "\"errors_by_code\": {%s}, \"first_error\": \"%s\"}",
       calls, errors, seconds, calls_per_second(), frames_per_second(),
       Percentile(latency_us, 50) / 1e3, Percentile(latency_us, 90) / 1e3,
       Percentile(latency_us, 99) / 1e3, Percentile(latency_us, 100) / 1e3,
       Percentile(server_us, 50) / 1e3, Percentile(server_us, 90) / 1e3,
-      Percentile(server_us, 99) / 1e3,
+      Percentile(server_us, 99) / 1e3, reopens, calls_after_reopen,
       absl::StrJoin(errors_by_code, ", ", [](std::string* out, const auto& code_count) {
         absl::StrAppend(out, "\"", code_count.first, "\": ", code_count.second);
-      }));
+      }),
+      JsonEscaped(first_error));
 }
 
 absl::StatusOr<LoadReport> RunLoad(const TimbreClient& client, const LoadOptions& options) {
@@ -147,12 +171,26 @@ absl::StatusOr<LoadReport> RunLoad(const TimbreClient& client, const LoadOptions
   if (options.duration <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--duration must be positive");
   }
-  absl::StatusOr<timbre::v1::SpeakerInfo> speaker = client.GetSpeaker(options.speaker);
-  if (!speaker.ok()) return speaker.status();
-  const int dim = static_cast<int>(speaker->dim());
-  if (dim < 1) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("speaker '", options.speaker, "' is not loaded: ", speaker->error()));
+  const std::vector<std::string> speakers = absl::StrSplit(options.speaker, ',');
+  int dim = 0;
+  for (const std::string& name : speakers) {
+    absl::StatusOr<timbre::v1::SpeakerInfo> speaker = client.GetSpeaker(name);
+    if (!speaker.ok()) return speaker.status();
+    int speaker_dim = static_cast<int>(speaker->dim());
+    if (speaker_dim < 1 && options.query_rows > 0 && speaker->error().empty()) {
+      // Not loaded yet (it loads on its first call): the query frames give the dim.
+      speaker_dim = static_cast<int>(options.queries.size() / options.query_rows);
+    }
+    if (speaker_dim < 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "speaker '", name, "' is not loaded", speaker->error().empty() ? "" : ": ",
+          speaker->error(), "; give query frames (--queries) to call it anyway"));
+    }
+    if (dim != 0 && speaker_dim != dim) {
+      return absl::InvalidArgumentError(absl::StrCat("speaker '", name, "' has dim ", speaker_dim,
+                                                     ", the first speaker ", dim));
+    }
+    dim = speaker_dim;
   }
   std::vector<float> pool = options.queries;
   int64_t pool_rows = options.query_rows;
@@ -172,14 +210,17 @@ absl::StatusOr<LoadReport> RunLoad(const TimbreClient& client, const LoadOptions
   std::vector<CallerResult> results(options.concurrency);
   std::vector<std::thread> callers;
   for (int c = 0; c < options.concurrency; ++c) {
-    callers.emplace_back(RunCaller, std::cref(client), std::cref(options), std::cref(pool),
-                         pool_rows, dim, c, measure_from, stop, &results[c]);
+    callers.emplace_back(RunCaller, std::cref(client), std::cref(options),
+                         std::cref(speakers[c % speakers.size()]), std::cref(pool), pool_rows, dim,
+                         c, measure_from, stop, &results[c]);
   }
   for (std::thread& caller : callers) caller.join();
   LoadReport report;
   report.seconds = absl::ToDoubleSeconds(std::max(absl::Now(), stop) - measure_from);
   for (CallerResult& result : results) {
     report.calls += result.calls;
+    report.calls_after_reopen += result.calls_after_reopen;
+    report.reopens += result.reopens;
     report.errors += result.errors;
     report.frames += result.frames;
     if (report.first_error.empty()) report.first_error = result.first_error;

@@ -22,7 +22,9 @@
 namespace timbre {
 
 struct LoadOptions {
-  std::string speaker;                  // required
+  // Required. A comma-separated list spreads the callers over the speakers: caller c calls the
+  // (c mod n)-th. Speakers not loaded yet need `queries` (their dim is unknown until loaded).
+  std::string speaker;
   int concurrency = 4;                  // callers, >= 1
   int frames = 16;                      // frames per call, >= 1 (RVC's real-time default: 16)
   double rate = 0;                      // calls per second per caller; 0 = back to back
@@ -40,6 +42,11 @@ struct LoadReport {
   int64_t errors = 0;  // failed calls in the measured window
   int64_t frames = 0;  // frames of the successful calls
   double seconds = 0;  // measured window
+  // Streams reopened after they ended with UNAVAILABLE, and the successful calls among `calls`
+  // answered only on a reopened stream. Unary calls retried by gRPC's retry policy are not
+  // visible to the caller and count as plain successes.
+  int64_t reopens = 0;
+  int64_t calls_after_reopen = 0;
   std::string first_error;
   // The failed calls by status code name ("RESOURCE_EXHAUSTED"), in name order.
   std::map<std::string, int64_t> errors_by_code;

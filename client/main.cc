@@ -13,9 +13,12 @@
 //   timbre build --speaker=NAME (--features=ID | --input=DIR) [--recipe=rvc|fastscan|auto|FACTORY]
 //                [--nprobe= --k_factor= --nlist= --cosine --qe_neighbours= --qe_alpha=
 //                 --kmeans_above= --kmeans_centroids= --no_kmeans --seed= --min_blend_cosine=
-//                 --detach]                             build and publish a new version, live
+//                 --detach --wait_replicas=H:P,... --wait_timeout=]
+//                                                     build and publish a new version, live, then
+//                                                     wait until the replicas serve it
 //   timbre jobs | job --id=ID [--watch] | cancel --id=ID
-// Every command takes --server=host:port, and --tls_ca / --tls_cert / --tls_key / --token_file for
+// Every command takes --server=host:port, --retries=N (calls failing with UNAVAILABLE are retried
+// 4 times by default; 0 disables), and --tls_ca / --tls_cert / --tls_key / --token_file for
 // a server with TLS, client certificates or bearer tokens. Exit codes: 0 success, 1 the server
 // refused or failed, 2 bad usage or an unreadable input file.
 #include <cstdio>
@@ -27,6 +30,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "client/build_commands.h"
 #include "client/command_status.h"
@@ -35,7 +39,7 @@
 #include "client/timbre_client.h"
 
 ABSL_FLAG(std::string, server, "localhost:50051", "timbre server, host:port");
-ABSL_FLAG(std::string, speaker, "", "Speaker name");
+ABSL_FLAG(std::string, speaker, "", "Speaker name (bench: a comma-separated list spreads the callers)");
 ABSL_FLAG(std::string, input, "", "Input .npy file, float32 or float16 [frames, dim]");
 ABSL_FLAG(std::string, output, "", "Output .npy file (blend), same dtype as the input");
 ABSL_FLAG(int, k, 0, "Neighbours per frame; 0 = server default (8)");
@@ -50,6 +54,9 @@ ABSL_FLAG(std::string, mode, "unary", "bench: unary or stream");
 ABSL_FLAG(std::string, queries, "", "bench: .npy float32 [n, dim] query frames (default random)");
 ABSL_FLAG(bool, json, false, "bench: print the report as JSON");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "Deadline of each call");
+ABSL_FLAG(int, retries, 4,
+          "Retries of a call that fails with UNAVAILABLE (backoff 0.05 s doubling to 1 s; unary "
+          "calls at most 4, gRPC's cap) and reopenings of a stream; 0 disables them");
 ABSL_FLAG(int, chunk_mb, 4, "upload: chunk size in MB");
 ABSL_FLAG(std::string, server_path, "", "import: directory or .npy file on the server");
 ABSL_FLAG(std::string, features, "", "build: feature set id (or use --input to upload first)");
@@ -76,6 +83,12 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, tls_server_name, "",
           "Name the server's certificate must carry, if not the host of --server");
 ABSL_FLAG(std::string, token_file, "", "File whose first line is the bearer token to send");
+ABSL_FLAG(bool, wait_serving, true,
+          "build: once published, wait until the replicas that hold the speaker serve the new "
+          "version (checked through --server and at each of --wait_replicas)");
+ABSL_FLAG(std::string, wait_replicas, "",
+          "build: replicas to check directly besides --server, host:port,host:port");
+ABSL_FLAG(absl::Duration, wait_timeout, absl::Seconds(60), "build: longest wait for the replicas");
 ABSL_FLAG(bool, warmup_index, false, "load: warm the index up with searches before answering");
 
 namespace timbre {
@@ -278,7 +291,8 @@ v1::BuildIndexRequest BuildRequestFromFlags(const std::string& feature_set_id) {
 }
 
 // The feature-set and build commands.
-int BuilderCommand(const std::string& command, const BuilderClient& client) {
+int BuilderCommand(const std::string& command, const BuilderClient& client,
+                   const TimbreClient::Options& client_options) {
   const int64_t chunk_bytes = int64_t{std::max(1, absl::GetFlag(FLAGS_chunk_mb))} << 20;
   const std::string input = absl::GetFlag(FLAGS_input);
   const std::string id = absl::GetFlag(FLAGS_id);
@@ -315,7 +329,16 @@ int BuilderCommand(const std::string& command, const BuilderClient& client) {
                 static_cast<unsigned long long>(uploaded->rows()), uploaded->dim());
     feature_set_id = uploaded->id();
   }
-  return BuildCommand(client, BuildRequestFromFlags(feature_set_id), absl::GetFlag(FLAGS_detach));
+  VersionWaitOptions wait;
+  wait.timeout = absl::GetFlag(FLAGS_wait_timeout);
+  wait.targets.push_back(client_options);
+  for (absl::string_view replica :
+       absl::StrSplit(absl::GetFlag(FLAGS_wait_replicas), ',', absl::SkipEmpty())) {
+    wait.targets.push_back(client_options);
+    wait.targets.back().target = std::string(replica);
+  }
+  return BuildCommand(client, BuildRequestFromFlags(feature_set_id), absl::GetFlag(FLAGS_detach),
+                      absl::GetFlag(FLAGS_wait_serving) ? &wait : nullptr);
 }
 
 bool IsBuilderCommand(const std::string& command) {
@@ -346,6 +369,7 @@ int main(int argc, char** argv) {
   timbre::TimbreClient::Options options;
   options.target = absl::GetFlag(FLAGS_server);
   options.timeout = absl::GetFlag(FLAGS_timeout);
+  options.retries = absl::GetFlag(FLAGS_retries);
   options.tls = absl::GetFlag(FLAGS_tls);
   options.tls_ca_file = absl::GetFlag(FLAGS_tls_ca);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
@@ -359,7 +383,7 @@ int main(int argc, char** argv) {
   if (timbre::IsBuilderCommand(command)) {
     auto builder = timbre::BuilderClient::Create(options);
     if (!builder.ok()) return timbre::Fail(timbre::kExitUsage, builder.status());
-    return timbre::BuilderCommand(command, **builder);
+    return timbre::BuilderCommand(command, **builder, options);
   }
   auto client = timbre::TimbreClient::Create(options);
   if (!client.ok()) return timbre::Fail(timbre::kExitUsage, client.status());

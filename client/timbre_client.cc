@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 
 namespace timbre {
 
@@ -88,42 +89,75 @@ timbre::v1::Frames MakeFrames(timbre::v1::DType dtype, uint32_t num_frames, uint
   return frames;
 }
 
-BlendSession::BlendSession(
-    std::unique_ptr<grpc::ClientContext> context,
-    std::unique_ptr<grpc::ClientReaderWriter<timbre::v1::BlendStreamRequest,
-                                             timbre::v1::BlendStreamResponse>>
-        stream,
-    std::string speaker, timbre::v1::RetrievalOptions options)
-    : context_(std::move(context)),
-      stream_(std::move(stream)),
+BlendSession::BlendSession(const TimbreClient* client, std::string speaker,
+                           timbre::v1::RetrievalOptions options, int retries)
+    : client_(client),
       speaker_(std::move(speaker)),
-      options_(std::move(options)) {}
+      retries_(retries),
+      options_(std::move(options)) {
+  Open();
+}
 
 BlendSession::~BlendSession() {
   if (!closed_) Close().IgnoreError();
 }
 
+void BlendSession::Open() {
+  context_ = std::make_unique<grpc::ClientContext>();
+  context_->AddMetadata(kSpeakerHeader, speaker_);
+  stream_ = client_->stub().BlendStream(context_.get());
+  first_on_stream_ = true;
+}
+
+absl::Status BlendSession::EndStream() {
+  stream_->WritesDone();
+  absl::Status status = FromGrpcStatus(stream_->Finish());
+  if (status.ok()) status = absl::UnavailableError("the stream ended without an answer");
+  // A proxy whose replica died mid-stream ends the client's stream without a gRPC status
+  // (HAProxy: UNKNOWN "No status received") or resets it (nginx: INTERNAL "Received RST_STREAM
+  // with error code 2"); timbre's servers never end a stream either way. Both are a connection
+  // reset: the stream can go on elsewhere.
+  const bool no_status =
+      status.code() == absl::StatusCode::kUnknown && status.message() == "No status received";
+  const bool reset = status.code() == absl::StatusCode::kInternal &&
+                     absl::StartsWith(status.message(), "Received RST_STREAM");
+  if (no_status || reset) {
+    status = absl::UnavailableError(absl::StrCat(
+        "the stream was cut (", status.message(), "): the replica behind the proxy is gone"));
+  }
+  return status;
+}
+
 absl::StatusOr<timbre::v1::BlendStreamResponse> BlendSession::Send(
     const timbre::v1::Frames& frames, const timbre::v1::RetrievalOptions* options) {
   if (closed_) return absl::FailedPreconditionError("the session is closed");
-  timbre::v1::BlendStreamRequest request;
-  if (first_) {
-    request.set_speaker(speaker_);
-    *request.mutable_options() = options != nullptr ? *options : options_;
-    first_ = false;
-  } else if (options != nullptr) {
-    *request.mutable_options() = *options;
+  if (options != nullptr) options_ = *options;
+  absl::Duration backoff = absl::Milliseconds(50);
+  for (int reopened = 0;; ++reopened) {
+    timbre::v1::BlendStreamRequest request;
+    if (first_on_stream_) {
+      request.set_speaker(speaker_);
+      *request.mutable_options() = options_;
+    } else if (options != nullptr) {
+      *request.mutable_options() = *options;
+    }
+    *request.mutable_frames() = frames;
+    first_on_stream_ = false;
+    timbre::v1::BlendStreamResponse response;
+    if (stream_->Write(request) && stream_->Read(&response)) {
+      if (reopened > 0) ++blocks_after_reopen_;
+      return response;
+    }
+    absl::Status status = EndStream();
+    if (status.code() != absl::StatusCode::kUnavailable || reopened >= retries_) {
+      closed_ = true;
+      return status;
+    }
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(1));
+    Open();
+    ++reopens_;
   }
-  *request.mutable_frames() = frames;
-  timbre::v1::BlendStreamResponse response;
-  if (!stream_->Write(request) || !stream_->Read(&response)) {
-    closed_ = true;
-    stream_->WritesDone();
-    absl::Status status = FromGrpcStatus(stream_->Finish());
-    if (status.ok()) status = absl::UnavailableError("the stream ended without an answer");
-    return status;
-  }
-  return response;
 }
 
 absl::Status BlendSession::Close() {
@@ -133,11 +167,31 @@ absl::Status BlendSession::Close() {
   return FromGrpcStatus(stream_->Finish());
 }
 
+std::string RetryServiceConfig(int retries) {
+  if (retries <= 0) return "";
+  return absl::StrCat(
+      R"({"methodConfig":[{"name":[{"service":"timbre.v1.Timbre"},)",
+      R"({"service":"timbre.v1.IndexBuilder","method":"GetJob"},)",
+      R"({"service":"timbre.v1.IndexBuilder","method":"ListJobs"},)",
+      R"({"service":"timbre.v1.IndexBuilder","method":"GetFeatureSet"},)",
+      R"({"service":"timbre.v1.IndexBuilder","method":"ListFeatureSets"},)",
+      R"({"service":"timbre.v1.IndexBuilder","method":"WatchJob"}],)",
+      R"("retryPolicy":{"maxAttempts":)", retries + 1,
+      R"(,"initialBackoff":"0.05s","maxBackoff":"1s","backoffMultiplier":2,)",
+      R"("retryableStatusCodes":["UNAVAILABLE"]}}]})");
+}
+
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const TimbreClient::Options& options) {
   if (options.target.empty()) return absl::InvalidArgumentError("--server is empty");
+  if (options.retries < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--retries is ", options.retries, "; use 0 (no retries) or more"));
+  }
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(options.max_message_bytes);
   arguments.SetMaxSendMessageSize(options.max_message_bytes);
+  arguments.SetInt(GRPC_ARG_ENABLE_RETRIES, options.retries > 0 ? 1 : 0);
+  if (options.retries > 0) arguments.SetServiceConfigJSON(RetryServiceConfig(options.retries));
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       MakeCredentials(options, arguments);
   if (!credentials.ok()) return credentials.status();
@@ -162,23 +216,23 @@ void TimbreClient::SetDeadline(grpc::ClientContext& context) const {
 
 absl::StatusOr<timbre::v1::BlendResponse> TimbreClient::Blend(
     const timbre::v1::BlendRequest& request) const {
-  return Call(&timbre::v1::Timbre::Stub::Blend, request);
+  return Call(&timbre::v1::Timbre::Stub::Blend, request, request.speaker());
 }
 
 absl::StatusOr<timbre::v1::SearchResponse> TimbreClient::Search(
     const timbre::v1::SearchRequest& request) const {
-  return Call(&timbre::v1::Timbre::Stub::Search, request);
+  return Call(&timbre::v1::Timbre::Stub::Search, request, request.speaker());
 }
 
 absl::StatusOr<timbre::v1::ListSpeakersResponse> TimbreClient::ListSpeakers() const {
-  return Call(&timbre::v1::Timbre::Stub::ListSpeakers, timbre::v1::ListSpeakersRequest());
+  return Call(&timbre::v1::Timbre::Stub::ListSpeakers, timbre::v1::ListSpeakersRequest(), "");
 }
 
 absl::StatusOr<timbre::v1::SpeakerInfo> TimbreClient::GetSpeaker(
     const std::string& speaker) const {
   timbre::v1::GetSpeakerRequest request;
   request.set_speaker(speaker);
-  return Call(&timbre::v1::Timbre::Stub::GetSpeaker, request);
+  return Call(&timbre::v1::Timbre::Stub::GetSpeaker, request, speaker);
 }
 
 absl::StatusOr<timbre::v1::SpeakerInfo> TimbreClient::LoadSpeaker(const std::string& speaker,
@@ -186,22 +240,19 @@ absl::StatusOr<timbre::v1::SpeakerInfo> TimbreClient::LoadSpeaker(const std::str
   timbre::v1::LoadSpeakerRequest request;
   request.set_speaker(speaker);
   request.set_warmup(warmup);
-  return Call(&timbre::v1::Timbre::Stub::LoadSpeaker, request);
+  return Call(&timbre::v1::Timbre::Stub::LoadSpeaker, request, speaker);
 }
 
 absl::StatusOr<timbre::v1::SpeakerInfo> TimbreClient::UnloadSpeaker(
     const std::string& speaker) const {
   timbre::v1::UnloadSpeakerRequest request;
   request.set_speaker(speaker);
-  return Call(&timbre::v1::Timbre::Stub::UnloadSpeaker, request);
+  return Call(&timbre::v1::Timbre::Stub::UnloadSpeaker, request, speaker);
 }
 
 std::unique_ptr<BlendSession> TimbreClient::OpenSession(
     const std::string& speaker, const timbre::v1::RetrievalOptions& options) const {
-  auto context = std::make_unique<grpc::ClientContext>();
-  auto stream = stub_->BlendStream(context.get());
-  return std::unique_ptr<BlendSession>(
-      new BlendSession(std::move(context), std::move(stream), speaker, options));
+  return std::unique_ptr<BlendSession>(new BlendSession(this, speaker, options, options_.retries));
 }
 
 }  // namespace timbre

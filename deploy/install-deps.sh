@@ -41,7 +41,7 @@ PACKAGES=(
   python3-numpy openssl
 )
 if [ "$BUILD_ONLY" = 0 ]; then
-  PACKAGES+=(prometheus yamllint haproxy)
+  PACKAGES+=(prometheus yamllint haproxy nginx iproute2)
   PACKAGES+=(python3-grpcio python3-protobuf python3-pytest python3-setuptools python3-venv python3-pip
              python3-faiss)
   # node and npm install the schema packages of deploy/k8s/validate.sh; keep a newer Node.js that

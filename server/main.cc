@@ -60,6 +60,12 @@ ABSL_FLAG(bool, mmap_indexes, false,
           "Memory-map the inverted lists of IVF indexes instead of reading them into memory");
 ABSL_FLAG(bool, warmup_on_load, false,
           "Search generated frames through every newly loaded index before it serves");
+ABSL_FLAG(std::string, role, "all",
+          "all: serve speakers and builds; serving: timbre.v1.Timbre only; builder: "
+          "timbre.v1.IndexBuilder only (a cluster's builds, off the real-time replicas)");
+ABSL_FLAG(bool, lazy_load, false,
+          "Load each speaker on its first call instead of at start; health turns SERVING once "
+          "the repository is scanned");
 ABSL_FLAG(bool, per_speaker_metrics, false,
           "Label call latency and frame metrics with the speaker too");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
@@ -209,6 +215,13 @@ int main(int argc, char** argv) {
   options.mmap_indexes = absl::GetFlag(FLAGS_mmap_indexes);
   options.warmup_on_load = absl::GetFlag(FLAGS_warmup_on_load);
   options.per_speaker_metrics = absl::GetFlag(FLAGS_per_speaker_metrics);
+  options.lazy_load = absl::GetFlag(FLAGS_lazy_load);
+  absl::StatusOr<timbre::ServerRole> role = timbre::ParseServerRole(absl::GetFlag(FLAGS_role));
+  if (!role.ok()) {
+    std::fprintf(stderr, "timbre-server: %s\n", role.status().ToString().c_str());
+    return 2;
+  }
+  options.role = *role;
   auto server = timbre::TimbreServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "timbre-server: %s\n", server.status().ToString().c_str());

@@ -22,6 +22,9 @@ class LoadGeneratorTest : public ::testing::Test {
   void SetUp() override {
     const FrameMatrix frames = GenerateClusteredFrames(800, 32, 16, 3);
     timbre::testing::WriteRvcIndex(frames, 16, repo_.Join("small/added_IVF16_Flat_nprobe_1_s_v2.index"));
+    timbre::testing::WriteRvcIndex(frames, 16, repo_.Join("other/added_IVF16_Flat_nprobe_1_o_v2.index"));
+    timbre::testing::WriteRvcIndex(GenerateClusteredFrames(800, 48, 16, 3), 16,
+                                   repo_.Join("wide/added_IVF16_Flat_nprobe_1_w_v2.index"));
     server_ = testing::StartServer(testing::LocalServerOptions(repo_.path()));
     ASSERT_NE(server_, nullptr);
     auto client = TimbreClient::Create(testing::LocalClientOptions(server_->port()));
@@ -113,6 +116,34 @@ TEST_F(LoadGeneratorTest, RejectsBadOptions) {
   options.query_rows = 1;
   EXPECT_THAT(RunLoad(*client_, options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dim 32")));
+}
+
+TEST_F(LoadGeneratorTest, SpreadsCallersOverSeveralSpeakersLoadingThemOnTheirFirstCall) {
+  ASSERT_THAT(client_->UnloadSpeaker("other"), IsOk());
+  LoadOptions options;
+  options.speaker = "small,other";
+  options.concurrency = 2;
+  options.duration = absl::Milliseconds(200);
+  options.warmup = absl::ZeroDuration();
+  // "other" is not loaded, so its dim is unknown without query frames.
+  EXPECT_THAT(RunLoad(*client_, options).status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("speaker 'other' is not loaded; give query frames")));
+  options.query_rows = 4;
+  options.queries.assign(4 * 32, 0.5f);
+  auto report = RunLoad(*client_, options);
+  ASSERT_THAT(report, IsOk());
+  EXPECT_GT(report->calls, 0);
+  EXPECT_EQ(report->errors, 0) << report->first_error;
+  auto other = client_->GetSpeaker("other");
+  ASSERT_THAT(other, IsOk());
+  EXPECT_EQ(other->state(), v1::SpeakerInfo::STATE_LOADED);  // the second caller called it
+  options.speaker = "small,wide";
+  EXPECT_THAT(RunLoad(*client_, options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'wide' has dim 48")));
+  options.speaker = "small,nobody";
+  EXPECT_THAT(RunLoad(*client_, options).status(),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("nobody")));
 }
 
 }  // namespace

@@ -586,8 +586,9 @@ class SpeakerRegistryBudgetTest : public SpeakerRegistryTest {
   }
 
   std::unique_ptr<SpeakerRegistry> MakeBudgetRegistry(int64_t budget, bool mmap = false,
-                                                      bool warmup = false) {
+                                                      bool warmup = false, bool lazy = false) {
     SpeakerRegistry::Options options;
+    options.lazy_load = lazy;
     options.repository = repository_.get();
     options.poll_interval = absl::ZeroDuration();
     options.memory_budget_bytes = budget;
@@ -709,6 +710,50 @@ TEST_F(SpeakerRegistryBudgetTest, ConcurrentCallsOfAnUnloadedSpeakerShareOneLoad
   ASSERT_TRUE(WaitFor([&] { return answered.load() == kCalls; }));
   EXPECT_EQ(good.load(), kCalls);
   EXPECT_EQ(observer_.loads("c"), 1);
+}
+
+TEST_F(SpeakerRegistryBudgetTest, LazyLoadLoadsEachSpeakerOnItsFirstCallOnce) {
+  auto registry = MakeBudgetRegistry(0, false, false, /*lazy=*/true);
+  ASSERT_NE(registry, nullptr);
+  // The scan loaded nothing: every speaker is known and unloaded, and the registry is ready.
+  EXPECT_THAT(registry->Ready(), IsOk());
+  for (const char* name : {"a", "b", "c"}) {
+    EXPECT_EQ(StateOf(*registry, name), SpeakerState::kUnloaded) << name;
+    EXPECT_EQ(observer_.loads(name), 0) << name;
+  }
+  EXPECT_EQ(registry->Usage().memory_bytes, 0);
+  // Concurrent first calls share one load.
+  observer_.Hold("a");
+  constexpr int kCalls = 6;
+  std::atomic<int> good{0};
+  std::atomic<int> answered{0};
+  for (int i = 0; i < kCalls; ++i) {
+    registry->AcquireAsync("a", [&](absl::StatusOr<std::shared_ptr<const IndexSnapshot>> s) {
+      if (s.ok() && (*s)->speaker == "a") good++;
+      answered++;
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] { return observer_.held(); }));
+  observer_.Release();
+  ASSERT_TRUE(WaitFor([&] { return answered.load() == kCalls; }));
+  EXPECT_EQ(good.load(), kCalls);
+  EXPECT_EQ(observer_.loads("a"), 1);
+  EXPECT_EQ(StateOf(*registry, "b"), SpeakerState::kUnloaded);
+  // A scan hot-swaps a new version of the loaded speaker and leaves the others unloaded; their
+  // first call loads the newest version.
+  Publish("a");
+  Publish("b");
+  ASSERT_THAT(registry->Refresh(), IsOk());
+  auto a = registry->Get("a");
+  ASSERT_THAT(a, IsOk());
+  ASSERT_NE(a->snapshot, nullptr);
+  EXPECT_EQ(a->snapshot->version, "1");
+  EXPECT_EQ(observer_.loads("a"), 2);
+  EXPECT_EQ(StateOf(*registry, "b"), SpeakerState::kUnloaded);
+  EXPECT_EQ(observer_.loads("b"), 0);
+  auto b = registry->Acquire("b");
+  ASSERT_THAT(b, IsOk());
+  EXPECT_EQ((*b)->version, "1");
 }
 
 TEST_F(SpeakerRegistryBudgetTest, CallsInFlightKeepTheirSnapshotAcrossAnUnload) {

@@ -654,5 +654,34 @@ TEST(TimbreServerStartTest, EmptyRepositoryGetsDemoSpeaker) {
   EXPECT_TRUE(std::filesystem::exists(repo.Join("demo/1/metadata.json")));
 }
 
+// --lazy_load: SERVING once scanned with nothing loaded; a call loads its speaker, whose
+// version then shows in timbre_speaker_version.
+TEST(TimbreServerLazyLoadTest, ServesOnceScannedAndLoadsASpeakerOnItsFirstCall) {
+  ScratchDir repo;
+  TimbreServer::Options options = FixtureServerOptions(repo);
+  options.lazy_load = true;
+  options.metrics_host = "127.0.0.1";
+  options.metrics_port = 0;
+  auto server = testing::StartServer(options);
+  ASSERT_NE(server, nullptr);
+  EXPECT_THAT(CheckHealth(server->port(), "timbre.v1.Timbre"),
+              IsOkAndHolds(grpc::health::v1::HealthCheckResponse::SERVING));
+  auto client = testing::MakeClient(testing::LocalClientOptions(server->port()));
+  auto before = client->GetSpeaker("rvc");
+  ASSERT_THAT(before, IsOk());
+  EXPECT_EQ(before->state(), v1::SpeakerInfo::STATE_UNLOADED);
+  EXPECT_THAT(ScrapeMetrics(server->metrics_port()),
+              ::testing::Not(HasSubstr("timbre_speaker_version{")));
+  ASSERT_THAT(client->Blend(testing::FixtureBlendRequest(testing::ReadFixtureQueries(), 4)),
+              IsOk());
+  auto after = client->GetSpeaker("rvc");
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(after->state(), v1::SpeakerInfo::STATE_LOADED);
+  EXPECT_EQ(after->version(), kFixtureIndex);
+  // An RVC file has no version number: 0.
+  EXPECT_THAT(ScrapeMetrics(server->metrics_port()),
+              HasSubstr("timbre_speaker_version{speaker=\"rvc\"} 0"));
+}
+
 }  // namespace
 }  // namespace timbre

@@ -131,6 +131,9 @@ class SpeakerRegistry {
     WarmupOptions warmup;
     // Told of loads and evictions. Optional (default none); must outlive the registry.
     SpeakerRegistryObserver* observer = nullptr;
+    // Leave every speaker a scan finds UNLOADED (it loads on its first call) instead of loading
+    // it; loaded speakers still load their new versions at a scan. Default false.
+    bool lazy_load = false;
     // Scan the repository in Create. Default true. When false, the first successful Refresh()
     // (the caller's or the polling thread's) is the first scan.
     bool scan_on_create = true;

@@ -39,6 +39,13 @@ void SpeakerRegistry::RefreshSpeaker(const std::string& name,
     if (!hot_swap) {
       Entry& entry = entries_[name];
       entry.status.name = name;
+      if (source.ok() && options_.lazy_load) {
+        entry.status.state = SpeakerState::kUnloaded;
+        entry.status.error.clear();
+        entry.failure = absl::OkStatus();
+        entry.loaded_fingerprint = fingerprint;
+        return;
+      }
       if (source.ok() && !budget_.Fits(estimate)) {
         // A scan does not unload one speaker for another: this one loads on its first call,
         // unless it could never fit.

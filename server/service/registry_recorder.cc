@@ -3,6 +3,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "server/service/gauge_family.h"
 #include "spdlog/spdlog.h"
 
@@ -43,7 +44,17 @@ std::vector<prometheus::MetricFamily> SpeakerGauges::Collect() const {
   prometheus::MetricFamily budget = GaugeFamily(
       "timbre_index_memory_budget_bytes", "Memory budget of the loaded indexes; 0 = unlimited");
   AddGaugeSample(budget, static_cast<double>(usage.budget_bytes));
-  return {std::move(speakers), std::move(memory), std::move(mapped), std::move(budget)};
+  prometheus::MetricFamily versions = GaugeFamily(
+      "timbre_speaker_version",
+      "Version serving each loaded speaker (its number; 0 for an RVC index file)");
+  for (const SpeakerStatus& speaker : registry_->List()) {
+    if (speaker.snapshot == nullptr) continue;
+    int64_t number = 0;
+    if (!absl::SimpleAtoi(speaker.snapshot->version, &number)) number = 0;
+    AddGaugeSample(versions, static_cast<double>(number), {{"speaker", speaker.name}});
+  }
+  return {std::move(speakers), std::move(memory), std::move(mapped), std::move(budget),
+          std::move(versions)};
 }
 
 }  // namespace timbre

@@ -6,6 +6,8 @@
 //   timbre_index_memory_bytes           memory of the loaded indexes, charged against the budget
 //   timbre_index_mapped_bytes           memory-mapped index files (not charged)
 //   timbre_index_memory_budget_bytes    the memory budget; 0 = unlimited
+//   timbre_speaker_version{speaker}     the version serving each loaded speaker (its number,
+//                                       0 for an RVC file); absent for speakers not loaded
 //
 // Thread-safe.
 #ifndef TIMBRE_SERVER_SERVICE_REGISTRY_RECORDER_H_

@@ -23,6 +23,7 @@
 #include "server/service/index_builder_service.h"
 #include "server/service/registry_recorder.h"
 #include "server/service/server_metrics.h"
+#include "server/service/server_role.h"
 #include "server/service/stream_drain.h"
 #include "server/service/timbre_service.h"
 #include "spdlog/spdlog.h"
@@ -46,6 +47,9 @@ struct TimbreServer::Parts {
   std::unique_ptr<BuildJobQueue> jobs;
   std::unique_ptr<IndexBuilderService> builder_service;
   std::shared_ptr<BuildJobGauges> build_job_gauges;
+  ServerRole role = ServerRole::kAll;
+  // Refuses the calls of the services the role does not offer (roles other than all).
+  std::unique_ptr<RoleRefusalService> role_refusal;
   // Re-reads the TLS and token files; outlives the server, which reads the TLS files from it.
   std::unique_ptr<CredentialReloader> credential_reloader;
   std::unique_ptr<grpc::Server> server;
@@ -104,20 +108,24 @@ void LogSpeakers(const std::vector<SpeakerStatus>& speakers) {
                    speaker.snapshot->version, speaker.snapshot->index->size(),
                    speaker.snapshot->index->dim(), speaker.snapshot->index->description());
     } else if (speaker.state == SpeakerState::kUnloaded) {
-      spdlog::info("speaker '{}': not loaded (over the memory budget); its first call loads it",
-                   speaker.name);
+      spdlog::info("speaker '{}': not loaded (lazy load or over the memory budget); its first "
+                   "call loads it", speaker.name);
     } else {
       spdlog::warn("speaker '{}' failed: {}", speaker.name, speaker.error);
     }
   }
 }
 
-// Sets the health of the whole server and of each of its services.
-void SetServing(grpc::Server& server, bool serving) {
-  grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
+// Sets the health of the whole server and of each service its role offers.
+void SetServing(TimbreServer::Parts& parts, bool serving) {
+  grpc::HealthCheckServiceInterface* health = parts.server->GetHealthCheckService();
   health->SetServingStatus("", serving);
-  health->SetServingStatus(timbre::v1::Timbre::service_full_name(), serving);
-  health->SetServingStatus(timbre::v1::IndexBuilder::service_full_name(), serving);
+  if (ServesSpeakers(parts.role)) {
+    health->SetServingStatus(timbre::v1::Timbre::service_full_name(), serving);
+  }
+  if (ServesBuilds(parts.role)) {
+    health->SetServingStatus(timbre::v1::IndexBuilder::service_full_name(), serving);
+  }
 }
 
 // The startup thread: scans the repository (retrying every second while its root cannot be
@@ -132,7 +140,7 @@ void ServeOnceScanned(TimbreServer::Parts* parts, const std::string& announcemen
   LogSpeakers(parts->registry->List());
   absl::MutexLock lock(&parts->mutex);  // so that Drain cannot interleave
   if (parts->draining || parts->shut_down) return;
-  SetServing(*parts->server, true);
+  SetServing(*parts, true);
   parts->serving = true;
   spdlog::info("{}", announcement);
 }
@@ -194,6 +202,7 @@ absl::Status StartBuilds(const TimbreServer::Options& options, TimbreServer::Par
 absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options options) {
   if (absl::Status valid = ValidateOptions(options); !valid.ok()) return valid;
   auto parts = std::make_unique<Parts>();
+  parts->role = options.role;
   // Metrics first: the token checks and the registry's first loads record into them.
   parts->prometheus = std::make_shared<prometheus::Registry>();
   ServerMetrics::Options metrics_options;
@@ -237,6 +246,8 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   registry_options.warmup_on_load = options.warmup_on_load;
   registry_options.observer = parts->registry_recorder.get();
   registry_options.scan_on_create = false;  // scanned once the port is open
+  // A builder serves no speaker: it never loads an index to serve.
+  registry_options.lazy_load = options.lazy_load || !ServesSpeakers(options.role);
   auto registry = SpeakerRegistry::Create(registry_options);
   if (!registry.ok()) return registry.status();
   parts->registry = *std::move(registry);
@@ -273,7 +284,9 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
     parts->metrics_port = ports.empty() ? options.metrics_port : ports.front();
   }
 
-  if (absl::Status builds = StartBuilds(options, parts.get()); !builds.ok()) return builds;
+  if (ServesBuilds(options.role)) {
+    if (absl::Status builds = StartBuilds(options, parts.get()); !builds.ok()) return builds;
+  }
   parts->service = std::make_unique<TimbreService>(parts->retriever.get(), parts->registry.get(),
                                                    parts->metrics.get(), &parts->stream_drain);
   grpc::EnableDefaultHealthCheckService(true);
@@ -282,19 +295,24 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   const std::string address = absl::StrCat(options.host, ":", options.port);
   builder.AddListeningPort(address, security->credentials, &parts->port);
   ApplyConnectionOptions(options.connection, builder);
-  builder.RegisterService(parts->service.get());
-  builder.RegisterService(parts->builder_service.get());
+  if (ServesSpeakers(options.role)) builder.RegisterService(parts->service.get());
+  if (ServesBuilds(options.role)) builder.RegisterService(parts->builder_service.get());
+  if (options.role != ServerRole::kAll) {
+    parts->role_refusal = std::make_unique<RoleRefusalService>(options.role);
+    builder.RegisterCallbackGenericService(parts->role_refusal.get());
+  }
   parts->server = builder.BuildAndStart();
   if (parts->server == nullptr || parts->port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
   }
   // gRPC's health service starts with "" SERVING; it turns NOT_SERVING within microseconds of
   // the port opening, and calls before the scan get UNAVAILABLE from the registry anyway.
-  SetServing(*parts->server, false);
+  SetServing(*parts, false);
   spdlog::info("timbre listening on {}:{}: NOT_SERVING until the speaker repository is scanned",
                options.host, parts->port);
   std::string announcement =
-      absl::StrCat("timbre serving on ", options.host, ":", parts->port, " (",
+      absl::StrCat("timbre serving on ", options.host, ":", parts->port, " (role ",
+                   ServerRoleName(options.role), ", ",
                    parts->scheduler->workers(), " search threads), metrics on port ",
                    parts->metrics_port);
   Parts* started = parts.get();
@@ -351,7 +369,7 @@ void TimbreServer::Drain(absl::Duration grace, absl::Duration shutdown_grace) {
     absl::MutexLock lock(&parts_->mutex);
     parts_->draining = true;
     parts_->serving = false;
-    SetServing(*parts_->server, false);
+    SetServing(*parts_, false);
   }
   absl::SleepFor(grace);
   spdlog::info("draining: ending {} open streams after their current block, refusing new calls",

@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/service/connection_options.h"
+#include "server/service/server_role.h"
 #include "server/service/server_security.h"
 
 namespace timbre {
@@ -84,6 +85,14 @@ class TimbreServer {
     bool warmup_on_load = false;
     // Label call latency and frame metrics with the speaker too. Default false.
     bool per_speaker_metrics = false;
+    // The services this process offers (see server_role.h). kServing runs no build job queue
+    // (the builder owns the work directory); kBuilder loads no index. Default kAll.
+    ServerRole role = ServerRole::kAll;
+    // Load no speaker at a scan: each loads on its first call (concurrent callers share the
+    // load), so health turns SERVING once the repository is scanned and a replica behind a
+    // balancer with speaker affinity holds only the speakers routed to it. Loaded speakers
+    // still pick up new versions at each scan. Default false.
+    bool lazy_load = false;
   };
 
   // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository or an
