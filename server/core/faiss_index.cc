@@ -26,6 +26,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/core/faiss_call.h"
+#include "server/core/faiss_pruned_coarse_step.h"
 #include "server/core/vectors_file.h"
 
 
@@ -138,7 +139,7 @@ absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Load(const std::string& 
                                 });
   if (!read.ok()) return read;
   std::unique_ptr<FaissIndex> index(new FaissIndex(std::move(raw)));
-  absl::Status prepared = index->Prepare(options.vectors_path);
+  absl::Status prepared = index->Prepare(options);
   if (!prepared.ok()) {
     return absl::Status(prepared.code(), absl::StrCat("index file '", path, "': ", prepared.message()));
   }
@@ -187,7 +188,7 @@ absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Train(const TrainOptions
                    absl::StrCat("added ", start + batch, " of ", count, " vectors"));
   }
   std::unique_ptr<FaissIndex> index(new FaissIndex(std::move(raw)));
-  absl::Status prepared = index->Prepare(/*vectors_path=*/"");
+  absl::Status prepared = index->Prepare(IndexLoadOptions());
   if (!prepared.ok()) return prepared;
   return index;
 }
@@ -218,7 +219,8 @@ absl::Status FaissIndex::SetSearchDefaults(int nprobe, int k_factor) {
   return absl::OkStatus();
 }
 
-absl::Status FaissIndex::Prepare(const std::string& vectors_path) {
+absl::Status FaissIndex::Prepare(const IndexLoadOptions& options) {
+  const std::string& vectors_path = options.vectors_path;
   if (index_->metric_type != faiss::METRIC_L2 &&
       index_->metric_type != faiss::METRIC_INNER_PRODUCT) {
     return absl::InvalidArgumentError("only L2 and inner-product indexes are supported");
@@ -249,10 +251,17 @@ absl::Status FaissIndex::Prepare(const std::string& vectors_path) {
   }
   absl::Status mapped = MapStoredVectors(!vectors_path.empty());
   if (!mapped.ok()) return mapped;
+  if (centroids_ != nullptr && options.coarse_projection_dims > 0 && dim_ >= 2) {
+    absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> pruned = PrunedCoarseStep::Create(
+        centroids_, nlist_, dim_, metric_, options.coarse_projection_dims);
+    if (!pruned.ok()) return pruned.status();
+    pruned_coarse_step_ = *std::move(pruned);
+  }
   memory_bytes_ = EstimateBytes(index_.get()) +
                   static_cast<int64_t>(stored_.size() * sizeof(float*) +
                                        owned_vectors_.size() * sizeof(float) +
-                                       centroid_norms_.size() * sizeof(float));
+                                       centroid_norms_.size() * sizeof(float)) +
+                  (pruned_coarse_step_ != nullptr ? pruned_coarse_step_->memory_bytes() : 0);
   return absl::OkStatus();
 }
 

@@ -13,60 +13,19 @@
 #include <faiss/utils/Heap.h>
 
 #include "absl/strings/str_cat.h"
+#include "server/core/faiss_best_k.h"
+#include "server/core/faiss_blas.h"
 #include "server/core/faiss_call.h"
 #include "server/core/faiss_index.h"
-
-extern "C" {
-// Fortran BLAS, as faiss itself declares it (no header needed).
-int sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-           const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-           const float* beta, float* c, const int* ldc);
-}
+#include "server/core/faiss_pruned_coarse_step.h"
 
 namespace timbre {
 namespace {
 
 using faiss_idx = faiss::Index::idx_t;
-using KeepSmallest = faiss::CMax<float, faiss_idx>;  // heap of the k smallest scores (L2)
-using KeepLargest = faiss::CMin<float, faiss_idx>;   // heap of the k largest (inner product)
 
 // Queries per coarse-step block: bounds the [block, nlist] score buffer.
 constexpr int64_t kCoarseBlock = 256;
-
-// ---- Selecting the best k ----------------------------------------------------------------------
-
-// The `k` best of the scores offered, kept in faiss's heap over [k] scores and ids. C is
-// KeepSmallest or KeepLargest. Finish() sorts them best first, missing ids (-1) last.
-template <class C>
-class BestK {
- public:
-  BestK(int64_t k, float* scores, int64_t* ids) : k_(k), scores_(scores), ids_(ids) {
-    faiss::heap_heapify<C>(k_, scores_, ids_);
-  }
-  void Offer(float score, int64_t id) {
-    if (C::cmp(scores_[0], score)) faiss::heap_replace_top<C>(k_, scores_, ids_, score, id);
-  }
-  void Finish() { faiss::heap_reorder<C>(k_, scores_, ids_); }
-
- private:
-  int64_t k_;
-  float* scores_;
-  int64_t* ids_;
-};
-
-// Calls offer_all(best) with a BestK that keeps the nearest by `metric`, then sorts the result.
-template <typename OfferAll>
-void SelectNearest(Metric metric, int64_t k, float* scores, int64_t* ids, OfferAll&& offer_all) {
-  if (metric == Metric::kL2) {
-    BestK<KeepSmallest> best(k, scores, ids);
-    offer_all(best);
-    best.Finish();
-  } else {
-    BestK<KeepLargest> best(k, scores, ids);
-    offer_all(best);
-    best.Finish();
-  }
-}
 
 // Restores the calling thread's OpenMP thread count on scope exit.
 class ScopedOmpThreads {
@@ -84,6 +43,15 @@ class ScopedOmpThreads {
 
 void FaissIndex::AssignLists(const float* queries, int64_t count, int nprobe, int threads,
                              float* coarse_scores, int64_t* coarse_lists) const {
+  if (pruned_coarse_step_ != nullptr) {
+    pruned_coarse_step_->Assign(queries, count, nprobe, threads, coarse_scores, coarse_lists);
+  } else {
+    ScoreEveryList(queries, count, nprobe, threads, coarse_scores, coarse_lists);
+  }
+}
+
+void FaissIndex::ScoreEveryList(const float* queries, int64_t count, int nprobe, int threads,
+                                float* coarse_scores, int64_t* coarse_lists) const {
   const bool l2 = metric_ == Metric::kL2;
   const int block_rows = static_cast<int>(std::min<int64_t>(count, kCoarseBlock));
   std::vector<float> products(static_cast<size_t>(block_rows) * nlist_);
@@ -157,6 +125,25 @@ void FaissIndex::Rerank(const float* queries, int64_t count, int k, int64_t cand
       }
     });
   }
+}
+
+absl::Status FaissIndex::CoarseLists(const float* queries, int64_t count, int nprobe,
+                                     int threads, int64_t* lists) const {
+  if (centroids_ == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the index (", description_, ") has no flat coarse quantizer to assign lists with"));
+  }
+  if (nprobe < 0 || nprobe > nlist_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nprobe is ", nprobe, "; it must be in 0..", nlist_, " (0 = the stored ",
+                     nprobe_, ")"));
+  }
+  const int probes = nprobe > 0 ? nprobe : std::max(1, nprobe_);
+  std::vector<float> scores(static_cast<size_t>(count) * probes);
+  ScopedOmpThreads omp_threads(std::max(1, threads));
+  return CallFaiss("coarse step", absl::StatusCode::kInternal, nullptr, [&] {
+    AssignLists(queries, count, probes, std::max(1, threads), scores.data(), lists);
+  });
 }
 
 absl::Status FaissIndex::Search(const float* queries, int64_t count, const SearchParams& params,

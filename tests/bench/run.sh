@@ -14,14 +14,8 @@ bash deploy/build.sh --python
 if ! dpkg-query -W -f='${Status}' python3-faiss 2>/dev/null | grep -q "install ok installed"; then
   apt-get install -y -qq --no-install-recommends python3-faiss >/dev/null
 fi
-AVX2_PY=/opt/timbre/faiss/python
-DATA=bench-data
-mkdir -p "$DATA"
-INDEX="$DATA/repo/bench/added_IVF3333_Flat_nprobe_1_bench_v2.index"
-if [ ! -f "$INDEX" ]; then
-  echo "bench: training the benchmark index as RVC does (a few minutes)"
-  PYTHONPATH="$AVX2_PY" /usr/bin/python3 tests/bench/make_bench_index.py "$DATA"
-fi
+# shellcheck source=tests/bench/bench_index.sh
+source tests/bench/bench_index.sh
 
 echo "bench: RVC's in-process step"
 rvc_avx2=$(PYTHONPATH="$AVX2_PY" /usr/bin/python3 tests/bench/rvc_step.py "$INDEX" "$DATA/queries.npy" 16 400)
