@@ -32,6 +32,7 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libopenblas-dev libssl-dev
   python3-numpy openssl
+  clang-14 libclang-rt-14-dev
   prometheus
 )
 if [ "$WITH_PYTHON" = 1 ]; then PACKAGES+=(swig python3-dev python3-setuptools); fi
