@@ -27,6 +27,21 @@ TEST(RawMessageTest, EncodedMessageDecodesToTheSame) {
   EXPECT_EQ(decoded.SerializeAsString(), request.SerializeAsString());
 }
 
+TEST(RawMessageTest, EncodingIntoAUsedBufferReplacesItsContents) {
+  // A BlendStream writes every answer from one buffer; gRPC's serializer aborted the server when
+  // that buffer still held the previous answer.
+  timbre::v1::BlendStreamRequest first;
+  first.set_speaker("first");
+  timbre::v1::BlendStreamRequest second;
+  second.set_speaker("second");
+  grpc::ByteBuffer bytes;
+  ASSERT_THAT(EncodeMessage(first, &bytes), IsOk());
+  ASSERT_THAT(EncodeMessage(second, &bytes), IsOk());
+  timbre::v1::BlendStreamRequest decoded;
+  ASSERT_THAT(DecodeMessage(bytes, &decoded), IsOk());
+  EXPECT_EQ(decoded.speaker(), "second");
+}
+
 TEST(RawMessageTest, GarbageIsInvalidArgumentNamingTheTypeAndLeavesAnEmptyMessage) {
   timbre::v1::BlendStreamRequest decoded;
   decoded.set_speaker("stale");

@@ -57,8 +57,8 @@ TEST_F(UndecodableRequestTest, UnaryGarbageIsInvalidArgumentAndCountedAsInvalid)
     EXPECT_THAT(status.error_message(), HasSubstr(absl::StrCat("'", method, "'")));
   }
   EXPECT_EQ(Metric("timbre_rejected_calls_total{reason=\"invalid\"}"), 3);
-  EXPECT_EQ(Metric("timbre_rpc_calls_total{method=\"Blend\",code=\"INVALID_ARGUMENT\"}"), 1);
-  EXPECT_EQ(Metric("timbre_rpc_calls_total{method=\"BuildIndex\",code=\"INVALID_ARGUMENT\"}"), 1);
+  EXPECT_EQ(Metric("timbre_rpc_calls_total{code=\"INVALID_ARGUMENT\",method=\"Blend\"}"), 1);
+  EXPECT_EQ(Metric("timbre_rpc_calls_total{code=\"INVALID_ARGUMENT\",method=\"BuildIndex\"}"), 1);
 }
 
 TEST_F(UndecodableRequestTest, ServerStreamingGarbageIsInvalidArgument) {

@@ -42,6 +42,11 @@ int64_t AddressSpaceBytes() {
 // In the child: bound the memory, read, report. Never returns.
 [[noreturn]] void ReadInChild(const std::string& path, bool mmap, int64_t memory_limit,
                               int reason_fd) {
+  // What faiss or a crash in it prints is not the server's log: the reason travels by the pipe.
+  if (const int null = open("/dev/null", O_WRONLY | O_CLOEXEC); null >= 0) {
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+  }
   if (memory_limit > 0) {
     const rlimit limit{static_cast<rlim_t>(memory_limit), static_cast<rlim_t>(memory_limit)};
     setrlimit(RLIMIT_AS, &limit);

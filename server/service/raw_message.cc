@@ -23,6 +23,7 @@ absl::Status DecodeMessage(grpc::ByteBuffer& bytes, google::protobuf::Message* m
 }
 
 absl::Status EncodeMessage(const google::protobuf::Message& message, grpc::ByteBuffer* bytes) {
+  bytes->Clear();  // gRPC's serializer requires an empty buffer; a stream reuses its buffer
   bool own_buffer = false;
   const grpc::Status status =
       grpc::SerializationTraits<google::protobuf::Message>::Serialize(message, bytes, &own_buffer);

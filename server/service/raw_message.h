@@ -16,7 +16,8 @@ namespace timbre {
 // are not a valid message of that type.
 absl::Status DecodeMessage(grpc::ByteBuffer& bytes, google::protobuf::Message* message);
 
-// Encodes `message` into `bytes`. INTERNAL if protobuf cannot serialise it.
+// Encodes `message` into `bytes`, replacing what they held (a stream reuses one buffer for
+// every answer). INTERNAL if protobuf cannot serialise it.
 absl::Status EncodeMessage(const google::protobuf::Message& message, grpc::ByteBuffer* bytes);
 
 }  // namespace timbre
