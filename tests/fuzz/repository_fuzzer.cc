@@ -50,11 +50,28 @@ std::string PathUnder(const std::string& root, timbre::fuzz::FuzzInput& input) {
   return path;
 }
 
+// True if no existing directory between `root` and `path` is a symlink, so that creating `path`
+// cannot write outside `root` (the tree holds symlinks to "/", ".." and devices).
+bool StaysInside(const std::string& root, const std::string& path) {
+  fs::path walked(root);
+  const fs::path relative = fs::path(path).parent_path().lexically_relative(root);
+  for (const fs::path& part : relative) {
+    walked /= part;
+    std::error_code error;
+    const fs::file_status status = fs::symlink_status(walked, error);
+    if (fs::is_symlink(status) || (fs::exists(status) && !fs::is_directory(status))) return false;
+  }
+  return true;
+}
+
 void BuildTree(const std::string& root, timbre::fuzz::FuzzInput& input) {
   std::error_code error;
   for (int op = 0; op < kMaxOperations && !input.empty(); ++op) {
     const uint8_t kind = input.Byte() % 4;
     const std::string path = PathUnder(root, input);
+    if (!StaysInside(root, path)) continue;
+    std::error_code existing;
+    if (fs::is_symlink(fs::symlink_status(path, existing))) continue;  // never write through one
     fs::create_directories(fs::path(path).parent_path(), error);
     switch (kind) {
       case 0:
