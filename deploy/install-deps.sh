@@ -42,6 +42,7 @@ PACKAGES=(
 )
 if [ "$BUILD_ONLY" = 0 ]; then
   PACKAGES+=(prometheus yamllint haproxy nginx iproute2)
+  PACKAGES+=(clang-14 libclang-rt-14-dev)  # sanitizer and fuzzer builds (deploy/run-sanitizers.sh)
   PACKAGES+=(python3-grpcio python3-protobuf python3-pytest python3-setuptools python3-venv python3-pip
              python3-faiss)
   # node and npm install the schema packages of deploy/k8s/validate.sh; keep a newer Node.js that

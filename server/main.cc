@@ -47,6 +47,15 @@ ABSL_FLAG(absl::Duration, max_connection_age, absl::InfiniteDuration(),
 ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::InfiniteDuration(),
           "How long calls in flight may continue on a connection past its age; inf = until "
           "they end");
+ABSL_FLAG(int, max_concurrent_streams, 100,
+          "Most calls open at once on one client connection; the client queues the rest");
+ABSL_FLAG(absl::Duration, max_connection_idle, absl::Minutes(30),
+          "A connection without a call for this long is closed (the client reconnects on its "
+          "next call); inf = never");
+ABSL_FLAG(int, max_metadata_bytes, 16 << 10,
+          "Largest request metadata (headers) accepted, bytes");
+ABSL_FLAG(absl::Duration, upload_stall_timeout, absl::Seconds(60),
+          "An upload that sends no complete message for this long is ended and stores nothing");
 ABSL_FLAG(std::string, work_dir, "",
           "Where uploaded feature sets and build job records are kept; default <repo>/.timbre");
 ABSL_FLAG(std::string, import_root, "",
@@ -119,6 +128,9 @@ timbre::ConnectionOptions ConnectionFlags() {
   connection.keepalive_timeout = absl::GetFlag(FLAGS_keepalive_timeout);
   connection.max_connection_age = absl::GetFlag(FLAGS_max_connection_age);
   connection.max_connection_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
+  connection.max_concurrent_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  connection.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
+  connection.max_metadata_bytes = absl::GetFlag(FLAGS_max_metadata_bytes);
   return connection;
 }
 
@@ -208,6 +220,7 @@ int main(int argc, char** argv) {
   options.import_root = absl::GetFlag(FLAGS_import_root);
   options.max_upload_bytes = absl::GetFlag(FLAGS_max_upload_bytes);
   options.max_queued_builds = absl::GetFlag(FLAGS_max_queued_builds);
+  options.upload_stall_timeout = absl::GetFlag(FLAGS_upload_stall_timeout);
   options.connection = ConnectionFlags();
   options.max_queued_calls = absl::GetFlag(FLAGS_max_queued_calls);
   options.security = SecurityFlags();

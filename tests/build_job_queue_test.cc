@@ -1,5 +1,7 @@
 #include "server/core/build_job_queue.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -262,6 +264,19 @@ TEST_F(BuildJobQueueTest, ARestartedQueueMarksTheInterruptedBuildFailed) {
   again.builder = &runner_;
   again.jobs_dir = crashed.Join("jobs");
   EXPECT_EQ((*BuildJobQueue::Create(std::move(again)))->Get(id)->state(), BuildJob::STATE_FAILED);
+}
+
+TEST_F(BuildJobQueueTest, RecordsThatAreNotRegularFilesAreSkippedWithoutWaiting) {
+  // Before, a FIFO among the records blocked the server's start for ever.
+  ScratchDir jobs;
+  ASSERT_EQ(mkfifo(jobs.Join("job-0123456789ab.json").c_str(), 0600), 0);
+  std::filesystem::create_directories(jobs.Join("job-0123456789ac.json"));
+  BuildJobQueue::Options options;
+  options.builder = &runner_;
+  options.jobs_dir = jobs.path();
+  auto queue = BuildJobQueue::Create(std::move(options));
+  ASSERT_THAT(queue, IsOk());
+  EXPECT_THAT((*queue)->List(), ::testing::IsEmpty());
 }
 
 TEST_F(BuildJobQueueTest, ShutdownCancelsTheRunningAndQueuedJobs) {

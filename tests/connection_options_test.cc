@@ -23,9 +23,15 @@ TEST(ConnectionOptionsTest, DefaultsAreValidAndKeepConnections) {
   EXPECT_THAT(ValidateConnectionOptions(options), IsOk());
   EXPECT_EQ(options.max_receive_message_bytes, 64 << 20);
   EXPECT_EQ(options.max_send_message_bytes, 64 << 20);
+  EXPECT_EQ(options.max_concurrent_streams, 100);
+  EXPECT_EQ(options.max_connection_idle, absl::Minutes(30));
+  EXPECT_EQ(options.max_metadata_bytes, 16 << 10);
   EXPECT_THAT(ConnectionChannelArguments(options),
               UnorderedElementsAre(Pair("grpc.keepalive_time_ms", 60000),
-                                   Pair("grpc.keepalive_timeout_ms", 20000)));
+                                   Pair("grpc.keepalive_timeout_ms", 20000),
+                                   Pair("grpc.max_connection_idle_ms", 1800000),
+                                   Pair("grpc.max_concurrent_streams", 100),
+                                   Pair("grpc.max_metadata_size", 16384)));
 }
 
 TEST(ConnectionOptionsTest, ConnectionAgeAndGraceBecomeChannelArguments) {
@@ -34,11 +40,16 @@ TEST(ConnectionOptionsTest, ConnectionAgeAndGraceBecomeChannelArguments) {
   options.keepalive_timeout = absl::Seconds(5);
   options.max_connection_age = absl::Minutes(30);
   options.max_connection_age_grace = absl::Seconds(90);
+  options.max_connection_idle = absl::InfiniteDuration();
+  options.max_concurrent_streams = 7;
+  options.max_metadata_bytes = 4096;
   EXPECT_THAT(ConnectionChannelArguments(options),
               UnorderedElementsAre(Pair("grpc.keepalive_time_ms", INT_MAX),
                                    Pair("grpc.keepalive_timeout_ms", 5000),
                                    Pair("grpc.max_connection_age_ms", 1800000),
-                                   Pair("grpc.max_connection_age_grace_ms", 90000)));
+                                   Pair("grpc.max_connection_age_grace_ms", 90000),
+                                   Pair("grpc.max_concurrent_streams", 7),
+                                   Pair("grpc.max_metadata_size", 4096)));
 }
 
 TEST(ConnectionOptionsTest, BadValuesNameTheFlag) {
@@ -65,6 +76,14 @@ TEST(ConnectionOptionsTest, BadValuesNameTheFlag) {
   EXPECT_THAT(
       invalid([](ConnectionOptions& o) { o.max_connection_age_grace = absl::ZeroDuration(); }),
       IsOk());
+  EXPECT_THAT(invalid([](ConnectionOptions& o) { o.max_concurrent_streams = 0; }),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--max_concurrent_streams is 0")));
+  EXPECT_THAT(invalid([](ConnectionOptions& o) { o.max_connection_idle = absl::ZeroDuration(); }),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--max_connection_idle is")));
+  EXPECT_THAT(invalid([](ConnectionOptions& o) { o.max_metadata_bytes = 100; }),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--max_metadata_bytes is 100")));
 }
 
 class ConnectionOptionsServerTest : public ::testing::Test {
@@ -76,9 +95,31 @@ class ConnectionOptionsServerTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr);
   }
 
+  // A plain-text channel to the server and a stub on it.
+  std::unique_ptr<v1::Timbre::Stub> Connect() {
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                                   grpc::InsecureChannelCredentials());
+    return v1::Timbre::NewStub(channel_);
+  }
+
+  // Lists the speakers on `stub` with `context`.
+  static grpc::Status List(v1::Timbre::Stub& stub, grpc::ClientContext* context) {
+    v1::ListSpeakersResponse response;
+    return stub.ListSpeakers(context, v1::ListSpeakersRequest(), &response);
+  }
+
+  // The channel of the server's GOAWAY leaves READY within 10 s; the next call reconnects.
+  void ExpectAskedToReconnect(v1::Timbre::Stub& stub) {
+    EXPECT_TRUE(timbre::testing::WaitFor(
+        [&] { return channel_->GetState(false) != GRPC_CHANNEL_READY; }, absl::Seconds(10)));
+    grpc::ClientContext again;
+    EXPECT_TRUE(List(stub, &again).ok());
+  }
+
   timbre::testing::ScratchDir repo_;
   const timbre::testing::FixtureQueries queries_ = timbre::testing::ReadFixtureQueries();
   std::unique_ptr<TimbreServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
 };
 
 TEST_F(ConnectionOptionsServerTest, ReceiveAndSendLimitsApplySeparately) {
@@ -102,18 +143,67 @@ TEST_F(ConnectionOptionsServerTest, ConnectionPastItsAgeIsAskedToReconnect) {
   connection.max_connection_age = absl::Milliseconds(300);
   connection.max_connection_age_grace = absl::Milliseconds(300);
   Start(connection);
-  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
-                                     grpc::InsecureChannelCredentials());
-  auto stub = v1::Timbre::NewStub(channel);
+  auto stub = Connect();
   grpc::ClientContext context;
-  v1::ListSpeakersResponse response;
-  ASSERT_TRUE(stub->ListSpeakers(&context, v1::ListSpeakersRequest(), &response).ok());
-  ASSERT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
-  // The server's GOAWAY takes the idle channel out of READY; the next call reconnects.
-  EXPECT_TRUE(timbre::testing::WaitFor(
-      [&] { return channel->GetState(false) != GRPC_CHANNEL_READY; }, absl::Seconds(10)));
-  grpc::ClientContext again;
-  EXPECT_TRUE(stub->ListSpeakers(&again, v1::ListSpeakersRequest(), &response).ok());
+  ASSERT_TRUE(List(*stub, &context).ok());
+  ASSERT_EQ(channel_->GetState(false), GRPC_CHANNEL_READY);
+  ExpectAskedToReconnect(*stub);
+}
+
+TEST_F(ConnectionOptionsServerTest, OversizedMetadataIsRefusedAndTheServerServesOn) {
+  ConnectionOptions connection;
+  connection.max_metadata_bytes = 4096;
+  Start(connection);
+  auto stub = Connect();
+  grpc::ClientContext oversized;
+  oversized.AddMetadata("x-padding", std::string(64 << 10, 'a'));
+  oversized.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  const grpc::Status refused = List(*stub, &oversized);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_NE(refused.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << refused.error_message();
+  grpc::ClientContext small;
+  small.AddMetadata("x-padding", std::string(1000, 'a'));
+  EXPECT_TRUE(List(*stub, &small).ok());
+}
+
+TEST_F(ConnectionOptionsServerTest, StreamsBeyondTheLimitWaitForAFreeOne) {
+  ConnectionOptions connection;
+  connection.max_concurrent_streams = 2;
+  Start(connection);
+  auto stub = Connect();
+  v1::BlendStreamRequest block;
+  *block.mutable_frames() = FixtureBlendRequest(queries_, 4).frames();
+  block.set_speaker("rvc");
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReaderWriter<v1::BlendStreamRequest,
+                                                       v1::BlendStreamResponse>>> streams;
+  for (int i = 0; i < 2; ++i) {  // the connection's two streams, each answered
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    streams.push_back(stub->BlendStream(contexts.back().get()));
+    v1::BlendStreamResponse answer;
+    ASSERT_TRUE(streams.back()->Write(block));
+    ASSERT_TRUE(streams.back()->Read(&answer));
+  }
+  // A third call on the same connection is not started until a stream ends.
+  grpc::ClientContext waiting;
+  waiting.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1500));
+  EXPECT_EQ(List(*stub, &waiting).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  streams.front()->WritesDone();
+  EXPECT_TRUE(streams.front()->Finish().ok());
+  grpc::ClientContext admitted;
+  EXPECT_TRUE(List(*stub, &admitted).ok());
+  streams.back()->WritesDone();
+  EXPECT_TRUE(streams.back()->Finish().ok());
+}
+
+TEST_F(ConnectionOptionsServerTest, IdleConnectionIsClosed) {
+  ConnectionOptions connection;
+  connection.max_connection_idle = absl::Milliseconds(300);
+  Start(connection);
+  auto stub = Connect();
+  grpc::ClientContext context;
+  ASSERT_TRUE(List(*stub, &context).ok());
+  ExpectAskedToReconnect(*stub);  // no call for 300 ms
 }
 
 }  // namespace

@@ -20,6 +20,7 @@ using ::testing::IsEmpty;
 using ::timbre::testing::IsOk;
 using ::timbre::testing::ReadFile;
 using ::timbre::testing::ScratchDir;
+using ::timbre::testing::StatusIs;
 using ::timbre::testing::WriteFile;
 using ::timbre::testing::kAdminToken;
 using ::timbre::testing::kUserToken;
@@ -75,6 +76,20 @@ TEST_F(CredentialFilesTest, ReadTokenFilesReadsTheFilesNamed) {
   ASSERT_THAT(both, IsOk());
   EXPECT_THAT(both->user, ElementsAre(kUserToken));
   EXPECT_THAT(both->admin, ElementsAre(kAdminToken));
+}
+
+TEST_F(CredentialFilesTest, FifoOrDeviceInPlaceOfAFileIsRefusedWithoutWaiting) {
+  // Before, a FIFO in place of a token file blocked the credential reloader for ever.
+  ASSERT_EQ(mkfifo(dir_.Join("fifo.tokens").c_str(), 0600), 0);
+  SecurityOptions options;
+  options.token_file = dir_.Join("fifo.tokens");
+  EXPECT_THAT(ReadTokenFiles(options),
+              StatusIs(absl::StatusCode::kNotFound,
+                       AllOf(HasSubstr("--token_file: cannot read"), HasSubstr("fifo.tokens"),
+                             HasSubstr("not a regular file"))));
+  options.token_file = "/dev/zero";
+  EXPECT_THAT(ReadTokenFiles(options),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("not a regular file")));
 }
 
 TEST_F(CredentialFilesTest, SecretFileWarningsNameEachSecretOthersCanRead) {

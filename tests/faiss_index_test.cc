@@ -1,5 +1,7 @@
 #include "server/core/faiss_index.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -203,6 +205,17 @@ TEST_F(FaissIndexTest, LoadEmptyFileIsInvalidArgument) {
 TEST_F(FaissIndexTest, LoadDirectoryIsInvalidArgument) {
   EXPECT_THAT(FaissIndex::Load(scratch_.path()),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(scratch_.path())));
+}
+
+TEST_F(FaissIndexTest, LoadFifoOrDeviceIsInvalidArgumentWithoutWaiting) {
+  // Before, faiss's reader waited for ever on a FIFO named as a version's index file.
+  const std::string fifo = scratch_.Join("fifo.index");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THAT(FaissIndex::Load(fifo),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(fifo), HasSubstr("not a regular file"))));
+  EXPECT_THAT(FaissIndex::Load("/dev/zero"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a regular file")));
 }
 
 TEST_F(FaissIndexTest, LoadTruncatedIndexIsInvalidArgument) {

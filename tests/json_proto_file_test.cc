@@ -1,5 +1,8 @@
 #include "server/core/json_proto_file.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "tests/test_support.h"
 #include "timbre/v1/version_metadata.pb.h"
 
@@ -47,6 +50,22 @@ TEST(JsonProtoFileTest, ErrorsNameTheFile) {
                        AllOf(HasSubstr("bad.json"), HasSubstr("is not valid metadata"))));
   EXPECT_THAT(WriteJsonProtoFile(dir.Join("bad.json"), read),
               StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("bad.json")));
+}
+
+TEST(JsonProtoFileTest, FifoOrOversizedFileIsRefusedWithoutWaiting) {
+  // Before, a FIFO put where metadata.json belongs blocked the repository scan for ever.
+  ScratchDir dir;
+  ASSERT_EQ(mkfifo(dir.Join("fifo.json").c_str(), 0600), 0);
+  timbre::v1::VersionMetadata read;
+  EXPECT_THAT(ReadJsonProtoFile(dir.Join("fifo.json"), "metadata", &read),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr("fifo.json"), HasSubstr("not a regular file"))));
+  EXPECT_THAT(ReadJsonProtoFile("/dev/zero", "metadata", &read),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not a regular file")));
+  WriteFile(dir.Join("huge.json"), "");
+  ASSERT_EQ(truncate(dir.Join("huge.json").c_str(), kMaxJsonProtoFileBytes + 1), 0);
+  EXPECT_THAT(ReadJsonProtoFile(dir.Join("huge.json"), "metadata", &read),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("more than the")));
 }
 
 }  // namespace

@@ -118,11 +118,11 @@ TEST(MethodLabelTest, NamesTheMethodsOfTheTimbreServicesOnly) {
 TEST(ServerMetricsTest, TokenRefusalsCountAsCallsOnlyOfTheServersMethods) {
   prometheus::Registry registry;
   ServerMetrics metrics(registry);
-  metrics.RecordTokenRefused("/timbre.v1.Timbre/Blend", grpc::StatusCode::UNAUTHENTICATED,
+  metrics.RecordRefusedBeforeHandler("/timbre.v1.Timbre/Blend", grpc::StatusCode::UNAUTHENTICATED,
                              absl::Microseconds(5));
-  metrics.RecordTokenRefused("/timbre.v1.IndexBuilder/BuildIndex",
+  metrics.RecordRefusedBeforeHandler("/timbre.v1.IndexBuilder/BuildIndex",
                              grpc::StatusCode::PERMISSION_DENIED, absl::Microseconds(5));
-  metrics.RecordTokenRefused("/anything/at-all", grpc::StatusCode::UNAUTHENTICATED,
+  metrics.RecordRefusedBeforeHandler("/anything/at-all", grpc::StatusCode::UNAUTHENTICATED,
                              absl::Microseconds(5));
   const std::string text = Expose(registry);
   EXPECT_THAT(text, HasSubstr("timbre_rejected_calls_total{reason=\"unauthenticated\"} 2"));

@@ -13,6 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "grpcpp/impl/codegen/client_unary_call.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/sync_stream.h"
 #include "server/core/npy_file.h"
 #include "server/core/frame_codec.h"
 
@@ -154,6 +157,58 @@ std::string TestWithCertificates::Cert(const std::string& name) { return certs_-
 
 void TestWithCertificates::CopyCert(const std::string& name, const std::string& path) {
   std::filesystem::copy_file(Cert(name), path, std::filesystem::copy_options::overwrite_existing);
+}
+
+namespace {
+
+grpc::ByteBuffer ToByteBuffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+}  // namespace
+
+grpc::Status CallWithRawRequest(const std::shared_ptr<grpc::Channel>& channel,
+                                const std::string& method, const std::string& request,
+                                bool server_streaming) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  const grpc::ByteBuffer request_bytes = ToByteBuffer(request);
+  grpc::ByteBuffer response;
+  if (!server_streaming) {
+    return grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+        channel.get(),
+        grpc::internal::RpcMethod(method.c_str(), grpc::internal::RpcMethod::NORMAL_RPC),
+        &context, request_bytes, &response);
+  }
+  std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader(
+      grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
+          channel.get(),
+          grpc::internal::RpcMethod(method.c_str(), grpc::internal::RpcMethod::SERVER_STREAMING),
+          &context, request_bytes));
+  while (reader->Read(&response)) {
+  }
+  return reader->Finish();
+}
+
+grpc::Status StreamRawMessages(const std::shared_ptr<grpc::Channel>& channel,
+                               const std::string& method,
+                               const std::vector<std::string>& messages) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+          channel.get(),
+          grpc::internal::RpcMethod(method.c_str(), grpc::internal::RpcMethod::BIDI_STREAMING),
+          &context));
+  for (const std::string& message : messages) {
+    if (!stream->Write(ToByteBuffer(message))) break;  // the server ended the call
+  }
+  stream->WritesDone();
+  grpc::ByteBuffer response;
+  while (stream->Read(&response)) {
+  }
+  return stream->Finish();
 }
 
 }  // namespace timbre::testing

@@ -62,6 +62,23 @@ std::string ScrapeMetrics(int port);
 // The value of the sample `name` (with its labels, as exposed) in a /metrics text; 0 if absent.
 double MetricValue(const std::string& metrics, const std::string& name);
 
+// Calls `method` (its full path) on `channel` with `request` sent as they are, undecoded: as a
+// unary call, or as the request of a server-streaming call whose answers are read and dropped.
+// Returns the call's status.
+grpc::Status CallWithRawRequest(const std::shared_ptr<grpc::Channel>& channel,
+                                const std::string& method, const std::string& request,
+                                bool server_streaming = false);
+
+// Opens a stream to `method` (client- or bidi-streaming) on `channel`, writes `messages` as they
+// are, closes its side and returns the call's status (answers are read and dropped).
+grpc::Status StreamRawMessages(const std::shared_ptr<grpc::Channel>& channel,
+                               const std::string& method,
+                               const std::vector<std::string>& messages);
+
+// Bytes that are no valid protobuf message of any type: a length-delimited field 1 that claims
+// 100 bytes and has 3.
+inline constexpr char kNotAProtobuf[] = "\x0a\x64" "abc";
+
 // A Blend request of `rows` frames for speaker "rvc", cycling through the fixture's queries.
 v1::BlendRequest FixtureBlendRequest(const FixtureQueries& queries, int64_t rows);
 

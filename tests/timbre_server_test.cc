@@ -225,6 +225,22 @@ TEST_F(TimbreServerTest, StreamWithoutSpeakerIsRejected) {
                                  HasSubstr("first message of a BlendStream must name the speaker")));
 }
 
+TEST_F(TimbreServerTest, StreamMessageThatIsNoProtobufEndsTheStreamNamingTheBlock) {
+  // Before, a message that did not decode read as the end of the client's stream: OK, silently.
+  v1::BlendStreamRequest first;
+  first.set_speaker("rvc");
+  std::vector<float> frames(queries_.begin(), queries_.begin() + dim_);
+  *first.mutable_frames() = MakeFrames(v1::DTYPE_FLOAT32, 1, dim_, Pack(frames));
+  auto channel = MakeChannel(timbre::testing::LocalClientOptions(server_->port()));
+  ASSERT_THAT(channel, IsOk());
+  const grpc::Status status = timbre::testing::StreamRawMessages(
+      *channel, "/timbre.v1.Timbre/BlendStream",
+      {first.SerializeAsString(), timbre::testing::kNotAProtobuf, first.SerializeAsString()});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("block 1: the message is not a valid timbre.v1.BlendStreamRequest"));
+}
+
 TEST_F(TimbreServerTest, StreamErrorNamesTheBlock) {
   auto session = client_->OpenSession("rvc", v1::RetrievalOptions());
   std::vector<float> frames(queries_.begin(), queries_.begin() + dim_);

@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/core/json_proto_file.h"
 #include "server/core/rejection.h"
 
 namespace timbre {
@@ -193,13 +194,10 @@ absl::Status BuildJobQueue::LoadRecords() {
       if (absl::EndsWith(name, ".tmp")) fs::remove(entry.path(), error);
       continue;
     }
-    std::ifstream in(entry.path());
-    std::stringstream text;
-    text << in.rdbuf();
     auto job = std::make_unique<Job>();
-    google::protobuf::util::JsonParseOptions parse;
-    parse.ignore_unknown_fields = true;
-    if (!google::protobuf::util::JsonStringToMessage(text.str(), &job->record, parse).ok() ||
+    // Not a regular file of valid JSON (a FIFO, a device, a directory included): not a record
+    // of ours, skipped without being waited on.
+    if (!ReadJsonProtoFile(entry.path().string(), "job record", &job->record).ok() ||
         !ValidateJobId(job->record.id()).ok()) {
       continue;  // not a record of ours
     }

@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/faiss_call.h"
 #include "server/core/faiss_pruned_coarse_step.h"
+#include "server/core/faiss_index_probe.h"
 #include "server/core/vectors_file.h"
 
 
@@ -130,6 +131,16 @@ absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Load(const std::string& 
   struct stat info;
   if (stat(path.c_str(), &info) != 0) {
     return absl::NotFoundError(absl::StrCat("index file '", path, "': ", std::strerror(errno)));
+  }
+  // faiss would wait for ever on a FIFO and read a device without end.
+  if (!S_ISREG(info.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("index file '", path, "' is not a regular file"));
+  }
+  if (options.probe_in_child) {
+    IndexProbeOptions probe;
+    probe.mmap = options.mmap;
+    if (absl::Status probed = ProbeFaissIndexFile(path, probe); !probed.ok()) return probed;
   }
   std::unique_ptr<faiss::Index> raw;
   absl::Status read = CallFaiss(absl::StrCat("index file '", path, "' is not a readable faiss index"),

@@ -1,8 +1,9 @@
 // FaissIndex: the one adapter between timbre and faiss.
 //
-// Only the adapter's files (faiss_index.cc, faiss_index_search.cc, faiss_kmeans.cc,
-// faiss_pruned_coarse_step.cc, faiss_call.cc and faiss_best_k.h) include faiss headers and catch faiss::FaissException; everything above sees this
-// class, FaissKmeans, absl::Status and the types of search_types.h.
+// Only the adapter's files (faiss_index.cc, faiss_index_probe.cc, faiss_index_search.cc,
+// faiss_kmeans.cc, faiss_pruned_coarse_step.cc, faiss_call.cc and faiss_best_k.h) include faiss
+// headers and catch faiss::FaissException; everything above sees this class, FaissKmeans,
+// absl::Status and the types of search_types.h.
 //
 // A FaissIndex is immutable once created: Search() and StoredVector() are const, never touch
 // shared faiss state, and take per-call knobs as arguments, so one index serves any number of
@@ -74,13 +75,18 @@ struct IndexLoadOptions {
   // (one sgemm). Either way the lists searched are the nearest ones. Default 256: on the
   // benchmark's index (768-d, IVF3333) it measured fastest of 64..384 (README, Benchmark).
   int coarse_projection_dims = 256;
+  // Read the file once in a child process before reading it here (faiss_index_probe.h), so that
+  // a corrupt file on which faiss's reader would crash, hang or exhaust memory fails this load
+  // and not the process. Costs one more read of the file and a fork. Default true.
+  bool probe_in_child = true;
 };
 
 class FaissIndex {
  public:
   // Reads a faiss index file and, if `options.vectors_path` is set, its sidecar of exact vectors.
-  // Errors: NOT_FOUND if either file is missing; INVALID_ARGUMENT (with faiss's reason) for a
-  // corrupt, truncated or non-faiss file, an index without vectors (an RVC trained_ file) or one
+  // Errors: NOT_FOUND if either file is missing; INVALID_ARGUMENT (with faiss's reason) for a path
+  // that is not a regular file, a corrupt, truncated or non-faiss file (one that crashes faiss's
+  // reader included, with `probe_in_child`), an index without vectors (an RVC trained_ file) or one
   // whose ids are not 0..n-1; INVALID_ARGUMENT naming the sidecar, the expected and the actual
   // bytes when its size is not size() * dim() * 4, or naming the row of a NaN or infinite value;
   // INTERNAL if the sidecar cannot be read.

@@ -1,8 +1,5 @@
 #include "server/core/json_proto_file.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
 #include "server/core/posix_file.h"
@@ -11,13 +8,15 @@ namespace timbre {
 
 absl::Status ReadJsonProtoFile(const std::string& path, absl::string_view what,
                                google::protobuf::Message* message) {
-  std::ifstream in(path);
-  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read '", path, "'"));
-  std::stringstream text;
-  text << in.rdbuf();
+  // A regular file only: a FIFO or device in its place would block or never end.
+  absl::StatusOr<std::string> text = ReadSmallFile(path, kMaxJsonProtoFileBytes);
+  if (!text.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read '", path, "': ", text.status().message()));
+  }
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;
-  const auto parsed = google::protobuf::util::JsonStringToMessage(text.str(), message, options);
+  const auto parsed = google::protobuf::util::JsonStringToMessage(*text, message, options);
   if (!parsed.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("'", path, "' is not valid ", what, ": ", parsed.message().as_string()));

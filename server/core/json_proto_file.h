@@ -6,6 +6,7 @@
 #ifndef TIMBRE_SERVER_CORE_JSON_PROTO_FILE_H_
 #define TIMBRE_SERVER_CORE_JSON_PROTO_FILE_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -14,10 +15,14 @@
 
 namespace timbre {
 
+// Largest JSON file read, in bytes (a manifest of 10,000 files is about 2 MB).
+inline constexpr int64_t kMaxJsonProtoFileBytes = 64 << 20;
+
 // Reads the JSON file `path` into `message`, ignoring fields it does not know (newer writers may
 // add some). `what` names the contents in errors, e.g. "metadata".
-// Errors: FAILED_PRECONDITION naming the file if it cannot be read ("cannot read '<path>'") or is
-// not valid JSON for the message ("'<path>' is not valid <what>: <reason>").
+// Errors: FAILED_PRECONDITION naming the file if it cannot be read ("cannot read '<path>'": also
+// when it is not a regular file, such as a FIFO, or holds more than kMaxJsonProtoFileBytes) or
+// is not valid JSON for the message ("'<path>' is not valid <what>: <reason>").
 absl::Status ReadJsonProtoFile(const std::string& path, absl::string_view what,
                                google::protobuf::Message* message);
 

@@ -102,7 +102,9 @@ absl::Status OutputFile::SyncAndClose() {
 absl::StatusOr<std::unique_ptr<InputFile>> InputFile::Open(const std::string& path,
                                                            std::string label) {
   if (label.empty()) label = absl::StrCat("'", path, "'");
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. Reads of a
+  // regular file ignore it.
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return ErrnoStatus(errno, absl::StrCat("opening ", label));
   struct stat info;
   if (fstat(fd, &info) != 0) {
@@ -118,6 +120,23 @@ absl::StatusOr<std::unique_ptr<InputFile>> InputFile::Open(const std::string& pa
 }
 
 InputFile::~InputFile() { close(fd_); }
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, int64_t max_bytes,
+                                          std::string label) {
+  if (label.empty()) label = absl::StrCat("'", path, "'");
+  absl::StatusOr<std::unique_ptr<InputFile>> file = InputFile::Open(path, label);
+  if (!file.ok()) return file.status();
+  if ((*file)->size() > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(label, " has ", (*file)->size(),
+                                                   " bytes, more than the ", max_bytes,
+                                                   " such a file may have"));
+  }
+  std::string content(static_cast<size_t>((*file)->size()), '\0');
+  if (absl::Status read = (*file)->ReadExactly(content.data(), content.size()); !read.ok()) {
+    return read;
+  }
+  return content;
+}
 
 absl::Status InputFile::ReadExactly(char* data, size_t size) {
   while (size > 0) {

@@ -84,11 +84,19 @@ class OutputFile {
   int64_t size_ = 0;
 };
 
+// The whole content of the regular file at `path` (InputFile::Open's rules), which must hold at
+// most `max_bytes`. `label` as for InputFile::Open. Errors: those of InputFile::Open and
+// ReadExactly; INVALID_ARGUMENT "<label> has N bytes, more than the M a ... may have" for a
+// larger file.
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path, int64_t max_bytes,
+                                          std::string label = "");
+
 // An existing regular file read front to back. The destructor closes it.
 class InputFile {
  public:
   // Opens `path`, which must be a regular file (symlinks followed). `label` names the file in
-  // error messages ("vectors file 'a.f32'"); empty means the path. Errors: ErrnoStatus of open
+  // error messages ("vectors file 'a.f32'"); empty means the path. Opening never blocks: a FIFO
+  // or device put where a file belongs is refused, not waited on. Errors: ErrnoStatus of open
   // (NOT_FOUND if missing) or fstat; INVALID_ARGUMENT "<label> is not a regular file".
   static absl::StatusOr<std::unique_ptr<InputFile>> Open(const std::string& path,
                                                          std::string label = "");

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/core/rejection.h"
 #include "server/service/proto_convert.h"
+#include "server/service/raw_message.h"
 
 namespace timbre {
 
@@ -16,7 +17,7 @@ BlendStreamReactor::BlendStreamReactor(const Retriever* retriever, ServerMetrics
     : retriever_(retriever), drain_(drain), deadline_(deadline), recorder_(metrics, "BlendStream") {
   {
     absl::MutexLock lock(&mutex_);
-    StartRead(&request_);
+    StartRead(&request_bytes_);
   }
   if (!drain_->Add(this)) EndAfterCurrentBlock();
 }
@@ -61,6 +62,10 @@ void BlendStreamReactor::OnReadDone(bool ok) {
       return;
     }
     recorder_.Restart();
+    if (absl::Status decoded = DecodeMessage(request_bytes_, &request_); !decoded.ok()) {
+      Finish(FailBlock(decoded));
+      return;
+    }
     if (speaker_.empty()) {
       if (request_.speaker().empty()) {
         Finish(FailBlock(absl::InvalidArgumentError(
@@ -77,7 +82,7 @@ void BlendStreamReactor::OnReadDone(bool ok) {
     }
     if (request_.has_options()) options_ = request_.options();
     if (!request_.has_frames()) {  // options only: nothing to answer
-      StartRead(&request_);
+      StartRead(&request_bytes_);
       return;
     }
     call = ToRetrievalCall(speaker_, request_.frames(), options_);
@@ -110,12 +115,17 @@ void BlendStreamReactor::OnBlended(absl::StatusOr<BlendResult> result, DType dty
       response_.set_block_index(block_index_);
       response_.set_version(result->version);
       ToProto(result->timing, result->blend, response_.mutable_timing());
-      recorder_.RecordStages(result->timing, result->blend);
-      recorder_.Record(absl::OkStatus(), frames);
-      StartWrite(&response_);  // the pending write keeps the session alive past the unlock
-      return;
+      if (absl::Status encoded = EncodeMessage(response_, &response_bytes_); !encoded.ok()) {
+        failed = FailBlock(encoded);
+      } else {
+        recorder_.RecordStages(result->timing, result->blend);
+        recorder_.Record(absl::OkStatus(), frames);
+        StartWrite(&response_bytes_);  // the pending write keeps the session alive past the unlock
+        return;
+      }
+    } else {
+      failed = FailBlock(result.status());
     }
-    failed = FailBlock(result.status());
   }
   Finish(failed);  // the last use of this session on this thread
 }
@@ -132,7 +142,7 @@ void BlendStreamReactor::OnWriteDone(bool ok) {
     return;
   }
   state_ = State::kReading;
-  StartRead(&request_);
+  StartRead(&request_bytes_);
 }
 
 }  // namespace timbre

@@ -1,11 +1,12 @@
 // BlendStreamReactor: one real-time BlendStream session.
 //
-// The session reads a message, blends its block, writes the answer, and only then reads the
-// next message, so answers leave in the order the blocks came and a session never has more than
-// one block in the server. The first message must name the speaker; a later message may replace
-// the options. Any error ends the session with a status naming the block; each block is
-// recorded in the metrics as one BlendStream call. Every block carries the stream's deadline
-// into the core, so a block queued past it is not searched.
+// The session reads a message (raw bytes, decoded here so that a message that is not a valid
+// BlendStreamRequest ends the stream with INVALID_ARGUMENT naming its block), blends its block,
+// writes the answer, and only then reads the next message, so answers leave in the order the blocks
+// came and a session never has more than one block in the server. The first message must name the
+// speaker; a later message may replace the options. Any error ends the session with a status naming
+// the block; each block is recorded in the metrics as one BlendStream call. Every block carries the
+// stream's deadline into the core, so a block queued past it is not searched.
 //
 // Drain: the session registers with the server's StreamDrain. When the server drains, a session
 // waiting for its next block ends at once, and a session with a block in the server ends right
@@ -22,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/core/retriever.h"
 #include "server/service/call_recorder.h"
@@ -31,8 +33,7 @@
 
 namespace timbre {
 
-class BlendStreamReactor final : public grpc::ServerBidiReactor<timbre::v1::BlendStreamRequest,
-                                                                timbre::v1::BlendStreamResponse>,
+class BlendStreamReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                                  public DrainableStream {
  public:
   // All collaborators must outlive the session. `deadline` is the stream's.
@@ -69,6 +70,8 @@ class BlendStreamReactor final : public grpc::ServerBidiReactor<timbre::v1::Blen
   State state_ ABSL_GUARDED_BY(mutex_) = State::kReading;
   bool draining_ ABSL_GUARDED_BY(mutex_) = false;
   CallRecorder recorder_ ABSL_GUARDED_BY(mutex_);
+  grpc::ByteBuffer request_bytes_ ABSL_GUARDED_BY(mutex_);   // the message being read
+  grpc::ByteBuffer response_bytes_ ABSL_GUARDED_BY(mutex_);  // the answer being written
   timbre::v1::BlendStreamRequest request_ ABSL_GUARDED_BY(mutex_);
   timbre::v1::BlendStreamResponse response_ ABSL_GUARDED_BY(mutex_);
   std::string speaker_ ABSL_GUARDED_BY(mutex_);                   // set by the first message

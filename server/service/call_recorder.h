@@ -8,8 +8,9 @@
 // reason its status was marked with (RejectionReason, server/core/rejection.h: overloaded,
 // deadline, too_large), else by its code alone (RejectedReasonOfCode: INVALID_ARGUMENT invalid,
 // PERMISSION_DENIED permission_denied). Other errors, a full disk's RESOURCE_EXHAUSTED among them,
-// are the server's failures, not refusals. Calls refused by the bearer token check never reach a
-// handler; ServerMetrics::RecordTokenRefused counts them.
+// are the server's failures, not refusals. Calls refused by the bearer token check, and requests
+// that are not valid messages, never reach a handler; ServerMetrics::RecordRefusedBeforeHandler
+// counts them.
 //
 // Thread-compatible; each call owns its recorder.
 #ifndef TIMBRE_SERVER_SERVICE_CALL_RECORDER_H_

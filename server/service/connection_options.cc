@@ -34,10 +34,17 @@ absl::Status ValidateConnectionOptions(const ConnectionOptions& options) {
   for (absl::Status status :
        {CheckMessageLimit("--max_receive_message_bytes", options.max_receive_message_bytes),
         CheckMessageLimit("--max_send_message_bytes", options.max_send_message_bytes),
+        CheckMessageLimit("--max_metadata_bytes", options.max_metadata_bytes),
         CheckPositive("--keepalive_time", options.keepalive_time),
         CheckPositive("--keepalive_timeout", options.keepalive_timeout),
-        CheckPositive("--max_connection_age", options.max_connection_age)}) {
+        CheckPositive("--max_connection_age", options.max_connection_age),
+        CheckPositive("--max_connection_idle", options.max_connection_idle)}) {
     if (!status.ok()) return status;
+  }
+  if (options.max_concurrent_streams < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--max_concurrent_streams is ",
+                                                   options.max_concurrent_streams,
+                                                   "; it must be at least 1"));
   }
   if (options.max_connection_age_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -64,6 +71,12 @@ std::vector<std::pair<std::string, int>> ConnectionChannelArguments(
     arguments.emplace_back(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
                            Milliseconds(options.max_connection_age_grace));
   }
+  if (options.max_connection_idle != absl::InfiniteDuration()) {
+    arguments.emplace_back(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                           Milliseconds(options.max_connection_idle));
+  }
+  arguments.emplace_back(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  arguments.emplace_back(GRPC_ARG_MAX_METADATA_SIZE, options.max_metadata_bytes);
   return arguments;
 }
 

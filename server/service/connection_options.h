@@ -1,5 +1,6 @@
-// ConnectionOptions: the gRPC transport settings of a timbre server: message size limits,
-// keepalive pings and the maximum age of a connection.
+// ConnectionOptions: the gRPC transport settings of a timbre server: message and metadata size
+// limits, keepalive pings, the maximum age and idle time of a connection and the calls one
+// connection may have open.
 //
 // Connection age matters behind an L7 load balancer: gRPC clients keep one HTTP/2 connection for
 // as long as they run, so servers added later would get no traffic. With a maximum age the server
@@ -42,11 +43,23 @@ struct ConnectionOptions {
   // closed under them. Default infinite: a BlendStream session is never cut; its client moves
   // when it next opens a stream.
   absl::Duration max_connection_age_grace = absl::InfiniteDuration();
+  // Most calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a client
+  // queues further calls until one ends. Bounds the streams, and the reactors and buffers behind
+  // them, that one connection can hold. Default 100 (gRPC's own default is unlimited).
+  int max_concurrent_streams = 100;
+  // A connection without a call for this long is closed (HTTP/2 GOAWAY; a client reconnects on
+  // its next call). Bounds the descriptors and memory held by idle connections. Infinite keeps
+  // them. Default 30 minutes.
+  absl::Duration max_connection_idle = absl::Minutes(30);
+  // Largest header block (metadata) a request may carry, in bytes; a larger one fails the call
+  // with RESOURCE_EXHAUSTED before any handler runs. Default 16 KiB (gRPC's default is 8 KiB;
+  // a bearer token takes 100 bytes).
+  int max_metadata_bytes = 16 << 10;
 };
 
-// Errors: INVALID_ARGUMENT naming the flag, for message limits below 1024 bytes, keepalive
-// durations that are not positive, a maximum connection age that is not positive, or a negative
-// grace.
+// Errors: INVALID_ARGUMENT naming the flag, for message or metadata limits below 1024 bytes,
+// keepalive durations that are not positive, a maximum connection age or idle time that is not
+// positive, a negative grace, or fewer than 1 concurrent stream.
 absl::Status ValidateConnectionOptions(const ConnectionOptions& options);
 
 // The gRPC channel arguments (name, value) that `options` set, durations in milliseconds.

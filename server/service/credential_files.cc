@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "server/core/posix_file.h"
 
 namespace timbre {
 namespace {
@@ -27,15 +28,18 @@ struct FlagFile {
   std::string Name() const { return absl::StrCat(flag, " '", path, "'"); }
 };
 
+// Largest TLS or token file read, in bytes: a certificate chain is a few KB.
+constexpr int64_t kMaxCredentialFileBytes = 1 << 20;
+
 absl::StatusOr<FlagFile> ReadFlagFile(const char* flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat(flag, ": cannot read '", path, "': ", std::strerror(errno)));
+  // A regular file only (a FIFO put in its place would block the reloader), of bounded size.
+  absl::StatusOr<std::string> contents =
+      ReadSmallFile(path, kMaxCredentialFileBytes, absl::StrCat("'", path, "'"));
+  if (!contents.ok()) {
+    return absl::NotFoundError(absl::StrCat(flag, ": cannot read '", path, "': ",
+                                            contents.status().message()));
   }
-  std::stringstream contents;
-  contents << in.rdbuf();
-  return FlagFile{flag, path, contents.str()};
+  return FlagFile{flag, path, *std::move(contents)};
 }
 
 struct BioDeleter {

@@ -35,9 +35,9 @@ absl::Status AnswerJob(absl::StatusOr<timbre::v1::BuildJob> job, timbre::v1::Bui
 
 }  // namespace
 
-grpc::ServerReadReactor<timbre::v1::UploadFeaturesRequest>* IndexBuilderService::UploadFeatures(
-    grpc::CallbackServerContext* context, timbre::v1::FeatureSet* response) {
-  return new UploadFeaturesReactor(feature_sets_, metrics_, context, response);
+grpc::ServerReadReactor<grpc::ByteBuffer>* IndexBuilderService::UploadFeatures(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
+  return new UploadFeaturesReactor(feature_sets_, metrics_, &upload_watchdog_, context, response);
 }
 
 grpc::ServerUnaryReactor* IndexBuilderService::ImportFeatures(

@@ -12,18 +12,38 @@
 #include "server/core/build_job_queue.h"
 #include "server/core/feature_set_store.h"
 #include "server/service/server_metrics.h"
+#include "server/service/upload_stall_watchdog.h"
 #include "timbre/v1/index_builder.grpc.pb.h"
 
 namespace timbre {
 
-class IndexBuilderService final : public timbre::v1::IndexBuilder::CallbackService {
- public:
-  // All collaborators must outlive the service.
-  IndexBuilderService(FeatureSetStore* feature_sets, BuildJobQueue* jobs, ServerMetrics* metrics)
-      : feature_sets_(feature_sets), jobs_(jobs), metrics_(metrics) {}
+// timbre.v1.IndexBuilder with every method on gRPC's callback API; UploadFeatures reads raw
+// bytes (see UploadFeaturesReactor).
+using IndexBuilderServiceBase = timbre::v1::IndexBuilder::WithRawCallbackMethod_UploadFeatures<
+    timbre::v1::IndexBuilder::WithCallbackMethod_ImportFeatures<
+        timbre::v1::IndexBuilder::WithCallbackMethod_GetFeatureSet<
+            timbre::v1::IndexBuilder::WithCallbackMethod_ListFeatureSets<
+                timbre::v1::IndexBuilder::WithCallbackMethod_DeleteFeatureSet<
+                    timbre::v1::IndexBuilder::WithCallbackMethod_BuildIndex<
+                        timbre::v1::IndexBuilder::WithCallbackMethod_GetJob<
+                            timbre::v1::IndexBuilder::WithCallbackMethod_ListJobs<
+                                timbre::v1::IndexBuilder::WithCallbackMethod_WatchJob<
+                                    timbre::v1::IndexBuilder::WithCallbackMethod_CancelJob<
+                                        timbre::v1::IndexBuilder::Service>>>>>>>>>>;
 
-  grpc::ServerReadReactor<timbre::v1::UploadFeaturesRequest>* UploadFeatures(
-      grpc::CallbackServerContext* context, timbre::v1::FeatureSet* response) override;
+class IndexBuilderService final : public IndexBuilderServiceBase {
+ public:
+  // All collaborators must outlive the service. `upload_stall_timeout`: an upload whose client
+  // sends no complete message for this long is ended (UploadStallWatchdog); infinite: never.
+  IndexBuilderService(FeatureSetStore* feature_sets, BuildJobQueue* jobs, ServerMetrics* metrics,
+                      absl::Duration upload_stall_timeout)
+      : feature_sets_(feature_sets),
+        jobs_(jobs),
+        metrics_(metrics),
+        upload_watchdog_(upload_stall_timeout) {}
+
+  grpc::ServerReadReactor<grpc::ByteBuffer>* UploadFeatures(grpc::CallbackServerContext* context,
+                                                            grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ImportFeatures(grpc::CallbackServerContext* context,
                                            const timbre::v1::ImportFeaturesRequest* request,
                                            timbre::v1::FeatureSet* response) override;
@@ -55,6 +75,7 @@ class IndexBuilderService final : public timbre::v1::IndexBuilder::CallbackServi
   FeatureSetStore* feature_sets_;
   BuildJobQueue* jobs_;
   ServerMetrics* metrics_;
+  UploadStallWatchdog upload_watchdog_;
 };
 
 }  // namespace timbre

@@ -166,7 +166,7 @@ void ServerMetrics::RecordRejected(absl::string_view reason) {
   rejected_.Add({{"reason", std::string(reason)}}).Increment();
 }
 
-void ServerMetrics::RecordTokenRefused(absl::string_view path, grpc::StatusCode code,
+void ServerMetrics::RecordRefusedBeforeHandler(absl::string_view path, grpc::StatusCode code,
                                        absl::Duration took) {
   RecordRejected(RejectedReasonOfCode(code));
   if (absl::string_view method = MethodLabel(path); !method.empty()) {

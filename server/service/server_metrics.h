@@ -87,11 +87,12 @@ class ServerMetrics {
   void CallEnded(absl::string_view method);
   // A call refused before being served, by one of the reasons above (each is a series).
   void RecordRejected(absl::string_view reason);
-  // A call to `path` (a method's full name, "/timbre.v1.Timbre/Blend") refused with `code` by
-  // the bearer token check after `took`: a rejected call by its code and, if `path` names a
-  // method of timbre.v1's services, a call of that method (MethodLabel); other paths create no
-  // series.
-  void RecordTokenRefused(absl::string_view path, grpc::StatusCode code, absl::Duration took);
+  // A call to `path` (a method's full name, "/timbre.v1.Timbre/Blend") refused with `code`
+  // before any handler ran (by the bearer token check, or because its request could not be
+  // decoded) after `took`: a rejected call by its code and, if `path` names a method of
+  // timbre.v1's services, a call of that method (MethodLabel); other paths create no series.
+  void RecordRefusedBeforeHandler(absl::string_view path, grpc::StatusCode code,
+                                  absl::Duration took);
 
   // A load of a speaker's index finished after `duration`, successfully or not.
   void RecordIndexLoad(bool ok, absl::Duration duration);

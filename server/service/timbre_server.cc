@@ -26,6 +26,7 @@
 #include "server/service/server_role.h"
 #include "server/service/stream_drain.h"
 #include "server/service/timbre_service.h"
+#include "server/service/undecodable_request_interceptor.h"
 #include "spdlog/spdlog.h"
 
 namespace timbre {
@@ -91,6 +92,11 @@ absl::Status ValidateOptions(const TimbreServer::Options& options) {
     return absl::InvalidArgumentError(absl::StrCat("--search_idle_spin is ",
                                                    absl::FormatDuration(options.search_idle_spin),
                                                    "; it must be >= 0 (0 = sleep at once)"));
+  }
+  if (options.upload_stall_timeout < absl::Milliseconds(1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--upload_stall_timeout is ", absl::FormatDuration(options.upload_stall_timeout),
+        "; it must be at least 1ms (inf: never)"));
   }
   if (options.memory_budget_bytes < 0) {
     return absl::InvalidArgumentError(absl::StrCat("--memory_budget_bytes is ",
@@ -189,7 +195,8 @@ absl::Status StartBuilds(const TimbreServer::Options& options, TimbreServer::Par
   if (!jobs.ok()) return jobs.status();
   parts->jobs = *std::move(jobs);
   parts->builder_service = std::make_unique<IndexBuilderService>(
-      parts->feature_sets.get(), parts->jobs.get(), parts->metrics.get());
+      parts->feature_sets.get(), parts->jobs.get(), parts->metrics.get(),
+      options.upload_stall_timeout);
   if (parts->exposer != nullptr) {
     parts->build_job_gauges = std::make_shared<BuildJobGauges>(parts->jobs.get());
     parts->exposer->RegisterCollectable(parts->build_job_gauges);
@@ -211,7 +218,7 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   ServerMetrics* metrics = parts->metrics.get();
   options.security.on_token_refused = [metrics](absl::string_view method, grpc::StatusCode code,
                                                  absl::Duration took) {
-    metrics->RecordTokenRefused(method, code, took);
+    metrics->RecordRefusedBeforeHandler(method, code, took);
   };
   options.security.on_reloaded = [metrics](absl::string_view credentials,
                                            absl::string_view result) {
@@ -295,6 +302,10 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   const std::string address = absl::StrCat(options.host, ":", options.port);
   builder.AddListeningPort(address, security->credentials, &parts->port);
   ApplyConnectionOptions(options.connection, builder);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(
+      std::make_unique<UndecodableRequestInterceptorFactory>(parts->metrics.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   if (ServesSpeakers(options.role)) builder.RegisterService(parts->service.get());
   if (ServesBuilds(options.role)) builder.RegisterService(parts->builder_service.get());
   if (options.role != ServerRole::kAll) {

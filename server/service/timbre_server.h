@@ -74,6 +74,9 @@ class TimbreServer {
     int64_t max_upload_bytes = int64_t{4} << 30;
     // Most build jobs waiting behind the running one. Default 16.
     int max_queued_builds = 16;
+    // An upload whose client sends no complete message for this long is ended with
+    // DEADLINE_EXCEEDED and stores nothing. Infinite: never. Default 60 s.
+    absl::Duration upload_stall_timeout = absl::Seconds(60);
     // Most bytes the loaded indexes may take together (their heap memory; memory-mapped lists
     // are not counted). Loading a speaker beyond it first unloads the least recently used ones.
     // Default 0: unlimited.

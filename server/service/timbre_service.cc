@@ -49,8 +49,8 @@ grpc::ServerUnaryReactor* TimbreService::Blend(grpc::CallbackServerContext* cont
   return reactor;
 }
 
-grpc::ServerBidiReactor<timbre::v1::BlendStreamRequest, timbre::v1::BlendStreamResponse>*
-TimbreService::BlendStream(grpc::CallbackServerContext* context) {
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* TimbreService::BlendStream(
+    grpc::CallbackServerContext* context) {
   return new BlendStreamReactor(retriever_, metrics_, stream_drain_,
                                 FromGrpcDeadline(context->deadline()));
 }

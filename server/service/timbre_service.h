@@ -17,7 +17,18 @@
 
 namespace timbre {
 
-class TimbreService final : public timbre::v1::Timbre::CallbackService {
+// timbre.v1.Timbre with every method on gRPC's callback API; BlendStream reads and writes raw
+// bytes (see BlendStreamReactor).
+using TimbreServiceBase = timbre::v1::Timbre::WithCallbackMethod_Blend<
+    timbre::v1::Timbre::WithRawCallbackMethod_BlendStream<
+        timbre::v1::Timbre::WithCallbackMethod_Search<
+            timbre::v1::Timbre::WithCallbackMethod_ListSpeakers<
+                timbre::v1::Timbre::WithCallbackMethod_GetSpeaker<
+                    timbre::v1::Timbre::WithCallbackMethod_LoadSpeaker<
+                        timbre::v1::Timbre::WithCallbackMethod_UnloadSpeaker<
+                            timbre::v1::Timbre::Service>>>>>>>;
+
+class TimbreService final : public TimbreServiceBase {
  public:
   // All collaborators must outlive the service. BlendStream sessions register with
   // `stream_drain`, which ends them when the server drains.
@@ -31,8 +42,8 @@ class TimbreService final : public timbre::v1::Timbre::CallbackService {
   grpc::ServerUnaryReactor* Blend(grpc::CallbackServerContext* context,
                                   const timbre::v1::BlendRequest* request,
                                   timbre::v1::BlendResponse* response) override;
-  grpc::ServerBidiReactor<timbre::v1::BlendStreamRequest, timbre::v1::BlendStreamResponse>*
-  BlendStream(grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BlendStream(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* Search(grpc::CallbackServerContext* context,
                                    const timbre::v1::SearchRequest* request,
                                    timbre::v1::SearchResponse* response) override;

@@ -1,23 +1,47 @@
 #include "server/service/upload_features_reactor.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/service/proto_convert.h"
+#include "server/service/raw_message.h"
 
 namespace timbre {
 
 UploadFeaturesReactor::UploadFeaturesReactor(FeatureSetStore* store, ServerMetrics* metrics,
+                                             UploadStallWatchdog* watchdog,
                                              grpc::CallbackServerContext* context,
-                                             timbre::v1::FeatureSet* response)
-    : recorder_(metrics, "UploadFeatures"), context_(context), response_(response) {
+                                             grpc::ByteBuffer* response)
+    : watchdog_(watchdog),
+      context_(context),
+      response_(response),
+      last_message_ns_(absl::GetCurrentTimeNanos()),
+      recorder_(metrics, "UploadFeatures") {
+  watchdog_->Add(this);
+  absl::MutexLock lock(&mutex_);
   absl::StatusOr<std::unique_ptr<FeatureSetUpload>> upload = store->BeginUpload();
   if (!upload.ok()) {
     FinishWith(upload.status());
     return;
   }
   upload_ = *std::move(upload);
-  StartRead(&request_);
+  StartRead(&request_bytes_);
+}
+
+void UploadFeaturesReactor::OnDone() {
+  watchdog_->Remove(this);  // waits for a watchdog pass that may be ending this upload
+  delete this;
+}
+
+void UploadFeaturesReactor::EndStalled(absl::Duration timeout) {
+  absl::MutexLock lock(&mutex_);
+  FinishWith(absl::DeadlineExceededError(absl::StrCat(
+      "the upload sent no complete message for ", absl::FormatDuration(timeout),
+      " (the server's upload stall timeout); nothing was stored")));
 }
 
 void UploadFeaturesReactor::OnReadDone(bool ok) {
+  absl::MutexLock lock(&mutex_);
+  if (finished_) return;  // ended by the watchdog while this read was pending
   if (!ok && context_->IsCancelled()) {
     FinishWith(absl::CancelledError("the upload was cancelled; nothing was stored"));
     return;
@@ -25,15 +49,27 @@ void UploadFeaturesReactor::OnReadDone(bool ok) {
   if (!ok) {
     // End of the client's stream: verify, validate and publish.
     absl::StatusOr<FeatureSetInfo> info = upload_->Finish();
-    if (info.ok()) ToProto(*info, response_);
-    FinishWith(info.status());
+    if (!info.ok()) {
+      FinishWith(info.status());
+      return;
+    }
+    timbre::v1::FeatureSet feature_set;
+    ToProto(*info, &feature_set);
+    FinishWith(EncodeMessage(feature_set, response_));
+    return;
+  }
+  last_message_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
+  ++messages_;
+  if (absl::Status decoded = DecodeMessage(request_bytes_, &request_); !decoded.ok()) {
+    FinishWith(absl::InvalidArgumentError(
+        absl::StrCat("message ", messages_, " of the upload: ", decoded.message())));
     return;
   }
   if (absl::Status applied = Apply(request_); !applied.ok()) {
     FinishWith(applied);
     return;
   }
-  StartRead(&request_);
+  StartRead(&request_bytes_);
 }
 
 absl::Status UploadFeaturesReactor::Apply(const timbre::v1::UploadFeaturesRequest& request) {
@@ -50,6 +86,8 @@ absl::Status UploadFeaturesReactor::Apply(const timbre::v1::UploadFeaturesReques
 }
 
 void UploadFeaturesReactor::FinishWith(const absl::Status& status) {
+  if (finished_) return;
+  finished_ = true;
   // Dropping the upload removes its staging files unless Finish() published them.
   upload_.reset();
   Finish(recorder_.Record(status, 0));
