@@ -218,6 +218,29 @@ TEST_F(FaissIndexTest, LoadFifoOrDeviceIsInvalidArgumentWithoutWaiting) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a regular file")));
 }
 
+TEST_F(FaissIndexTest, IvfIndexClaimingMoreVectorsThanItsListsHoldIsRefusedWithoutAllocating) {
+  // Found by the faiss_index fuzzer: a 2.8 KB IVF file whose ntotal field said 176 billion made
+  // the id check allocate ntotal / 8 bytes (22 GB) before looking at the lists.
+  std::vector<float> rows(64 * 8);
+  std::mt19937 random(5);
+  std::normal_distribution<float> normal;
+  for (float& value : rows) value = normal(random);
+  TrainOptions options;
+  options.description = "IVF2,Flat";
+  auto index = FaissIndex::Train(options, rows.data(), 64, 8);
+  ASSERT_THAT(index, IsOk());
+  const std::string path = scratch_.Join("claims.index");
+  ASSERT_THAT((*index)->Write(path), IsOk());
+  std::string bytes = ReadFile(path);
+  if (bytes.compare(0, 4, "IwFl") != 0) GTEST_SKIP() << "unexpected IndexIVFFlat layout";
+  const int64_t claimed = int64_t{1} << 40;  // "IwFl", d (int32), then ntotal (int64)
+  std::memcpy(bytes.data() + 8, &claimed, sizeof(claimed));
+  WriteFile(path, bytes);
+  EXPECT_THAT(FaissIndex::Load(path),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(path), HasSubstr("inverted lists hold 64"))));
+}
+
 TEST_F(FaissIndexTest, LoadTruncatedIndexIsInvalidArgument) {
   const std::string whole = scratch_.Join("whole.index");
   WriteRvcIndex(*frames_, kNlist, whole);

@@ -304,6 +304,14 @@ void FaissIndex::FindStructure() {
 }
 
 absl::Status FaissIndex::CheckIvfIds() const {
+  // ntotal is a field of the file: check it against the lists before allocating by it, or a
+  // small hostile file makes the server allocate ntotal / 8 bytes.
+  size_t listed = 0;
+  for (size_t list = 0; list < ivf_->nlist; ++list) listed += ivf_->invlists->list_size(list);
+  if (size_ < 0 || listed != static_cast<size_t>(size_)) {
+    return absl::InvalidArgumentError(absl::StrCat("the index claims ", size_,
+                                                   " vectors but its inverted lists hold ", listed));
+  }
   std::vector<bool> seen(size_, false);
   for (size_t list = 0; list < ivf_->nlist; ++list) {
     faiss::InvertedLists::ScopedIds ids(ivf_->invlists, list);
