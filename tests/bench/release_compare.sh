@@ -25,7 +25,7 @@ source tests/bench/bench_index.sh
 OUT="$DATA/release_compare.txt"
 : > "$OUT"
 echo "bench: RVC's in-process step"
-echo "rvc|$(PYTHONPATH="$AVX2_PY" /usr/bin/python3 tests/bench/rvc_step.py "$INDEX" "$DATA/queries.npy" 16 400)" >> "$OUT"
+echo "rvc|rvc|$(PYTHONPATH="$AVX2_PY" /usr/bin/python3 tests/bench/rvc_step.py "$INDEX" "$DATA/queries.npy" 16 400)" >> "$OUT"
 
 PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 SERVER=
