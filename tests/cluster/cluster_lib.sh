@@ -23,6 +23,10 @@ cluster_cleanup() {
   local status=$?
   set +e
   for pid in "${CLUSTER_PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+  # `ip netns exec` may run its command as a child: kill whatever still runs in a namespace.
+  for ns in "${CLUSTER_NAMESPACES[@]}"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+  done
   for pid in "${CLUSTER_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
   for ns in "${CLUSTER_NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null; done
   [ -n "${WORK:-}" ] && rm -rf "$WORK"
