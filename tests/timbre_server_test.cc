@@ -9,11 +9,10 @@
 #include <limits>
 #include <thread>
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "server/core/npy_file.h"
 #include "client/builder_client.h"
 #include "client/timbre_client.h"
@@ -340,32 +339,24 @@ TEST_F(TimbreServerTest, HealthReportsServingOnceSpeakersAreLoaded) {
               StatusIs(absl::StatusCode::kNotFound, _));
 }
 
-// A named pipe standing in for a file: whoever opens it to read waits until Feed() writes its
-// content, so a test can hold a repository scan in the middle. Unfed, it is closed empty at
-// destruction (the reader then sees an empty file) so that nothing waits for ever.
-class BlockingFile {
+// Holds a server's first repository scan until Release(), through
+// TimbreServer::Options::before_first_scan. The scan goes on after 60 s at the latest (a test
+// that fails before Release() must not hang the server's destructor).
+class FirstScanGate {
  public:
-  explicit BlockingFile(std::string path) : path_(std::move(path)) {
-    std::filesystem::remove(path_);
-    EXPECT_EQ(mkfifo(path_.c_str(), 0600), 0) << path_;
+  ~FirstScanGate() { Release(); }
+  TimbreServer::Options Hold(TimbreServer::Options options) {
+    options.before_first_scan = [this] {
+      released_.WaitForNotificationWithTimeout(absl::Seconds(60));
+    };
+    return options;
   }
-  ~BlockingFile() {
-    if (fed_) return;
-    const int fd = open(path_.c_str(), O_WRONLY | O_NONBLOCK);  // fails if nobody reads
-    if (fd >= 0) close(fd);
-  }
-  // Waits for a reader, hands it `content` and closes.
-  void Feed(const std::string& content) {
-    const int fd = open(path_.c_str(), O_WRONLY);
-    ASSERT_GE(fd, 0) << path_;
-    EXPECT_EQ(write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
-    close(fd);
-    fed_ = true;
+  void Release() {
+    if (!released_.HasBeenNotified()) released_.Notify();
   }
 
  private:
-  std::string path_;
-  bool fed_ = false;
+  absl::Notification released_;
 };
 
 TEST(TimbreServerStartupTest, NotServingAndUnavailableUntilTheRepositoryHasBeenScanned) {
@@ -377,11 +368,9 @@ TEST(TimbreServerStartupTest, NotServingAndUnavailableUntilTheRepositoryHasBeenS
     return absl::OkStatus();
   });
   ASSERT_THAT(version, IsOk());
-  const std::string metadata_path = repo.Join("rvc/" + *version + "/" + kMetadataFileName);
-  const std::string metadata = timbre::testing::ReadFile(metadata_path);
-  BlockingFile blocking_metadata(metadata_path);  // the first scan waits on it
-
-  auto server = TimbreServer::Start(LoopbackOptions(repo.path(), /*metrics=*/false));
+  FirstScanGate first_scan;
+  auto server =
+      TimbreServer::Start(first_scan.Hold(LoopbackOptions(repo.path(), /*metrics=*/false)));
   ASSERT_THAT(server, IsOk());
   const int port = (*server)->port();
   for (const std::string service : {"", "timbre.v1.Timbre", "timbre.v1.IndexBuilder"}) {
@@ -398,7 +387,7 @@ TEST(TimbreServerStartupTest, NotServingAndUnavailableUntilTheRepositoryHasBeenS
   EXPECT_THAT(client->GetSpeaker("rvc"), not_scanned);
   EXPECT_FALSE((*server)->WaitUntilServing(absl::ZeroDuration()));
 
-  blocking_metadata.Feed(metadata);
+  first_scan.Release();
   ASSERT_TRUE((*server)->WaitUntilServing(absl::Seconds(60)));
   for (const std::string service : {"", "timbre.v1.Timbre", "timbre.v1.IndexBuilder"}) {
     EXPECT_THAT(CheckHealth(port, service),
@@ -411,12 +400,13 @@ TEST(TimbreServerStartupTest, NotServingAndUnavailableUntilTheRepositoryHasBeenS
 
 TEST(TimbreServerStartupTest, DrainDuringTheFirstScanNeverReportsServing) {
   ScratchDir repo;
-  std::filesystem::create_directories(repo.Join("rvc/1"));
-  BlockingFile blocking_metadata(repo.Join(std::string("rvc/1/") + kMetadataFileName));
-  auto server = TimbreServer::Start(LoopbackOptions(repo.path(), /*metrics=*/false));
+  FirstScanGate first_scan;
+  auto server =
+      TimbreServer::Start(first_scan.Hold(LoopbackOptions(repo.path(), /*metrics=*/false)));
   ASSERT_THAT(server, IsOk());
+  EXPECT_FALSE((*server)->WaitUntilServing(absl::ZeroDuration()));
   (*server)->Drain(absl::ZeroDuration(), absl::Seconds(1));
-  blocking_metadata.Feed("{}");  // the scan goes on and ends after the drain
+  first_scan.Release();  // the scan goes on and ends after the drain
   // The scan finishes within this wait on any machine; SERVING must not come of it.
   EXPECT_FALSE((*server)->WaitUntilServing(absl::Seconds(2)));
 }

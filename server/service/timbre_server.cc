@@ -327,7 +327,9 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
                    parts->scheduler->workers(), " search threads), metrics on port ",
                    parts->metrics_port);
   Parts* started = parts.get();
-  parts->startup = std::thread([started, announcement = std::move(announcement)] {
+  parts->startup = std::thread([started, announcement = std::move(announcement),
+                                 before_first_scan = std::move(options.before_first_scan)] {
+    if (before_first_scan) before_first_scan();
     ServeOnceScanned(started, announcement);
   });
   return std::unique_ptr<TimbreServer>(new TimbreServer(std::move(parts)));

@@ -15,6 +15,7 @@
 #ifndef TIMBRE_SERVER_SERVICE_TIMBRE_SERVER_H_
 #define TIMBRE_SERVER_SERVICE_TIMBRE_SERVER_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -96,6 +97,10 @@ class TimbreServer {
     // balancer with speaker affinity holds only the speakers routed to it. Loaded speakers
     // still pick up new versions at each scan. Default false.
     bool lazy_load = false;
+    // Called on the startup thread, after the port has opened and before the first repository
+    // scan; the scan waits until it returns. Lets a test hold the server in its not-yet-scanned
+    // state. Default none.
+    std::function<void()> before_first_scan;
   };
 
   // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository or an
