@@ -18,7 +18,8 @@ END = "end"  # a stream plan's action: end the stream with OK without answering
 
 class FakeServer(timbre_pb2_grpc.TimbreServicer, index_builder_pb2_grpc.IndexBuilderServicer):
     """failures[method] = (code, times): the first `times` attempts fail with `code`.
-    stream_plan(stream_number, block_in_stream) -> ANSWER or a grpc.StatusCode to end with."""
+    stream_plan(stream_number, block_in_stream) -> ANSWER, or a grpc.StatusCode or a
+    (grpc.StatusCode, details) pair to end the stream with."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -86,6 +87,8 @@ class FakeServer(timbre_pb2_grpc.TimbreServicer, index_builder_pb2_grpc.IndexBui
             action = self.stream_plan(number, block)
             if action == END:
                 return
+            if isinstance(action, tuple):  # (code, details): a proxy's own ending
+                context.abort(*action)
             if action != ANSWER:
                 context.abort(action, f"stream {number} ends at block {block}")
             yield timbre_pb2.BlendStreamResponse(frames=request.frames, block_index=block)

@@ -8,7 +8,7 @@ import grpc
 import numpy as np
 import pytest
 
-from timbre_client import Client, FailedPrecondition, Unavailable
+from timbre_client import Client, FailedPrecondition, TimbreError, Unavailable
 from conftest import wait_for
 from fake_server import ANSWER, END, FakeServer
 
@@ -94,6 +94,31 @@ def test_a_stream_that_ends_without_an_answer_counts_as_unavailable(fake):
     with Client(fake.target, timeout=10, retries=0) as client, client.session("alice") as session:
         with pytest.raises(Unavailable, match="the stream ended without answering the block"):
             session.blend(blocks(1)[0])
+
+
+@pytest.mark.parametrize("cut", [
+    (grpc.StatusCode.UNKNOWN, "No status received"),                       # HAProxy
+    (grpc.StatusCode.INTERNAL, "Received RST_STREAM with error code 2"),   # nginx
+])
+def test_a_stream_cut_by_a_proxy_is_reopened(fake, cut):
+    fake.stream_plan = lambda stream, block: cut if (stream, block) == (0, 1) else ANSWER
+    with Client(fake.target, timeout=10) as client, client.session("alice") as session:
+        answers = [session.blend(block) for block in blocks(3)]
+        assert (session.blocks, session.reopens) == (3, 1)
+    for number, answer in enumerate(answers):
+        assert np.all(answer == number)
+    sent = [np.frombuffer(r.frames.data, np.float32)[0] for s in fake.streams for r in s]
+    assert sent == [0, 1, 1, 2]
+
+
+def test_the_same_codes_with_other_messages_end_the_session(fake):
+    fake.stream_plan = lambda stream, block: (
+        (grpc.StatusCode.INTERNAL, "index corrupt") if block == 0 else ANSWER)
+    with Client(fake.target, timeout=10) as client, client.session("alice") as session:
+        with pytest.raises(TimbreError, match="index corrupt") as raised:
+            session.blend(blocks(1)[0])
+        assert raised.value.code == grpc.StatusCode.INTERNAL
+        assert session.reopens == 0
 
 
 def test_other_codes_end_the_session_without_reopening(fake):

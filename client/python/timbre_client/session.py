@@ -2,7 +2,7 @@
 
 Each `blend(block)` sends one block and returns its blended answer, in order. When the stream
 ends with UNAVAILABLE (a draining server's "open a new stream to continue", a replica gone, a
-connection reset) the session opens a new stream on the same channel, with the speaker and the
+connection reset) or is cut by a proxy whose replica died (see stream_was_cut) the session opens a new stream on the same channel, with the speaker and the
 session's options in its first message, and sends again the block that was sent but not answered:
 no answered block is lost and none is answered twice. It reopens at most `retries` times in a
 row without an answer in between, waiting 0.05 s doubling to 1 s; any other status ends the
@@ -25,6 +25,17 @@ from timbre_client.options import retrieval_options
 
 _END = None  # put on a request queue: half-closes its stream
 
+
+
+def stream_was_cut(error: grpc.RpcError) -> bool:
+    """Whether a stream that ended with `error` can go on on a new stream: UNAVAILABLE, or a proxy
+    whose replica died mid-stream, which ends the stream without a gRPC status (HAProxy: UNKNOWN
+    "No status received") or resets it (nginx: INTERNAL "Received RST_STREAM with error code 2").
+    timbre's servers never end a stream either way. The same rule as the C++ client's."""
+    code, details = error.code(), error.details() or ""
+    return (code == grpc.StatusCode.UNAVAILABLE
+            or (code == grpc.StatusCode.UNKNOWN and details == "No status received")
+            or (code == grpc.StatusCode.INTERNAL and details.startswith("Received RST_STREAM")))
 
 class BlendSession:
     """One speaker's real-time session; make it with Client.session(), close it (or use `with`)."""
@@ -74,7 +85,7 @@ class BlendSession:
                 response = self._exchange(request)
             except grpc.RpcError as error:
                 self._abandon_stream()
-                if error.code() != grpc.StatusCode.UNAVAILABLE or failures >= self._retries:
+                if not stream_was_cut(error) or failures >= self._retries:
                     raise from_rpc_error(error) from None
             except _StreamEnded as ended:
                 self._abandon_stream()
