@@ -507,6 +507,26 @@ TEST_F(SearchSchedulerTest, TaskPastItsDeadlineIsNotSearched) {
   live.ExpectMatchesDirectSearch();
 }
 
+TEST_F(SearchSchedulerTest, BeforeSearchRunsOnTheWorkerBeforeEachBatch) {
+  SearchScheduler::Options options;
+  options.workers = 1;
+  std::atomic<int> calls{0};
+  std::atomic<int> finished_before{-1};
+  Probe probe(*alice_, 3, Params(4, kNlist), 720);
+  options.before_search = [&] {
+    calls.fetch_add(1);
+    finished_before.store(probe.finished.HasBeenNotified() ? 1 : 0);
+  };
+  auto scheduler = SearchScheduler::Create(options);
+  ASSERT_THAT(scheduler, IsOk());
+  (*scheduler)->Submit(probe.Task());
+  ASSERT_TRUE(probe.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_EQ(calls.load(), 1);
+  EXPECT_EQ(finished_before.load(), 0);  // called before the task was searched and answered
+  EXPECT_THAT(probe.status, IsOk());
+  probe.ExpectMatchesDirectSearch();
+}
+
 TEST_F(SearchSchedulerTest, ExpiredTaskOnAnIdleSchedulerIsNotSearched) {
   auto scheduler = MakeScheduler(2);
   ASSERT_NE(scheduler, nullptr);

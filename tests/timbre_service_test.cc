@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
 #include "tests/server_test_support.h"
 
 namespace timbre {
@@ -71,8 +72,16 @@ v1::BlendRequest SlowRequest(const timbre::testing::FixtureQueries& queries) {
 
 class TimbreServiceTest : public ::testing::Test {
  protected:
-  void StartServer(int max_queued_calls, bool with_metrics) {
+  // hold_first_search: the worker waits before its first search until release_search_.
+  void StartServer(int max_queued_calls, bool with_metrics, bool hold_first_search = false) {
     TimbreServer::Options options = timbre::testing::FixtureServerOptions(repo_);
+    if (hold_first_search) {
+      options.before_search = [this] {
+        if (first_search_.HasBeenNotified()) return;  // one worker: no race
+        first_search_.Notify();
+        release_search_.WaitForNotification();
+      };
+    }
     options.search_threads = 1;
     options.max_queued_calls = max_queued_calls;
     if (with_metrics) {
@@ -85,7 +94,13 @@ class TimbreServiceTest : public ::testing::Test {
     ASSERT_NE(client_, nullptr);
   }
 
+  void TearDown() override {
+    if (!release_search_.HasBeenNotified()) release_search_.Notify();
+  }
+
   timbre::testing::ScratchDir repo_;
+  absl::Notification first_search_;
+  absl::Notification release_search_;
   const timbre::testing::FixtureQueries queries_ = timbre::testing::ReadFixtureQueries();
   std::unique_ptr<TimbreServer> server_;
   std::unique_ptr<TimbreClient> client_;
@@ -117,43 +132,40 @@ TEST_F(TimbreServiceTest, BurstBeyondTheQueueIsRefusedAndAdmittedCallsSucceed) {
 }
 
 TEST_F(TimbreServiceTest, CallWhoseDeadlinePassesInTheQueueIsNotSearched) {
-  StartServer(/*max_queued_calls=*/64, /*with_metrics=*/true);
+  StartServer(/*max_queued_calls=*/64, /*with_metrics=*/true, /*hold_first_search=*/true);
+  // One call holds the only search worker; calls sent meanwhile wait in the queue until their
+  // deadline passes and their clients stop waiting.
+  Burst first(*client_, {FixtureBlendRequest(queries_, 16)}, {absl::Minutes(1)});
+  ASSERT_TRUE(first_search_.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  constexpr int kWaiting = 8;
+  constexpr absl::Duration kTimeout = absl::Seconds(1);
+  const v1::BlendRequest request = FixtureBlendRequest(queries_, 16);
+  const absl::Time sent = absl::Now();
+  Burst waiting(*client_, std::vector<v1::BlendRequest>(kWaiting, request),
+                std::vector<absl::Duration>(kWaiting, kTimeout));
+  waiting.Wait();
+  EXPECT_EQ(waiting.Count(absl::StatusCode::kDeadlineExceeded), kWaiting);
+  // The server's deadline is the client's plus the time the call took to arrive (loopback:
+  // well under a second); release the worker once that has passed too.
+  absl::SleepFor(sent + 2 * kTimeout - absl::Now());
+  release_search_.Notify();
+  first.Wait();
+  EXPECT_EQ(first.Count(absl::StatusCode::kOk), 1);
+  // The worker finds the waiting calls past their deadline and answers them without a search.
   const int metrics_port = server_->metrics_port();
-  auto server_counts = [metrics_port](double* searched, double* expired) {
-    const std::string metrics = ScrapeMetrics(metrics_port);
-    *searched = MetricValue(metrics, "timbre_stage_duration_seconds_count{stage=\"search\"}");
-    *expired =
-        MetricValue(metrics, "timbre_rpc_calls_total{code=\"DEADLINE_EXCEEDED\",method=\"Blend\"}");
-  };
-  // A slow call, then short-deadline calls that wait behind it. A round in which the slow call
-  // happened to be searched after them shows nothing, so try a few.
-  constexpr int kShort = 8;
-  int calls = 0;
   double searched = 0, expired = 0;
-  for (int round = 0; round < 5 && expired == 0; ++round) {
-    std::vector<v1::BlendRequest> requests = {SlowRequest(queries_)};
-    std::vector<absl::Duration> timeouts = {absl::Minutes(1)};
-    for (int i = 0; i < kShort; ++i) {
-      requests.push_back(FixtureBlendRequest(queries_, 16));
-      timeouts.push_back(absl::Milliseconds(20));
-    }
-    Burst burst(*client_, requests, timeouts);
-    burst.Wait();
-    calls += static_cast<int>(requests.size());
-    EXPECT_EQ(burst.Count(absl::StatusCode::kOk) + burst.Count(absl::StatusCode::kDeadlineExceeded),
-              static_cast<int>(requests.size()));
-    // Every call is either searched or, its deadline past, answered without a search.
-    EXPECT_TRUE(timbre::testing::WaitFor([&] {
-      server_counts(&searched, &expired);
-      return searched + expired == calls;
-    })) << searched
-        << " searched + " << expired << " expired != " << calls << " calls";
-  }
-  EXPECT_GE(expired, 1);
-  EXPECT_LT(searched, calls);
+  EXPECT_TRUE(timbre::testing::WaitFor([&] {
+    const std::string metrics = ScrapeMetrics(metrics_port);
+    searched = MetricValue(metrics, "timbre_stage_duration_seconds_count{stage=\"search\"}");
+    expired =
+        MetricValue(metrics, "timbre_rpc_calls_total{code=\"DEADLINE_EXCEEDED\",method=\"Blend\"}");
+    return searched + expired == 1 + kWaiting;
+  })) << searched << " searched + " << expired << " expired";
+  EXPECT_EQ(searched, 1);
+  EXPECT_EQ(expired, kWaiting);
   EXPECT_EQ(MetricValue(ScrapeMetrics(metrics_port),
                         "timbre_rejected_calls_total{reason=\"deadline\"}"),
-            expired);
+            kWaiting);
 }
 
 }  // namespace

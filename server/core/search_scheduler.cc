@@ -130,6 +130,7 @@ void SearchScheduler::WorkerLoop() {
       if (stop) return;
       continue;
     }
+    if (options_.before_search) options_.before_search();
     RunBatch(batch, threads);
     {
       absl::MutexLock lock(&mutex_);

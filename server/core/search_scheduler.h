@@ -26,6 +26,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -89,6 +90,9 @@ class SearchScheduler {
     // of CPU time while calls come less than idle_spin apart (README, Benchmark). Not for
     // CPU-quota-limited containers: the polling uses the quota. Default zero: sleep at once.
     absl::Duration idle_spin = absl::ZeroDuration();
+    // Called on the worker before each batch is searched, outside the scheduler's lock. Lets a
+    // test hold the worker busy for as long as it needs. Default none.
+    std::function<void()> before_search;
   };
 
   // Errors: INVALID_ARGUMENT for negative workers, max_batch_rows < 1, max_queued_tasks < 1 or a

@@ -265,6 +265,7 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   scheduler_options.idle_spin = options.search_idle_spin;
   scheduler_options.max_batch_rows = options.max_batch_frames;
   scheduler_options.max_queued_tasks = options.max_queued_calls;
+  scheduler_options.before_search = options.before_search;
   auto scheduler = SearchScheduler::Create(scheduler_options);
   if (!scheduler.ok()) return scheduler.status();
   parts->scheduler = *std::move(scheduler);

@@ -101,6 +101,9 @@ class TimbreServer {
     // scan; the scan waits until it returns. Lets a test hold the server in its not-yet-scanned
     // state. Default none.
     std::function<void()> before_first_scan;
+    // Called on a search worker before each search (SearchScheduler::Options::before_search).
+    // Lets a test hold the workers busy. Default none.
+    std::function<void()> before_search;
   };
 
   // Errors: INVALID_ARGUMENT for bad options; NOT_FOUND for a missing repository or an
