@@ -9,6 +9,7 @@ WORKDIR /src
 COPY deploy/install-deps.sh deploy/install-deps.sh
 RUN bash deploy/install-deps.sh --build-only && rm -rf /var/lib/apt/lists/* /opt/timbre/faiss/src
 COPY CMakeLists.txt ./
+COPY cmake cmake
 COPY proto proto
 COPY server server
 COPY client client

@@ -1,4 +1,4 @@
-#include "client/builder_client.h"
+#include "timbre/builder_client.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -6,7 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "server/core/sha256.h"
+#include "server/io/sha256.h"
 
 namespace timbre {
 namespace {

@@ -1,4 +1,4 @@
-#include "client/timbre_client.h"
+#include "timbre/timbre_client.h"
 
 #include <cerrno>
 #include <chrono>

@@ -16,7 +16,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
-#include "server/service/timbre_server.h"
+#include "server/timbre_server.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, repo, "", "Speaker repository directory (required)");

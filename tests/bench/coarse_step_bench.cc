@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "server/core/faiss_call.h"
-#include "server/core/faiss_index.h"
-#include "server/core/npy_file.h"
+#include "server/faiss/faiss_call.h"
+#include "server/faiss/faiss_index.h"
+#include "server/io/npy_file.h"
 
 namespace {
 

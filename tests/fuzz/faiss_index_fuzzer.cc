@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "server/core/faiss_index.h"
+#include "server/faiss/faiss_index.h"
 #include "tests/fuzz/fuzz_scratch.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

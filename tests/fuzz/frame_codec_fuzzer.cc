@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "server/core/frame_codec.h"
-#include "server/service/proto_convert.h"
+#include "server/io/frame_codec.h"
+#include "server/rpc/proto_convert.h"
 #include "timbre/v1/timbre.pb.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

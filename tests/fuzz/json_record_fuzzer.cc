@@ -8,11 +8,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "server/core/build_job_queue.h"
-#include "server/core/feature_set_manifest.h"
-#include "server/core/speaker_repository.h"
-#include "tests/fake_build_runner.h"
+#include "server/build/build_job_queue.h"
+#include "server/build/feature_set_manifest.h"
+#include "server/serving/speaker_repository.h"
 #include "tests/fuzz/fuzz_scratch.h"
+#include "tests/support/fake_build_runner.h"
 
 namespace {
 

@@ -7,9 +7,9 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
-#include "server/core/feature_file.h"
-#include "server/core/feature_set_store.h"
-#include "server/core/speaker_name.h"
+#include "server/build/feature_file.h"
+#include "server/build/feature_set_store.h"
+#include "server/serving/speaker_name.h"
 
 namespace {
 

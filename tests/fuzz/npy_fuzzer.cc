@@ -3,9 +3,9 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "server/core/feature_file.h"
-#include "server/core/npy_file.h"
-#include "server/core/sha256.h"
+#include "server/build/feature_file.h"
+#include "server/io/npy_file.h"
+#include "server/io/sha256.h"
 #include "tests/fuzz/fuzz_scratch.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "server/core/speaker_repository.h"
+#include "server/serving/speaker_repository.h"
 #include "tests/fuzz/fuzz_scratch.h"
 
 namespace {

@@ -12,9 +12,9 @@
 #include <filesystem>
 #include <memory>
 
-#include "server/core/feature_set_store.h"
-#include "server/core/feature_set_upload.h"
-#include "server/core/sha256.h"
+#include "server/build/feature_set_store.h"
+#include "server/build/feature_set_upload.h"
+#include "server/io/sha256.h"
 #include "tests/fuzz/fuzz_scratch.h"
 
 namespace {

@@ -1,0 +1,29 @@
+// Vocabulary shared by the faiss adapter and the code above it, free of faiss types.
+#ifndef TIMBRE_SERVER_FAISS_SEARCH_TYPES_H_
+#define TIMBRE_SERVER_FAISS_SEARCH_TYPES_H_
+
+#include <cstdint>
+
+namespace timbre {
+
+// Distance an index ranks by.
+enum class Metric {
+  kL2,            // squared Euclidean distance, smaller is nearer (RVC)
+  kInnerProduct,  // inner product, larger is nearer (cosine on normalised vectors)
+};
+
+// Per-call knobs of one nearest-neighbour search.
+struct SearchParams {
+  int k = 8;       // neighbours per query, >= 1
+  int nprobe = 0;  // inverted lists probed; 0 = the value stored in the index
+  int k_factor = 0;  // re-ranking factor for refined indexes (...,RFlat): k*k_factor candidates
+                     // are re-scored exactly; 0 = the index's stored k_factor; ignored by
+                     // indexes without a refine step
+};
+
+// Marks a missing neighbour in search results (faiss's convention).
+inline constexpr int64_t kNoNeighbour = -1;
+
+}  // namespace timbre
+
+#endif  // TIMBRE_SERVER_FAISS_SEARCH_TYPES_H_

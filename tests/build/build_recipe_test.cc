@@ -1,0 +1,234 @@
+#include "server/build/build_recipe.h"
+
+#include <cmath>
+
+#include "tests/support/test_support.h"
+
+namespace timbre {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::timbre::testing::IsOk;
+using ::timbre::testing::StatusIs;
+using timbre::v1::Recipe;
+
+Recipe Kind(Recipe::Kind kind) {
+  Recipe recipe;
+  recipe.set_kind(kind);
+  return recipe;
+}
+
+std::vector<std::string> Descriptions(const BuildPlan& plan) {
+  std::vector<std::string> out;
+  for (const CandidateIndex& candidate : plan.candidates) out.push_back(candidate.train.description);
+  return out;
+}
+
+TEST(RvcListCountTest, MatchesRvcFormula) {
+  // min(int(16 * sqrt(N)), N // 39), as infer-web.py's train_index computes it.
+  EXPECT_EQ(RvcListCount(130000), 3333);
+  EXPECT_EQ(RvcListCount(10000), 256);
+  EXPECT_EQ(RvcListCount(2400), 61);
+  EXPECT_EQ(RvcListCount(10), 1);
+  for (int64_t n : {1000, 50000, 123457, 1000000}) {
+    const int64_t expected = std::min<int64_t>(static_cast<int64_t>(16 * std::sqrt(double(n))), n / 39);
+    EXPECT_EQ(RvcListCount(n), expected) << n;
+  }
+}
+
+TEST(PlanBuildTest, RvcIsIvfFlatL2Nprobe1WithRvcCompression) {
+  auto plan = PlanBuild(Kind(Recipe::KIND_RVC), 130000, 768, 42);
+  ASSERT_THAT(plan, IsOk());
+  EXPECT_EQ(plan->recipe, "rvc");
+  EXPECT_FALSE(plan->compress);
+  EXPECT_EQ(plan->shuffle_seed, 42u);
+  ASSERT_THAT(Descriptions(*plan), ElementsAre("IVF3333,Flat"));
+  EXPECT_EQ(plan->candidates[0].train.metric, Metric::kL2);
+  EXPECT_EQ(plan->candidates[0].train.nprobe, 1);
+  EXPECT_FALSE(plan->normalize);
+}
+
+TEST(PlanBuildTest, LargeSetsAreCompressedToTenThousandCentroidsAsRvcDoes) {
+  auto plan = PlanBuild(Kind(Recipe::KIND_RVC), 400000, 768, 1);
+  ASSERT_THAT(plan, IsOk());
+  EXPECT_TRUE(plan->compress);
+  EXPECT_EQ(plan->kmeans_centroids, 10000);
+  EXPECT_EQ(plan->indexed_rows, 10000);
+  // RVC: 256 lists after k-means.
+  EXPECT_THAT(Descriptions(*plan), ElementsAre("IVF256,Flat"));
+  EXPECT_FALSE(PlanBuild(Kind(Recipe::KIND_RVC), 200000, 768, 1)->compress);
+}
+
+TEST(PlanBuildTest, KmeansSettingsApply) {
+  Recipe recipe = Kind(Recipe::KIND_RVC);
+  recipe.mutable_kmeans()->set_above_rows(1000);
+  recipe.mutable_kmeans()->set_centroids(500);
+  recipe.mutable_kmeans()->set_iterations(3);
+  auto plan = PlanBuild(recipe, 5000, 256, 1);
+  ASSERT_THAT(plan, IsOk());
+  EXPECT_TRUE(plan->compress);
+  EXPECT_EQ(plan->indexed_rows, 500);
+  EXPECT_EQ(plan->kmeans_iterations, 3);
+  recipe.mutable_kmeans()->set_disabled(true);
+  EXPECT_FALSE(PlanBuild(recipe, 5000, 256, 1)->compress);
+  recipe.mutable_kmeans()->set_disabled(false);
+  recipe.mutable_kmeans()->set_centroids(6000);
+  EXPECT_THAT(PlanBuild(recipe, 5000, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not compress")));
+}
+
+TEST(PlanBuildTest, RecipeSeedWinsOverTheDefault) {
+  Recipe recipe = Kind(Recipe::KIND_RVC);
+  recipe.set_shuffle_seed(7);
+  EXPECT_EQ(PlanBuild(recipe, 5000, 256, 99)->shuffle_seed, 7u);
+}
+
+TEST(PlanBuildTest, FastScanDefaultsToEightRootNListsWithRefinement) {
+  auto plan = PlanBuild(Kind(Recipe::KIND_FASTSCAN), 130000, 768, 1);
+  ASSERT_THAT(plan, IsOk());
+  const int64_t nlist = static_cast<int64_t>(8 * std::sqrt(130000.0));
+  EXPECT_THAT(Descriptions(*plan), ElementsAre(absl::StrCat("IVF", nlist, ",PQ384x4fs,RFlat")));
+  EXPECT_EQ(plan->candidates[0].train.nprobe, 4);
+  EXPECT_EQ(plan->candidates[0].train.k_factor, 4);
+}
+
+TEST(PlanBuildTest, FastScanTakesNlistNprobeAndKFactor) {
+  Recipe recipe = Kind(Recipe::KIND_FASTSCAN);
+  recipe.set_nlist(2000);
+  recipe.set_nprobe(8);
+  recipe.set_k_factor(16);
+  auto plan = PlanBuild(recipe, 130000, 256, 1);
+  ASSERT_THAT(plan, IsOk());
+  EXPECT_THAT(Descriptions(*plan), ElementsAre("IVF2000,PQ128x4fs,RFlat"));
+  EXPECT_EQ(plan->candidates[0].train.nprobe, 8);
+  EXPECT_EQ(plan->candidates[0].train.k_factor, 16);
+}
+
+TEST(PlanBuildTest, FastScanRefusesNlistOutsideFourToSixteenRootN) {
+  Recipe recipe = Kind(Recipe::KIND_FASTSCAN);
+  recipe.set_nlist(100);  // 4*sqrt(130000) = 1442
+  EXPECT_THAT(PlanBuild(recipe, 130000, 768, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("[4*sqrt(N), 16*sqrt(N)]")));
+  recipe.set_nlist(6000);
+  EXPECT_THAT(PlanBuild(recipe, 130000, 768, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("recipe.nlist 6000")));
+}
+
+TEST(PlanBuildTest, FastScanClampsDerivedListsToTrainingRowsWithANote) {
+  auto plan = PlanBuild(Kind(Recipe::KIND_FASTSCAN), 2000, 256, 1);
+  ASSERT_THAT(plan, IsOk());
+  EXPECT_THAT(Descriptions(*plan), ElementsAre("IVF51,PQ128x4fs,RFlat"));
+  ASSERT_EQ(plan->notes.size(), 1u);
+  EXPECT_THAT(plan->notes[0], HasSubstr("using 51"));
+}
+
+TEST(PlanBuildTest, FastScanNeedsEvenDimAndEnoughRows) {
+  EXPECT_THAT(PlanBuild(Kind(Recipe::KIND_FASTSCAN), 5000, 255, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("even dim")));
+  EXPECT_THAT(PlanBuild(Kind(Recipe::KIND_FASTSCAN), 300, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("4-bit PQ")));
+}
+
+TEST(PlanBuildTest, FactoryTakesAnyStringAndMetric) {
+  Recipe recipe = Kind(Recipe::KIND_FACTORY);
+  recipe.set_factory("IVF64,PQ32x4fs");
+  recipe.set_inner_product(true);
+  recipe.set_nprobe(3);
+  auto plan = PlanBuild(recipe, 5000, 256, 1);
+  ASSERT_THAT(plan, IsOk());
+  EXPECT_THAT(Descriptions(*plan), ElementsAre("IVF64,PQ32x4fs"));
+  EXPECT_EQ(plan->candidates[0].train.metric, Metric::kInnerProduct);
+  EXPECT_EQ(plan->candidates[0].train.nprobe, 3);
+  EXPECT_EQ(plan->candidates[0].train.k_factor, 0) << "no refinement, no k_factor";
+}
+
+TEST(PlanBuildTest, FactoryRefusesBadStringsAndTooFewRowsPerList) {
+  Recipe recipe = Kind(Recipe::KIND_FACTORY);
+  EXPECT_THAT(PlanBuild(recipe, 5000, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs recipe.factory")));
+  recipe.set_factory("IVF64,Bogus");
+  EXPECT_THAT(PlanBuild(recipe, 5000, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("IVF64,Bogus")));
+  recipe.set_factory("IVF1024,Flat");
+  EXPECT_THAT(PlanBuild(recipe, 5000, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("faiss wants about 39 training rows per list")));
+  recipe.set_factory("IVF64,Flat");
+  recipe.set_nprobe(65);
+  EXPECT_THAT(PlanBuild(recipe, 5000, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exceeds the 64 lists")));
+}
+
+TEST(PlanBuildTest, CosineAndQueryExpansionNormaliseWithInnerProduct) {
+  Recipe recipe = Kind(Recipe::KIND_FASTSCAN);
+  recipe.set_cosine(true);
+  auto plan = PlanBuild(recipe, 5000, 256, 1);
+  ASSERT_THAT(plan, IsOk());
+  EXPECT_TRUE(plan->normalize);
+  EXPECT_EQ(plan->candidates[0].train.metric, Metric::kInnerProduct);
+
+  recipe.set_cosine(false);
+  recipe.mutable_query_expansion()->set_neighbours(4);
+  plan = PlanBuild(recipe, 5000, 256, 1);
+  ASSERT_THAT(plan, IsOk());
+  EXPECT_TRUE(plan->normalize);
+  EXPECT_EQ(plan->expansion_neighbours, 4);
+  EXPECT_FLOAT_EQ(plan->expansion_alpha, 3.0f);
+  recipe.mutable_query_expansion()->set_alpha(-1);
+  EXPECT_THAT(PlanBuild(recipe, 5000, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("alpha")));
+}
+
+TEST(PlanBuildTest, RvcRefusesCosineAndQueryExpansion) {
+  Recipe recipe = Kind(Recipe::KIND_RVC);
+  recipe.set_cosine(true);
+  EXPECT_THAT(PlanBuild(recipe, 5000, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("RVC's L2 index")));
+  recipe.set_cosine(false);
+  recipe.mutable_query_expansion()->set_neighbours(3);
+  EXPECT_THAT(PlanBuild(recipe, 5000, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("RVC's L2 index")));
+}
+
+TEST(PlanBuildTest, AutoBuildsRvcFastScanMoreListsAndHnswCandidates) {
+  auto plan = PlanBuild(Kind(Recipe::KIND_AUTO), 130000, 768, 1);
+  ASSERT_THAT(plan, IsOk());
+  EXPECT_EQ(plan->held_out_frames, 1000);
+  EXPECT_DOUBLE_EQ(plan->min_blend_cosine, 0.999);
+  const int64_t n = 130000 - 1000;
+  const int64_t rvc = RvcListCount(n);
+  EXPECT_THAT(Descriptions(*plan),
+              ElementsAre(absl::StrCat("IVF", rvc, ",Flat"),
+                          absl::StrCat("IVF", static_cast<int64_t>(4 * std::sqrt(double(n))), ",Flat"),
+                          absl::StrCat("IVF", static_cast<int64_t>(8 * std::sqrt(double(n))),
+                                       ",PQ384x4fs,RFlat"),
+                          absl::StrCat("IVF", rvc, "_HNSW32,Flat")));
+  // Several nprobe values per index.
+  EXPECT_EQ(plan->candidates[0].settings.size(), 3u);
+  EXPECT_EQ(plan->candidates[2].settings[0].k_factor, 4);
+  EXPECT_EQ(plan->candidates[0].settings[0].k_factor, 0);
+}
+
+TEST(PlanBuildTest, AutoValidatesTargetAndSize) {
+  Recipe recipe = Kind(Recipe::KIND_AUTO);
+  recipe.set_min_blend_cosine(1.5);
+  EXPECT_THAT(PlanBuild(recipe, 130000, 768, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("min_blend_cosine")));
+  EXPECT_THAT(PlanBuild(Kind(Recipe::KIND_AUTO), 500, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("held-out")));
+}
+
+TEST(PlanBuildTest, RefusesUnknownKindTinySetsAndStrayNlist) {
+  EXPECT_THAT(PlanBuild(Recipe(), 5000, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("recipe.kind")));
+  EXPECT_THAT(PlanBuild(Kind(Recipe::KIND_RVC), 10, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("10 rows")));
+  Recipe recipe = Kind(Recipe::KIND_RVC);
+  recipe.set_nlist(100);
+  EXPECT_THAT(PlanBuild(recipe, 5000, 256, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("only to the fastscan")));
+}
+
+}  // namespace
+}  // namespace timbre

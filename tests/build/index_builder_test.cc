@@ -1,0 +1,282 @@
+#include "server/build/index_builder.h"
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "server/build/demo_speaker.h"
+#include "server/io/npy_file.h"
+#include "tests/support/test_support.h"
+
+namespace timbre {
+namespace {
+
+using ::testing::HasSubstr;
+using ::timbre::testing::IsOk;
+using ::timbre::testing::ScratchDir;
+using ::timbre::testing::StatusIs;
+using timbre::v1::Recipe;
+
+namespace fs = std::filesystem;
+
+// Records stages and cancels when told to at a given stage.
+class RecordingObserver : public BuildObserver {
+ public:
+  explicit RecordingObserver(std::string cancel_at = "") : cancel_at_(std::move(cancel_at)) {}
+  bool cancelled() const override { return cancelled_; }
+  void BeginStage(absl::string_view stage, double share) override {
+    stages.emplace_back(stage);
+    if (stage == cancel_at_) cancelled_ = true;
+  }
+  void Progress(double fraction, absl::string_view message) override {}
+  void UpdateReport(const timbre::v1::BuildReport& report) override {}
+
+  std::vector<std::string> stages;
+
+ private:
+  std::string cancel_at_;
+  std::atomic<bool> cancelled_{false};
+};
+
+void WriteRows(const FrameMatrix& rows, const std::string& path) {
+  NpyArray array;
+  array.descr = "<f4";
+  array.shape = {rows.rows, rows.dim};
+  array.data.assign(reinterpret_cast<const char*>(rows.values.data()),
+                    rows.values.size() * sizeof(float));
+  ASSERT_THAT(WriteNpy(path, array), IsOk());
+}
+
+class IndexBuilderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir_.Join("repo"));
+    fs::create_directories(dir_.Join("import"));
+    FeatureSetStore::Options store_options;
+    store_options.root = dir_.Join("feature-sets");
+    store_options.import_root = dir_.Join("import");
+    store_ = *FeatureSetStore::Create(store_options);
+    repository_ = *SpeakerRepository::Create({dir_.Join("repo")});
+    IndexBuilder::Options options;
+    options.feature_sets = store_.get();
+    options.repository = repository_.get();
+    builder_ = *IndexBuilder::Create(options);
+  }
+
+  // Imports `rows` as a one-file feature set.
+  std::string AddSet(const FrameMatrix& rows, const std::string& name = "set") {
+    fs::create_directories(dir_.Join("import/" + name));
+    WriteRows(rows, dir_.Join("import/" + name + "/feats.npy"));
+    auto info = store_->ImportDirectory(name);
+    EXPECT_THAT(info, IsOk());
+    return info->id;
+  }
+
+  BuildRequest Request(const std::string& set, Recipe recipe, const std::string& speaker = "alice") {
+    BuildRequest request;
+    request.job_id = "job-000000000001";
+    request.speaker = speaker;
+    request.feature_set_id = set;
+    request.recipe = std::move(recipe);
+    request.recipe.set_shuffle_seed(3);
+    return request;
+  }
+
+  // The version directory of a published version.
+  std::string VersionDir(const std::string& speaker, const std::string& version) {
+    return dir_.Join(absl::StrCat("repo/", speaker, "/", version));
+  }
+
+  static Recipe Kind(Recipe::Kind kind) {
+    Recipe recipe;
+    recipe.set_kind(kind);
+    return recipe;
+  }
+
+  ScratchDir dir_;
+  std::unique_ptr<FeatureSetStore> store_;
+  std::unique_ptr<SpeakerRepository> repository_;
+  std::unique_ptr<IndexBuilder> builder_;
+};
+
+TEST_F(IndexBuilderTest, RvcRecipeReproducesTheIndexRvcWritesFromTheSameRows) {
+  // tests/data/rvc_build: three feature files and the added_*.index RVC's train_index wrote
+  // from them with np.random.seed(1729) before its shuffle (make_rvc_build_fixture.py).
+  const std::string fixture = std::string(getenv("TIMBRE_TEST_DATA")) + "/rvc_build";
+  for (const char* name : {"10.npy", "2.npy", "a.npy"}) {
+    fs::create_directories(dir_.Join("import/rvc"));
+    fs::copy_file(fixture + "/" + name, dir_.Join(absl::StrCat("import/rvc/", name)));
+  }
+  auto set = store_->ImportDirectory("rvc");
+  ASSERT_THAT(set, IsOk());
+  BuildRequest request = Request(set->id, Kind(Recipe::KIND_RVC));
+  request.recipe.set_shuffle_seed(1729);
+  RecordingObserver observer;
+  auto report = builder_->Build(request, &observer);
+  ASSERT_THAT(report, IsOk());
+  EXPECT_EQ(report->version(), "1");
+  EXPECT_EQ(report->description(), "IVF61,Flat");
+
+  auto ours = FaissIndex::Load(VersionDir("alice", "1") + "/index.faiss");
+  auto rvc = FaissIndex::Load(fixture + "/added_IVF61_Flat_nprobe_1_fixture_v1.index");
+  ASSERT_THAT(ours, IsOk());
+  ASSERT_THAT(rvc, IsOk());
+  EXPECT_EQ((*ours)->description(), (*rvc)->description());
+  EXPECT_EQ((*ours)->nprobe(), 1);
+  ASSERT_EQ((*ours)->size(), (*rvc)->size());
+  // Same rows in the same order: every id holds the same frame.
+  for (int64_t id = 0; id < (*rvc)->size(); ++id) {
+    ASSERT_EQ(std::memcmp((*ours)->StoredVector(id), (*rvc)->StoredVector(id), 256 * sizeof(float)), 0)
+        << "id " << id;
+  }
+  // Same centroids and lists: every search gives the same neighbours.
+  FrameMatrix queries = GenerateClusteredFrames(200, 256, 8, 99);
+  std::vector<float> our_scores(200 * 8), rvc_scores(200 * 8);
+  std::vector<int64_t> our_ids(200 * 8), rvc_ids(200 * 8);
+  SearchParams params;
+  ASSERT_THAT((*ours)->Search(queries.values.data(), 200, params, 1, our_scores.data(), our_ids.data()), IsOk());
+  ASSERT_THAT((*rvc)->Search(queries.values.data(), 200, params, 1, rvc_scores.data(), rvc_ids.data()), IsOk());
+  int same = 0;
+  for (size_t i = 0; i < our_ids.size(); ++i) same += our_ids[i] == rvc_ids[i];
+  EXPECT_GE(same, static_cast<int>(our_ids.size() * 99 / 100));
+  EXPECT_THAT(observer.stages, ::testing::ElementsAre("loading", "shuffling", "training", "publishing"));
+}
+
+TEST_F(IndexBuilderTest, FastScanRecipeKeepsExactVectorsInItsRefinement) {
+  const FrameMatrix rows = GenerateClusteredFrames(3000, 256, 16, 1);
+  auto report = builder_->Build(Request(AddSet(rows), Kind(Recipe::KIND_FASTSCAN)), nullptr);
+  ASSERT_THAT(report, IsOk());
+  // 8*sqrt(3000) = 438 lists would leave under 39 rows per list: clamped to 3000/39 = 76.
+  EXPECT_EQ(report->description(), "IVF76,PQ128x4fs,RFlat");
+  ASSERT_EQ(report->notes_size(), 1);
+  EXPECT_EQ(report->k_factor(), 4);
+  EXPECT_EQ(report->nprobe(), 4);
+  EXPECT_FALSE(fs::exists(VersionDir("alice", "1") + "/vectors.f32")) << "RFlat stores the frames";
+}
+
+TEST_F(IndexBuilderTest, CompressedIndexWithoutRefinementGetsItsFramesBeside) {
+  const FrameMatrix rows = GenerateClusteredFrames(3000, 256, 16, 2);
+  Recipe recipe = Kind(Recipe::KIND_FACTORY);
+  recipe.set_factory("IVF32,PQ32x4fs");
+  ASSERT_THAT(builder_->Build(Request(AddSet(rows), recipe), nullptr), IsOk());
+  IndexLoadOptions load;
+  load.vectors_path = VersionDir("alice", "1") + "/vectors.f32";
+  auto index = FaissIndex::Load(VersionDir("alice", "1") + "/index.faiss", load);
+  ASSERT_THAT(index, IsOk());
+  EXPECT_EQ((*index)->description(), "IVF32,PQ32x4fs");
+  EXPECT_TRUE((*index)->stores_exact_vectors());
+  // The frames beside are the shuffled rows, each id one of the uploaded frames exactly.
+  const float* first = (*index)->StoredVector(0);
+  bool found = false;
+  for (int64_t r = 0; r < rows.rows && !found; ++r) {
+    found = std::memcmp(first, rows.row(r), 256 * sizeof(float)) == 0;
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(IndexBuilderTest, CosineRecipeNormalisesAndKeepsTheOriginalFramesForBlending) {
+  const FrameMatrix rows = GenerateClusteredFrames(3000, 256, 16, 3);
+  Recipe recipe = Kind(Recipe::KIND_FACTORY);
+  recipe.set_factory("IVF32,Flat");
+  recipe.set_cosine(true);
+  auto report = builder_->Build(Request(AddSet(rows), recipe), nullptr);
+  ASSERT_THAT(report, IsOk());
+  EXPECT_TRUE(report->inner_product());
+  const std::string metadata = ::timbre::testing::ReadFile(VersionDir("alice", "1") + "/metadata.json");
+  EXPECT_THAT(metadata, HasSubstr("\"normalize_queries\": true"));
+  EXPECT_THAT(metadata, HasSubstr("vectors.f32"));
+  EXPECT_EQ(fs::file_size(VersionDir("alice", "1") + "/vectors.f32"), 3000u * 256 * sizeof(float));
+}
+
+TEST_F(IndexBuilderTest, QueryExpansionRunsItsStage) {
+  const FrameMatrix rows = GenerateClusteredFrames(2000, 256, 16, 4);
+  Recipe recipe = Kind(Recipe::KIND_FACTORY);
+  recipe.set_factory("IVF16,Flat");
+  recipe.mutable_query_expansion()->set_neighbours(3);
+  RecordingObserver observer;
+  ASSERT_THAT(builder_->Build(Request(AddSet(rows), recipe), &observer), IsOk());
+  EXPECT_THAT(observer.stages, ::testing::Contains("expanding"));
+}
+
+TEST_F(IndexBuilderTest, LargeSetsAreCompressedByKmeans) {
+  const FrameMatrix rows = GenerateClusteredFrames(4000, 256, 16, 5);
+  Recipe recipe = Kind(Recipe::KIND_RVC);
+  recipe.mutable_kmeans()->set_above_rows(3000);
+  recipe.mutable_kmeans()->set_centroids(800);
+  recipe.mutable_kmeans()->set_iterations(2);
+  RecordingObserver observer;
+  auto report = builder_->Build(Request(AddSet(rows), recipe), &observer);
+  ASSERT_THAT(report, IsOk());
+  EXPECT_TRUE(report->compressed());
+  EXPECT_EQ(report->input_rows(), 4000u);
+  EXPECT_EQ(report->indexed_rows(), 800u);
+  EXPECT_EQ(report->description(), "IVF20,Flat");
+  EXPECT_THAT(observer.stages, ::testing::Contains("compressing"));
+}
+
+TEST_F(IndexBuilderTest, AutoMeasuresEveryCandidateAndKeepsOneMeetingTheTarget) {
+  const FrameMatrix rows = GenerateClusteredFrames(6000, 256, 32, 6);
+  Recipe recipe = Kind(Recipe::KIND_AUTO);
+  recipe.set_min_blend_cosine(0.99);
+  auto report = builder_->Build(Request(AddSet(rows), recipe), nullptr);
+  ASSERT_THAT(report, IsOk());
+  ASSERT_GE(report->candidates_size(), 8);
+  const auto& chosen = report->candidates(report->chosen_candidate());
+  EXPECT_GE(chosen.mean_blend_cosine(), 0.99);
+  for (const auto& candidate : report->candidates()) {
+    EXPECT_GT(candidate.recall_at_k(), 0.0);
+    EXPECT_LE(candidate.recall_at_k(), 1.0);
+    EXPECT_GT(candidate.p50_call_ms(), 0.0);
+    EXPECT_GE(candidate.list_imbalance(), 1.0) << "every candidate is an IVF index";
+    if (candidate.mean_blend_cosine() >= 0.99) {
+      EXPECT_GE(candidate.p50_call_ms(), chosen.p50_call_ms()) << "the fastest faithful one is kept";
+    }
+  }
+  EXPECT_EQ(report->description(), chosen.description());
+  EXPECT_EQ(report->nprobe(), chosen.nprobe());
+  const std::string metadata = ::timbre::testing::ReadFile(VersionDir("alice", "1") + "/metadata.json");
+  EXPECT_THAT(metadata, HasSubstr("mean_blend_cosine"));
+  auto index = FaissIndex::Load(VersionDir("alice", "1") + "/index.faiss");
+  ASSERT_THAT(index, IsOk());
+  EXPECT_EQ((*index)->size(), 6000) << "the held-out frames are in the published index too";
+}
+
+TEST_F(IndexBuilderTest, CancelledBuildPublishesNothing) {
+  const FrameMatrix rows = GenerateClusteredFrames(3000, 256, 16, 7);
+  for (const char* stage : {"shuffling", "training", "publishing"}) {
+    RecordingObserver observer(stage);
+    EXPECT_THAT(builder_->Build(Request(AddSet(rows, stage), Kind(Recipe::KIND_RVC)), &observer),
+                StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")))
+        << stage;
+  }
+  EXPECT_FALSE(fs::exists(dir_.Join("repo/alice/1")));
+}
+
+TEST_F(IndexBuilderTest, ChangedFeatureFilesFailTheBuildAndPublishNothing) {
+  const FrameMatrix rows = GenerateClusteredFrames(3000, 256, 16, 8);
+  const std::string set = AddSet(rows);
+  WriteRows(GenerateClusteredFrames(3000, 256, 16, 9), dir_.Join("import/set/feats.npy"));
+  EXPECT_THAT(builder_->Build(Request(set, Kind(Recipe::KIND_RVC)), nullptr),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
+  EXPECT_FALSE(fs::exists(dir_.Join("repo/alice")) && fs::exists(dir_.Join("repo/alice/1")));
+}
+
+TEST_F(IndexBuilderTest, PlanRefusesBadSpeakerUnknownSetAndBadRecipe) {
+  const std::string set = AddSet(GenerateClusteredFrames(1000, 256, 8, 10));
+  EXPECT_THAT(builder_->Plan(Request(set, Kind(Recipe::KIND_RVC), "../evil")),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  EXPECT_THAT(builder_->Plan(Request("fs-0000000000000000", Kind(Recipe::KIND_RVC))),
+              StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  Recipe recipe = Kind(Recipe::KIND_FACTORY);
+  recipe.set_factory("IVF100,Flat");  // 1000 rows < 39 * 100
+  EXPECT_THAT(builder_->Plan(Request(set, recipe)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("39 training rows per list")));
+}
+
+TEST(IndexBuilderCreateTest, NeedsAStoreAndARepository) {
+  EXPECT_THAT(IndexBuilder::Create({}), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+}
+
+}  // namespace
+}  // namespace timbre

@@ -1,0 +1,89 @@
+#include "server/faiss/faiss_index_probe.h"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "server/faiss/faiss_index.h"
+#include "tests/support/test_support.h"
+
+namespace timbre {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::timbre::testing::IsOk;
+using ::timbre::testing::ReadFile;
+using ::timbre::testing::ScratchDir;
+using ::timbre::testing::StatusIs;
+using ::timbre::testing::WriteFile;
+
+// The bytes of a one-vector "Flat" index of dim 4. faiss 1.7's IndexFlat layout: "IxF2", d
+// (int32), ntotal (int64), two int64 dummies, is_trained (1 byte), metric (int32), then the
+// codes as a count of floats (uint64, at byte 37) and the floats.
+std::string OneVectorFlatIndex(const ScratchDir& dir) {
+  const std::vector<float> one = {1.0f, 2.0f, 3.0f, 4.0f};
+  TrainOptions options;
+  options.description = "Flat";
+  auto index = FaissIndex::Train(options, one.data(), 1, 4);
+  EXPECT_THAT(index, IsOk());
+  if (!index.ok()) return "";
+  EXPECT_THAT((*index)->Write(dir.Join("one.index")), IsOk());
+  return ReadFile(dir.Join("one.index"));
+}
+
+TEST(FaissIndexProbeTest, ValidIndexPasses) {
+  ScratchDir dir;
+  ASSERT_FALSE(OneVectorFlatIndex(dir).empty());
+  EXPECT_THAT(ProbeFaissIndexFile(dir.Join("one.index")), IsOk());
+}
+
+TEST(FaissIndexProbeTest, FaissErrorIsInvalidArgumentWithItsReason) {
+  ScratchDir dir;
+  WriteFile(dir.Join("text.index"), "not an index");
+  EXPECT_THAT(ProbeFaissIndexFile(dir.Join("text.index")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("text.index"), HasSubstr("not a readable faiss index"))));
+}
+
+TEST(FaissIndexProbeTest, MissingOrIrregularFileIsRefusedBeforeForking) {
+  ScratchDir dir;
+  EXPECT_THAT(ProbeFaissIndexFile(dir.Join("missing.index")),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing.index")));
+  EXPECT_THAT(ProbeFaissIndexFile(dir.path()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a regular file")));
+}
+
+TEST(FaissIndexProbeTest, FileClaimingHugeVectorsIsRefusedByTheChildsMemoryLimit) {
+  // A 45-byte file whose float count claims 16 GiB: faiss would allocate (and zero) all of it
+  // before noticing the file ends. The child's address-space limit stops it; the server's memory
+  // is never touched.
+  ScratchDir dir;
+  std::string bytes = OneVectorFlatIndex(dir);
+  if (bytes.size() != 61 || bytes.compare(0, 4, "IxF2") != 0) {
+    GTEST_SKIP() << "unexpected IndexFlat layout in this faiss version";
+  }
+  const uint64_t floats = uint64_t{4} << 30;
+  std::memcpy(bytes.data() + 37, &floats, 8);
+  bytes.resize(45);
+  WriteFile(dir.Join("huge.index"), bytes);
+  IndexProbeOptions options;
+  options.memory_base_bytes = int64_t{256} << 20;
+  EXPECT_THAT(ProbeFaissIndexFile(dir.Join("huge.index"), options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("huge.index")));
+  EXPECT_THAT(FaissIndex::Load(dir.Join("huge.index")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("huge.index")));
+}
+
+TEST(FaissIndexProbeTest, ReaderThatTakesTooLongIsStopped) {
+  // A zero timeout: the child is killed at the first check, whatever the file.
+  ScratchDir dir;
+  ASSERT_FALSE(OneVectorFlatIndex(dir).empty());
+  IndexProbeOptions options;
+  options.timeout = absl::ZeroDuration();
+  EXPECT_THAT(ProbeFaissIndexFile(dir.Join("one.index"), options),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("took more than")));
+}
+
+}  // namespace
+}  // namespace timbre

@@ -1,0 +1,304 @@
+// The pruned exact coarse step (faiss_pruned_coarse_step.h), seen through FaissIndex: the same
+// lists as scoring every centroid, on RVC's files and on random data with ties, for L2 and inner
+// product, any nprobe and tiny nlist.
+#include "server/faiss/faiss_pruned_coarse_step.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/index_io.h>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/build/demo_speaker.h"
+#include "server/faiss/faiss_index.h"
+#include "tests/support/test_support.h"
+
+namespace timbre {
+namespace {
+
+using ::testing::HasSubstr;
+using ::timbre::testing::ScratchDir;
+using ::timbre::testing::StatusIs;
+using ::timbre::testing::TrainOrDie;
+
+std::unique_ptr<FaissIndex> LoadOrDie(const std::string& path, int projection_dims) {
+  IndexLoadOptions options;
+  options.coarse_projection_dims = projection_dims;
+  absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(path, options);
+  EXPECT_TRUE(index.ok()) << index.status();
+  return index.ok() ? *std::move(index) : nullptr;
+}
+
+std::vector<int64_t> ListsOrDie(const FaissIndex& index, const std::vector<float>& queries,
+                                int nprobe, int threads = 1) {
+  const int64_t count = static_cast<int64_t>(queries.size()) / index.dim();
+  std::vector<int64_t> lists(count * nprobe);
+  absl::Status assigned = index.CoarseLists(queries.data(), count, nprobe, threads, lists.data());
+  EXPECT_TRUE(assigned.ok()) << assigned;
+  return lists;
+}
+
+// Stored vectors of `index` with Gaussian noise of `sigma`.
+std::vector<float> QueriesNear(const FaissIndex& index, int count, float sigma, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::normal_distribution<float> noise(0.0f, sigma);
+  std::uniform_int_distribution<int64_t> pick(0, index.size() - 1);
+  std::vector<float> queries;
+  for (int i = 0; i < count; ++i) {
+    const float* row = index.StoredVector(pick(random));
+    for (int j = 0; j < index.dim(); ++j) queries.push_back(row[j] + noise(random));
+  }
+  return queries;
+}
+
+// The lists faiss's own flat quantizer chooses for `queries`, searched 16 at a time as RVC's
+// real-time calls are (below faiss's BLAS threshold: exact distances, one pair at a time).
+std::vector<int64_t> FaissQuantizerLists(const std::string& path, const std::vector<float>& queries,
+                                         int nprobe) {
+  std::unique_ptr<faiss::Index> index(faiss::read_index(path.c_str()));
+  const faiss::Index* quantizer = dynamic_cast<faiss::IndexIVF&>(*index).quantizer;
+  const int64_t count = static_cast<int64_t>(queries.size()) / index->d;
+  std::vector<float> scores(count * nprobe);
+  std::vector<faiss::Index::idx_t> lists(count * nprobe);
+  for (int64_t start = 0; start < count; start += 16) {
+    quantizer->search(std::min<int64_t>(16, count - start), queries.data() + start * index->d,
+                      nprobe, scores.data() + start * nprobe, lists.data() + start * nprobe);
+  }
+  return std::vector<int64_t>(lists.begin(), lists.end());
+}
+
+// Loads `path` with pruning and expects faiss's lists for every nprobe given, with one and two
+// threads; with `also_full_step`, also those of timbre's full step (one sgemm, whose rounding
+// differs from faiss's: for data whose distances are exact in float).
+void ExpectSameListsAsFaiss(const std::string& path, const std::vector<float>& queries,
+                            const std::vector<int>& nprobes, bool also_full_step) {
+  std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, 128);
+  std::unique_ptr<FaissIndex> full = LoadOrDie(path, 0);
+  ASSERT_NE(pruned, nullptr);
+  ASSERT_NE(full, nullptr);
+  ASSERT_TRUE(pruned->pruned_coarse_step());
+  ASSERT_FALSE(full->pruned_coarse_step());
+  for (int nprobe : nprobes) {
+    const std::vector<int64_t> expected = FaissQuantizerLists(path, queries, nprobe);
+    EXPECT_EQ(ListsOrDie(*pruned, queries, nprobe), expected) << path << ", nprobe " << nprobe;
+    EXPECT_EQ(ListsOrDie(*pruned, queries, nprobe, /*threads=*/2), expected)
+        << path << ", nprobe " << nprobe << ", 2 threads";
+    if (also_full_step) {
+      EXPECT_EQ(ListsOrDie(*full, queries, nprobe), expected) << path << ", nprobe " << nprobe;
+    }
+  }
+}
+
+TEST(PrunedCoarseStepTest, RvcFilesGetTheListsOfTheFullStep) {
+  const std::string data = std::getenv("TIMBRE_TEST_DATA");
+  for (const std::string& file : {data + "/added_IVF25_Flat_nprobe_1_fixture_v1.index",
+                                  data + "/rvc_build/added_IVF61_Flat_nprobe_1_fixture_v1.index"}) {
+    std::unique_ptr<FaissIndex> index = LoadOrDie(file, 128);
+    ASSERT_NE(index, nullptr);
+    const std::vector<float> queries = QueriesNear(*index, 300, 0.3f, 11);
+    ExpectSameListsAsFaiss(file, queries, {1, 2, 5, index->nlist()}, /*also_full_step=*/false);
+  }
+}
+
+// An IVF-Flat index whose `nlist` centroids and `rows` vectors are small integers in
+// [-range, range], so every distance is exact in float and ties are frequent; every third
+// centroid repeats the one before it.
+std::vector<float> IntegerCentroids(int nlist, int dim, int range, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::uniform_int_distribution<int> value(-range, range);
+  std::vector<float> centroids(static_cast<size_t>(nlist) * dim);
+  for (int c = 0; c < nlist; ++c) {
+    for (int j = 0; j < dim; ++j) {
+      centroids[c * dim + j] = c % 3 == 2 ? centroids[(c - 1) * dim + j] : value(random);
+    }
+  }
+  return centroids;
+}
+
+std::string WriteIntegerIndex(const ScratchDir& dir, int nlist, int dim, Metric metric, int range,
+                              uint32_t seed) {
+  std::mt19937 random(seed + 1);
+  std::uniform_int_distribution<int> value(-range, range);
+  const std::vector<float> centroids = IntegerCentroids(nlist, dim, range, seed);
+  const int rows = 20 * nlist;
+  std::vector<float> vectors(static_cast<size_t>(rows) * dim);
+  for (float& x : vectors) x = value(random);
+  const faiss::MetricType faiss_metric =
+      metric == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
+  auto* quantizer = new faiss::IndexFlat(dim, faiss_metric);
+  quantizer->add(nlist, centroids.data());
+  faiss::IndexIVFFlat ivf(quantizer, dim, nlist, faiss_metric);
+  ivf.own_fields = true;
+  ivf.add(rows, vectors.data());
+  const std::string path = dir.Join("integer_" + std::to_string(nlist) + "_" +
+                                    std::to_string(static_cast<int>(metric)) + ".index");
+  faiss::write_index(&ivf, path.c_str());
+  return path;
+}
+
+std::vector<float> IntegerQueries(int count, int dim, int range, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::uniform_int_distribution<int> value(-range, range);
+  std::vector<float> queries(static_cast<size_t>(count) * dim);
+  for (float& x : queries) x = value(random);
+  return queries;
+}
+
+class IntegerDataTest : public ::testing::TestWithParam<std::tuple<Metric, int>> {};
+
+TEST_P(IntegerDataTest, TiesAndTinyNlistGetTheListsOfTheFullStep) {
+  const auto [metric, nlist] = GetParam();
+  constexpr int kDim = 24;
+  ScratchDir dir;
+  const std::string path = WriteIntegerIndex(dir, nlist, kDim, metric, 2, 100 + nlist);
+  const std::vector<float> queries = IntegerQueries(400, kDim, 2, 7);
+  std::vector<int> nprobes = {1, 2, 3, nlist};
+  nprobes.erase(std::remove_if(nprobes.begin(), nprobes.end(), [&](int n) { return n > nlist; }),
+                nprobes.end());
+  ExpectSameListsAsFaiss(path, queries, nprobes, /*also_full_step=*/true);
+
+  // And the lists are the exact answer: the nprobe best scores, best first; for L2 of equal
+  // distances the smaller lists, by list id (faiss's inner-product heaps resolve ties by the
+  // order scores arrive in, which the comparison with faiss above covers).
+  std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, 4);
+  ASSERT_NE(pruned, nullptr);
+  ASSERT_TRUE(pruned->pruned_coarse_step());
+  const std::vector<float> centroids = IntegerCentroids(nlist, kDim, 2, 100 + nlist);
+  const int nprobe = std::min(nlist, 3);
+  const std::vector<int64_t> lists = ListsOrDie(*pruned, queries, nprobe);
+  int ties_at_the_boundary = 0;
+  for (int q = 0; q < 400; ++q) {
+    std::vector<std::pair<int64_t, int64_t>> ranked;  // (key, list), smaller key is better
+    for (int c = 0; c < nlist; ++c) {
+      int64_t key = 0;
+      for (int j = 0; j < kDim; ++j) {
+        const int64_t x = static_cast<int64_t>(queries[q * kDim + j]);
+        const int64_t y = static_cast<int64_t>(centroids[c * kDim + j]);
+        key += metric == Metric::kL2 ? (x - y) * (x - y) : -x * y;
+      }
+      ranked.emplace_back(key, c);
+    }
+    std::sort(ranked.begin(), ranked.end());
+    if (nprobe < nlist && ranked[nprobe - 1].first == ranked[nprobe].first) {
+      ++ties_at_the_boundary;
+    }
+    std::vector<int64_t> expected, got;
+    for (int i = 0; i < nprobe; ++i) {
+      const int64_t list = lists[q * nprobe + i];
+      const auto same_list = [&](const auto& entry) { return entry.second == list; };
+      got.push_back(metric == Metric::kL2 ? list
+                                          : std::find_if(ranked.begin(), ranked.end(), same_list)->first);
+      expected.push_back(metric == Metric::kL2 ? ranked[i].second : ranked[i].first);
+    }
+    EXPECT_EQ(got, expected) << "query " << q;
+  }
+  if (nlist >= 7) {
+    EXPECT_GT(ties_at_the_boundary, 0) << "the data should have ties";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    MetricsAndNlists, IntegerDataTest,
+    ::testing::Combine(::testing::Values(Metric::kL2, Metric::kInnerProduct),
+                       ::testing::Values(1, 2, 3, 7, 40, 300)));
+
+class RandomDataTest : public ::testing::TestWithParam<Metric> {};
+
+TEST_P(RandomDataTest, SearchesReturnTheNeighboursOfTheFullStep) {
+  const FrameMatrix frames = GenerateClusteredFrames(6000, 64, 100, 3);
+  std::unique_ptr<FaissIndex> trained = TrainOrDie("IVF150,Flat", GetParam(), frames);
+  ASSERT_NE(trained, nullptr);
+  ScratchDir dir;
+  const std::string path = dir.Join("random.index");
+  ASSERT_TRUE(trained->Write(path).ok());
+  const std::vector<float> queries = QueriesNear(*trained, 500, 0.5f, 9);
+  ExpectSameListsAsFaiss(path, queries, {1, 2, 4, 8, 150}, /*also_full_step=*/false);
+
+  std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, 128);
+  std::unique_ptr<FaissIndex> full = LoadOrDie(path, 0);
+  ASSERT_NE(pruned, nullptr);
+  ASSERT_NE(full, nullptr);
+  for (int nprobe : {1, 4}) {
+    SearchParams params;
+    params.k = 8;
+    params.nprobe = nprobe;
+    std::vector<float> pruned_scores(500 * 8), full_scores(500 * 8);
+    std::vector<int64_t> pruned_ids(500 * 8), full_ids(500 * 8);
+    ASSERT_TRUE(pruned->Search(queries.data(), 500, params, 1, pruned_scores.data(),
+                               pruned_ids.data()).ok());
+    ASSERT_TRUE(full->Search(queries.data(), 500, params, 1, full_scores.data(),
+                             full_ids.data()).ok());
+    EXPECT_EQ(pruned_ids, full_ids) << "nprobe " << nprobe;
+    EXPECT_EQ(pruned_scores, full_scores) << "nprobe " << nprobe;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Metrics, RandomDataTest,
+                         ::testing::Values(Metric::kL2, Metric::kInnerProduct));
+
+TEST(PrunedCoarseStepTest, MemoryIsCountedInTheIndexBytes) {
+  const FrameMatrix frames = GenerateClusteredFrames(4000, 64, 50, 5);
+  std::unique_ptr<FaissIndex> trained = TrainOrDie("IVF100,Flat", Metric::kL2, frames);
+  ASSERT_NE(trained, nullptr);
+  ScratchDir dir;
+  const std::string path = dir.Join("memory.index");
+  ASSERT_TRUE(trained->Write(path).ok());
+  std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, 128);
+  std::unique_ptr<FaissIndex> full = LoadOrDie(path, 0);
+  ASSERT_NE(pruned, nullptr);
+  ASSERT_NE(full, nullptr);
+  // 128 is clamped to dim / 2 = 32: the basis [32, 64], the projections [100, 32], the mean and
+  // three constants per centroid.
+  const int64_t expected = 4 * (32 * 64 + 100 * 32 + 64 + 3 * 100);
+  EXPECT_EQ(pruned->memory_bytes() - full->memory_bytes(), expected);
+}
+
+TEST(PrunedCoarseStepTest, IndexesWithoutAFlatCoarseQuantizerHaveNoLists) {
+  const FrameMatrix frames = GenerateClusteredFrames(500, 16, 10, 1);
+  std::unique_ptr<FaissIndex> flat = TrainOrDie("Flat", Metric::kL2, frames);
+  ASSERT_NE(flat, nullptr);
+  EXPECT_FALSE(flat->pruned_coarse_step());
+  std::vector<int64_t> lists(1);
+  EXPECT_THAT(flat->CoarseLists(frames.row(0), 1, 1, 1, lists.data()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("Flat")));
+}
+
+TEST(PrunedCoarseStepTest, NprobeOutsideTheListsIsInvalidArgument) {
+  const FrameMatrix frames = GenerateClusteredFrames(500, 16, 10, 1);
+  std::unique_ptr<FaissIndex> ivf = TrainOrDie("IVF8,Flat", Metric::kL2, frames);
+  ASSERT_NE(ivf, nullptr);
+  std::vector<int64_t> lists(9);
+  EXPECT_THAT(ivf->CoarseLists(frames.row(0), 1, 9, 1, lists.data()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("0..8")));
+  EXPECT_THAT(ivf->CoarseLists(frames.row(0), 1, -1, 1, lists.data()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nprobe is -1")));
+}
+
+TEST(PrunedCoarseStepTest, CreateRejectsBadShapes) {
+  const std::vector<float> centroids(64, 1.0f);
+  EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 0, 8, Metric::kL2, 4).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nlist >= 1 (is 0)")));
+  EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 8, 1, Metric::kL2, 4).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dim >= 2 (is 1)")));
+  EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kL2, 0).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dims >= 1 (is 0)")));
+  // Identical centroids (no principal direction at all) still give a full basis.
+  absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> step =
+      PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kL2, 4);
+  ASSERT_TRUE(step.ok()) << step.status();
+  EXPECT_EQ((*step)->dims(), 4);
+}
+
+}  // namespace
+}  // namespace timbre

@@ -1,0 +1,375 @@
+// End-to-end tests of the IndexBuilder service: a real server on a loopback port, feature sets
+// uploaded through the client library, builds followed over WatchJob, and Blend calls against the
+// versions they publish.
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "server/build/demo_speaker.h"
+#include "server/io/frame_codec.h"
+#include "server/io/npy_file.h"
+#include "server/io/sha256.h"
+#include "server/timbre_server.h"
+#include "tests/support/server_test_support.h"
+#include "tests/support/test_support.h"
+#include "timbre/builder_client.h"
+#include "timbre/timbre_client.h"
+
+namespace timbre {
+namespace {
+
+using ::testing::HasSubstr;
+using ::timbre::testing::IsOk;
+using ::timbre::testing::ScratchDir;
+using ::timbre::testing::StatusIs;
+using timbre::v1::BuildJob;
+
+namespace fs = std::filesystem;
+
+std::string NpyBytes(const FrameMatrix& rows, const std::string& path) {
+  NpyArray array;
+  array.descr = "<f4";
+  array.shape = {rows.rows, rows.dim};
+  array.data.assign(reinterpret_cast<const char*>(rows.values.data()),
+                    rows.values.size() * sizeof(float));
+  EXPECT_THAT(WriteNpy(path, array), IsOk());
+  return ::timbre::testing::ReadFile(path);
+}
+
+FrameMatrix Slice(const FrameMatrix& rows, int64_t begin, int64_t end) {
+  FrameMatrix out;
+  out.rows = end - begin;
+  out.dim = rows.dim;
+  out.values.assign(rows.row(begin), rows.row(end));
+  return out;
+}
+
+// The header message announcing the file `name` holding `bytes`, with their true size and digest.
+v1::UploadFeaturesRequest FileHeader(const std::string& name, const std::string& bytes) {
+  v1::UploadFeaturesRequest header;
+  header.mutable_file()->set_name(name);
+  header.mutable_file()->set_size_bytes(bytes.size());
+  Sha256 digest;
+  digest.Update(bytes);
+  header.mutable_file()->set_sha256(digest.HexDigest());
+  return header;
+}
+
+class IndexBuilderServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir_.Join("repo"));
+    fs::create_directories(dir_.Join("import"));
+    TimbreServer::Options options = testing::LocalServerOptions(dir_.Join("repo"));
+    options.import_root = dir_.Join("import");
+    server_ = testing::StartServer(options);
+    ASSERT_NE(server_, nullptr);
+    const TimbreClient::Options client_options = testing::LocalClientOptions(server_->port());
+    builder_ = *BuilderClient::Create(client_options);
+    client_ = *TimbreClient::Create(client_options);
+    channel_ = *MakeChannel(client_options);
+  }
+
+  // Writes `rows` as three .npy files in a new directory and uploads it.
+  v1::FeatureSet Upload(const FrameMatrix& rows, const std::string& name = "feats") {
+    const std::string dir = dir_.Join(name);
+    fs::create_directories(dir);
+    const int64_t third = rows.rows / 3;
+    NpyBytes(Slice(rows, 0, third), dir + "/b.npy");
+    NpyBytes(Slice(rows, third, 2 * third), dir + "/a.npy");
+    NpyBytes(Slice(rows, 2 * third, rows.rows), dir + "/c.npy");
+    auto set = builder_->Upload(dir, 64 << 10, [](int64_t, int64_t) {});
+    EXPECT_THAT(set, IsOk());
+    return set.ok() ? *set : v1::FeatureSet();
+  }
+
+  // Builds and follows the job to its end.
+  BuildJob BuildAndWait(const std::string& speaker, const std::string& set, v1::Recipe recipe,
+                        std::vector<BuildJob>* seen = nullptr) {
+    v1::BuildIndexRequest request;
+    request.set_speaker(speaker);
+    request.set_feature_set_id(set);
+    *request.mutable_recipe() = std::move(recipe);
+    auto job = builder_->Build(request);
+    EXPECT_THAT(job, IsOk());
+    if (!job.ok()) return BuildJob();
+    auto last = builder_->WatchJob(job->id(), [&](const BuildJob& record) {
+      if (seen != nullptr) seen->push_back(record);
+    });
+    EXPECT_THAT(last, IsOk());
+    return last.ok() ? *last : BuildJob();
+  }
+
+  absl::StatusOr<v1::BlendResponse> BlendOnce(const std::string& speaker, const FrameMatrix& frames) {
+    v1::BlendRequest request;
+    request.set_speaker(speaker);
+    *request.mutable_frames() = MakeFrames(v1::DTYPE_FLOAT32, frames.rows, frames.dim,
+                                           EncodeFrames(DType::kFloat32, frames.values));
+    return client_->Blend(request);
+  }
+
+  static v1::Recipe Rvc() {
+    v1::Recipe recipe;
+    recipe.set_kind(v1::Recipe::KIND_RVC);
+    return recipe;
+  }
+
+  ScratchDir dir_;
+  std::unique_ptr<TimbreServer> server_;
+  std::unique_ptr<BuilderClient> builder_;
+  std::unique_ptr<TimbreClient> client_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+TEST_F(IndexBuilderServiceTest, UploadBuildAndBlend) {
+  const FrameMatrix rows = GenerateClusteredFrames(3000, 256, 16, 1);
+  const v1::FeatureSet set = Upload(rows);
+  EXPECT_EQ(set.rows(), 3000u);
+  EXPECT_EQ(set.dim(), 256u);
+  ASSERT_EQ(set.files_size(), 3);
+  EXPECT_EQ(set.files(0).name(), "a.npy") << "files in RVC's sorted order";
+
+  std::vector<BuildJob> seen;
+  const BuildJob job = BuildAndWait("alice", set.id(), Rvc(), &seen);
+  ASSERT_EQ(job.state(), BuildJob::STATE_SUCCEEDED) << job.error();
+  EXPECT_EQ(job.report().version(), "1");
+  EXPECT_EQ(job.report().description(), "IVF76,Flat");
+  ASSERT_GE(seen.size(), 2u);
+  EXPECT_EQ(seen.back().state(), BuildJob::STATE_SUCCEEDED);
+
+  auto blended = BlendOnce("alice", Slice(rows, 0, 16));
+  ASSERT_THAT(blended, IsOk());
+  EXPECT_EQ(blended->version(), "1");
+  auto info = client_->GetSpeaker("alice");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->recipe(), "rvc");
+  auto jobs = builder_->ListJobs();
+  ASSERT_THAT(jobs, IsOk());
+  ASSERT_EQ(jobs->jobs_size(), 1);
+  EXPECT_EQ(jobs->jobs(0).id(), job.id());
+}
+
+TEST_F(IndexBuilderServiceTest, AutoChoiceShowsInGetSpeaker) {
+  const v1::FeatureSet set = Upload(GenerateClusteredFrames(4000, 256, 16, 2));
+  v1::Recipe recipe;
+  recipe.set_kind(v1::Recipe::KIND_AUTO);
+  recipe.set_min_blend_cosine(0.99);
+  const BuildJob job = BuildAndWait("bob", set.id(), recipe);
+  ASSERT_EQ(job.state(), BuildJob::STATE_SUCCEEDED) << job.error();
+  auto info = client_->GetSpeaker("bob");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->recipe(), "auto");
+  EXPECT_EQ(info->evaluation().description(), info->description());
+  EXPECT_GE(info->evaluation().mean_blend_cosine(), 0.99);
+  EXPECT_GT(info->evaluation().p50_call_ms(), 0.0);
+}
+
+TEST_F(IndexBuilderServiceTest, PublishingANewVersionFailsNoConcurrentBlend) {
+  const FrameMatrix rows = GenerateClusteredFrames(3000, 256, 16, 3);
+  const v1::FeatureSet set = Upload(rows);
+  ASSERT_EQ(BuildAndWait("alice", set.id(), Rvc()).state(), BuildJob::STATE_SUCCEEDED);
+  std::atomic<bool> stop{false};
+  std::atomic<int> calls{0}, failures{0};
+  std::atomic<bool> saw_new{false};
+  std::vector<std::thread> callers;
+  for (int t = 0; t < 2; ++t) {
+    callers.emplace_back([&, t] {
+      const FrameMatrix block = Slice(rows, 16 * t, 16 * t + 16);
+      while (!stop) {
+        auto response = BlendOnce("alice", block);
+        ++calls;
+        if (!response.ok()) {
+          ++failures;
+        } else if (response->version() == "2") {
+          saw_new = true;
+        }
+      }
+    });
+  }
+  v1::Recipe fastscan;
+  fastscan.set_kind(v1::Recipe::KIND_FASTSCAN);
+  const BuildJob second = BuildAndWait("alice", set.id(), fastscan);
+  ASSERT_TRUE(::timbre::testing::WaitFor([&] { return saw_new.load(); }));
+  stop = true;
+  for (std::thread& caller : callers) caller.join();
+  EXPECT_EQ(second.state(), BuildJob::STATE_SUCCEEDED) << second.error();
+  EXPECT_GT(calls.load(), 10);
+  EXPECT_EQ(failures.load(), 0);
+}
+
+TEST_F(IndexBuilderServiceTest, CancelStopsABuildAndPublishesNothing) {
+  const v1::FeatureSet set = Upload(GenerateClusteredFrames(30000, 256, 64, 4));
+  v1::Recipe recipe = Rvc();
+  recipe.mutable_kmeans()->set_above_rows(20000);
+  recipe.mutable_kmeans()->set_centroids(5000);
+  recipe.mutable_kmeans()->set_iterations(200);  // far longer than the test waits
+  v1::BuildIndexRequest request;
+  request.set_speaker("carol");
+  request.set_feature_set_id(set.id());
+  *request.mutable_recipe() = recipe;
+  auto job = builder_->Build(request);
+  ASSERT_THAT(job, IsOk());
+  bool cancelled = false;
+  auto last = builder_->WatchJob(job->id(), [&](const BuildJob& record) {
+    if (record.stage() == "compressing" && !cancelled) {
+      cancelled = true;
+      EXPECT_THAT(builder_->CancelJob(record.id()), IsOk());
+    }
+  });
+  ASSERT_THAT(last, IsOk());
+  EXPECT_EQ(last->state(), BuildJob::STATE_CANCELLED);
+  EXPECT_THAT(client_->GetSpeaker("carol"), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  EXPECT_THAT(builder_->CancelJob(job->id()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already ended")));
+}
+
+TEST_F(IndexBuilderServiceTest, BadUploadsAreRefusedAndLeaveNothing) {
+  auto stub = v1::IndexBuilder::NewStub(channel_);
+  const std::string good = NpyBytes(GenerateClusteredFrames(100, 256, 4, 5), dir_.Join("good.npy"));
+  const std::string other_dim = NpyBytes(GenerateClusteredFrames(100, 768, 4, 5), dir_.Join("768.npy"));
+  auto upload = [&](std::vector<std::pair<std::string, std::string>> files, bool wrong_digest) {
+    grpc::ClientContext context;
+    v1::FeatureSet response;
+    auto writer = stub->UploadFeatures(&context, &response);
+    for (const auto& [name, bytes] : files) {
+      v1::UploadFeaturesRequest header;
+      header.mutable_file()->set_name(name);
+      header.mutable_file()->set_size_bytes(bytes.size());
+      Sha256 digest;
+      digest.Update(wrong_digest ? "something else" : bytes);
+      header.mutable_file()->set_sha256(digest.HexDigest());
+      writer->Write(header);
+      v1::UploadFeaturesRequest chunk;
+      chunk.set_chunk(bytes);
+      writer->Write(chunk);
+    }
+    writer->WritesDone();
+    return FromGrpcStatus(writer->Finish());
+  };
+  EXPECT_THAT(upload({{"a.npy", good}}, /*wrong_digest=*/true),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("SHA-256")));
+  EXPECT_THAT(upload({{"a.npy", "not an npy file at all"}}, false),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("a.npy")));
+  EXPECT_THAT(upload({{"a.npy", good}, {"b.npy", other_dim}}, false),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("b.npy")));
+  EXPECT_THAT(upload({{"../evil.npy", good}}, false),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("evil")));
+  EXPECT_THAT(upload({}, false), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+  auto sets = builder_->ListFeatureSets();
+  ASSERT_THAT(sets, IsOk());
+  EXPECT_EQ(sets->feature_sets_size(), 0);
+}
+
+TEST_F(IndexBuilderServiceTest, UploadMessageThatIsNoProtobufIsRefusedAndStoresNothing) {
+  // Before, a message that did not decode read as the end of the stream, and the upload was
+  // verified and published with what had come so far.
+  const std::string bytes = NpyBytes(GenerateClusteredFrames(100, 256, 4, 8), dir_.Join("f.npy"));
+  v1::UploadFeaturesRequest chunk;
+  chunk.set_chunk(bytes);
+  const grpc::Status status = testing::StreamRawMessages(
+      channel_, "/timbre.v1.IndexBuilder/UploadFeatures",
+      {FileHeader("a.npy", bytes).SerializeAsString(), chunk.SerializeAsString(),
+       testing::kNotAProtobuf});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("message 3 of the upload: the message is not a valid "
+                        "timbre.v1.UploadFeaturesRequest"));
+  auto sets = builder_->ListFeatureSets();
+  ASSERT_THAT(sets, IsOk());
+  EXPECT_EQ(sets->feature_sets_size(), 0);
+  // Nothing is left in the work directory's feature sets, staging included.
+  const std::string feature_sets = dir_.Join("repo/.timbre/feature-sets");
+  if (fs::exists(feature_sets)) EXPECT_TRUE(fs::is_empty(feature_sets));
+}
+
+TEST(IndexBuilderServiceStallTest, StalledUploadIsEndedAndStoresNothing) {
+  // A client that sends a header and then nothing (or one byte a second of a chunk, which gRPC
+  // delivers as no message at all) is ended after --upload_stall_timeout.
+  ScratchDir dir;
+  fs::create_directories(dir.Join("repo"));
+  TimbreServer::Options options = testing::LocalServerOptions(dir.Join("repo"));
+  options.upload_stall_timeout = absl::Milliseconds(300);
+  auto server = testing::StartServer(options);
+  ASSERT_NE(server, nullptr);
+  const TimbreClient::Options client_options = testing::LocalClientOptions(server->port());
+  auto channel = MakeChannel(client_options);
+  ASSERT_THAT(channel, IsOk());
+  auto stub = v1::IndexBuilder::NewStub(*channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::FeatureSet response;
+  auto writer = stub->UploadFeatures(&context, &response);
+  v1::UploadFeaturesRequest header;
+  header.mutable_file()->set_name("a.npy");
+  header.mutable_file()->set_size_bytes(1000);
+  header.mutable_file()->set_sha256(std::string(64, '0'));
+  ASSERT_TRUE(writer->Write(header));
+  const grpc::Status status = writer->Finish();  // waits for the server to end the call
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_THAT(status.error_message(), HasSubstr("no complete message for 300ms"));
+  auto builder = BuilderClient::Create(client_options);
+  ASSERT_THAT(builder, IsOk());
+  auto sets = (*builder)->ListFeatureSets();
+  ASSERT_THAT(sets, IsOk());
+  EXPECT_EQ(sets->feature_sets_size(), 0);
+  const std::string feature_sets = dir.Join("repo/.timbre/feature-sets");
+  if (fs::exists(feature_sets)) EXPECT_TRUE(fs::is_empty(feature_sets));
+}
+
+TEST_F(IndexBuilderServiceTest, CancelledUploadStoresNothingEvenBetweenFiles) {
+  auto stub = v1::IndexBuilder::NewStub(channel_);
+  const std::string bytes = NpyBytes(GenerateClusteredFrames(100, 256, 4, 8), dir_.Join("f.npy"));
+  grpc::ClientContext context;
+  v1::FeatureSet response;
+  auto writer = stub->UploadFeatures(&context, &response);
+  ASSERT_TRUE(writer->Write(FileHeader("a.npy", bytes)));
+  v1::UploadFeaturesRequest chunk;
+  chunk.set_chunk(bytes);
+  ASSERT_TRUE(writer->Write(chunk));  // a whole, valid file; then the client goes away
+  context.TryCancel();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  auto sets = builder_->ListFeatureSets();
+  ASSERT_THAT(sets, IsOk());
+  EXPECT_EQ(sets->feature_sets_size(), 0);
+}
+
+TEST_F(IndexBuilderServiceTest, BadBuildRequestsAreRefused) {
+  const v1::FeatureSet set = Upload(GenerateClusteredFrames(1000, 256, 8, 6));
+  v1::BuildIndexRequest request;
+  request.set_speaker("alice");
+  request.set_feature_set_id("fs-0000000000000000");
+  *request.mutable_recipe() = Rvc();
+  EXPECT_THAT(builder_->Build(request), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  request.set_feature_set_id(set.id());
+  request.set_speaker("../alice");
+  EXPECT_THAT(builder_->Build(request), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("alice")));
+  request.set_speaker("alice");
+  request.mutable_recipe()->set_kind(v1::Recipe::KIND_FACTORY);
+  request.mutable_recipe()->set_factory("IVF8,Nonsense");
+  EXPECT_THAT(builder_->Build(request), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("IVF8,Nonsense")));
+  request.mutable_recipe()->set_factory("IVF100,Flat");
+  EXPECT_THAT(builder_->Build(request),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("39 training rows per list")));
+  EXPECT_THAT(builder_->GetJob("job-000000000000"), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  EXPECT_THAT(builder_->WatchJob("bogus", [](const BuildJob&) {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("malformed")));
+  auto jobs = builder_->ListJobs();
+  ASSERT_THAT(jobs, IsOk());
+  EXPECT_EQ(jobs->jobs_size(), 0);
+}
+
+TEST_F(IndexBuilderServiceTest, ImportReadsOnlyInsideTheImportRoot) {
+  fs::create_directories(dir_.Join("import/spk"));
+  NpyBytes(GenerateClusteredFrames(500, 256, 4, 7), dir_.Join("import/spk/0.npy"));
+  auto set = builder_->Import("spk");
+  ASSERT_THAT(set, IsOk());
+  EXPECT_EQ(set->rows(), 500u);
+  EXPECT_THAT(builder_->Import("../repo"), StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(builder_->Import("/etc"), StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(builder_->DeleteFeatureSet(set->id()), IsOk());
+  EXPECT_THAT(builder_->DeleteFeatureSet(set->id()), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
+}  // namespace
+}  // namespace timbre
