@@ -40,7 +40,7 @@ TEST(RvcListCountTest, MatchesRvcFormula) {
 TEST(PlanBuildTest, RvcIsIvfFlatL2Nprobe1WithRvcCompression) {
   auto plan = PlanBuild(Kind(Recipe::KIND_RVC), 130000, 768, 42);
   ASSERT_THAT(plan, IsOk());
-  EXPECT_EQ(plan->recipe, "rvc");
+  EXPECT_EQ(plan->kind, Recipe::KIND_RVC);
   EXPECT_FALSE(plan->compress);
   EXPECT_EQ(plan->shuffle_seed, 42u);
   ASSERT_THAT(Descriptions(*plan), ElementsAre("IVF3333,Flat"));
@@ -228,6 +228,22 @@ TEST(PlanBuildTest, RefusesUnknownKindTinySetsAndStrayNlist) {
   recipe.set_nlist(100);
   EXPECT_THAT(PlanBuild(recipe, 5000, 256, 1),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("only to the fastscan")));
+}
+
+TEST(RecipeKindNameTest, NamesEveryKindAsTheMetadataRecordsIt) {
+  EXPECT_EQ(RecipeKindName(Recipe::KIND_RVC), "rvc");
+  EXPECT_EQ(RecipeKindName(Recipe::KIND_FASTSCAN), "fastscan");
+  EXPECT_EQ(RecipeKindName(Recipe::KIND_FACTORY), "factory");
+  EXPECT_EQ(RecipeKindName(Recipe::KIND_AUTO), "auto");
+  EXPECT_EQ(RecipeKindName(Recipe::KIND_UNSPECIFIED), "unspecified");
+}
+
+TEST(PlanBuildTest, ThePlanCarriesTheRecipeKind) {
+  for (Recipe::Kind kind : {Recipe::KIND_RVC, Recipe::KIND_FASTSCAN, Recipe::KIND_AUTO}) {
+    auto plan = PlanBuild(Kind(kind), 50000, 256, 1);
+    ASSERT_THAT(plan, IsOk()) << Recipe::Kind_Name(kind);
+    EXPECT_EQ(plan->kind, kind);
+  }
 }
 
 }  // namespace
