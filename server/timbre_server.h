@@ -101,6 +101,11 @@ class TimbreServer {
     // scan; the scan waits until it returns. Lets a test hold the server in its not-yet-scanned
     // state. Default none.
     std::function<void()> before_first_scan;
+    // Called on the builder's file worker before each piece of file work of an IndexBuilder
+    // call (an import, an upload's message, a deletion, a job submission or cancellation; see
+    // index_builder_service.h). Lets a test hold that work while other calls are answered.
+    // Default none.
+    std::function<void()> before_file_work;
     // Called on a search worker before each search (SearchScheduler::Options::before_search).
     // Lets a test hold the workers busy. Default none.
     std::function<void()> before_search;
