@@ -246,5 +246,40 @@ TEST(PlanBuildTest, ThePlanCarriesTheRecipeKind) {
   }
 }
 
+TEST(PlanBuildTest, FieldsLeftAtZeroTakeTheDefaultsBuildJobProtoStates) {
+  // build_job.proto states these defaults in its comments; this keeps them and the planner's equal.
+  EXPECT_EQ(PlanBuild(Kind(Recipe::KIND_RVC), 20000, 256, 1)->candidates[0].train.nprobe, 1);
+  Recipe factory = Kind(Recipe::KIND_FACTORY);
+  factory.set_factory("IVF16,PQ16x4fs,RFlat");
+  auto factory_plan = PlanBuild(factory, 20000, 256, 1);
+  ASSERT_THAT(factory_plan, IsOk());
+  EXPECT_EQ(factory_plan->candidates[0].train.nprobe, 1);
+  EXPECT_EQ(factory_plan->candidates[0].train.k_factor, 4);
+
+  auto fastscan = PlanBuild(Kind(Recipe::KIND_FASTSCAN), 200000, 256, 1);
+  ASSERT_THAT(fastscan, IsOk());
+  EXPECT_FALSE(fastscan->compress) << "compression starts above 200,000 rows";
+  EXPECT_THAT(Descriptions(*fastscan), ElementsAre("IVF3577,PQ128x4fs,RFlat")) << "8*sqrt(N) lists";
+  EXPECT_EQ(fastscan->candidates[0].train.nprobe, 4);
+  EXPECT_EQ(fastscan->candidates[0].train.k_factor, 4);
+
+  auto compressed = PlanBuild(Kind(Recipe::KIND_RVC), 200001, 256, 1);
+  ASSERT_THAT(compressed, IsOk());
+  EXPECT_TRUE(compressed->compress);
+  EXPECT_EQ(compressed->kmeans_centroids, 10000);
+  EXPECT_EQ(compressed->kmeans_iterations, 10);
+
+  Recipe expansion = Kind(Recipe::KIND_FASTSCAN);
+  expansion.mutable_query_expansion()->set_neighbours(3);
+  EXPECT_EQ(PlanBuild(expansion, 20000, 256, 1)->expansion_alpha, 3.0f);
+
+  auto automatic = PlanBuild(Kind(Recipe::KIND_AUTO), 100000, 256, 1);
+  ASSERT_THAT(automatic, IsOk());
+  EXPECT_EQ(automatic->min_blend_cosine, 0.999);
+  EXPECT_EQ(automatic->held_out_frames, 1000) << "min(1000, rows/50)";
+  EXPECT_EQ(PlanBuild(Kind(Recipe::KIND_AUTO), 5000, 256, 1)->held_out_frames, 100);
+  EXPECT_EQ(PlanBuild(Kind(Recipe::KIND_AUTO), 700, 256, 1)->held_out_frames, 16) << "at least 16";
+}
+
 }  // namespace
 }  // namespace timbre
