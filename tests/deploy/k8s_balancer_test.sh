@@ -6,7 +6,7 @@
 # the serving backend. No replica runs and the cluster DNS is replaced by a loopback port where
 # nothing answers, so admitted calls end 503 at the backend the log names.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d)
 hapid=""
 cleanup() { [ -z "$hapid" ] || kill "$hapid" 2>/dev/null || true; rm -rf "$tmp"; }

@@ -5,7 +5,7 @@
 #   tests/deploy/k8s_manifests_test.sh WORK_DIR
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 WORK_DIR" >&2; exit 2; }
-src=$(cd "$(dirname "$0")/.." && pwd)/deploy/k8s
+src=$(cd "$(dirname "$0")/../.." && pwd)/deploy/k8s
 work=$1
 mkdir -p "$work"
 tmp=$(mktemp -d)
