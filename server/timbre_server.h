@@ -1,7 +1,8 @@
 // TimbreServer: assembles the core and the gRPC service into a running server.
 //
 // Start() opens the speaker repository (creating a demo speaker in an empty one if asked),
-// starts the search workers, the build-job worker, the gRPC server (timbre.v1.Timbre,
+// starts the search workers, the build-job worker, the file worker of the builder calls
+// (FileWorkQueue), the gRPC server (timbre.v1.Timbre,
 // timbre.v1.IndexBuilder, the standard grpc.health.v1 service and server reflection) and the
 // Prometheus endpoint, and returns once the port is open. A startup thread then scans the
 // repository and loads every speaker (those that fit, under a memory budget).
