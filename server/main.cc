@@ -19,70 +19,86 @@
 #include "server/timbre_server.h"
 #include "spdlog/spdlog.h"
 
-ABSL_FLAG(std::string, repo, "", "Speaker repository directory (required)");
-ABSL_FLAG(bool, demo_if_empty, false,
+// Every default comes from the Options structs (TimbreServer::Options, ConnectionOptions,
+// SecurityOptions), where each is documented; the flags below only name and describe them.
+namespace {
+const timbre::TimbreServer::Options kServerDefaults;
+const timbre::ConnectionOptions kConnectionDefaults;
+const timbre::SecurityOptions kSecurityDefaults;
+}  // namespace
+
+ABSL_FLAG(std::string, repo, kServerDefaults.repo, "Speaker repository directory (required)");
+ABSL_FLAG(bool, demo_if_empty, kServerDefaults.demo_if_empty,
           "Create a demo speaker from generated frames when the repository has none");
-ABSL_FLAG(std::string, host, "0.0.0.0", "gRPC listening address");
-ABSL_FLAG(int, port, 50051, "gRPC port; 0 picks a free one");
-ABSL_FLAG(std::string, metrics_host, "0.0.0.0", "Prometheus endpoint address");
-ABSL_FLAG(int, metrics_port, 9464, "Prometheus /metrics port; 0 picks a free one, -1 disables");
-ABSL_FLAG(int, search_threads, 0, "Search worker threads; 0 = one per core");
-ABSL_FLAG(bool, split_idle_searches, true,
+ABSL_FLAG(std::string, host, kServerDefaults.host, "gRPC listening address");
+ABSL_FLAG(int, port, kServerDefaults.port, "gRPC port; 0 picks a free one");
+ABSL_FLAG(std::string, metrics_host, kServerDefaults.metrics_host, "Prometheus endpoint address");
+ABSL_FLAG(int, metrics_port, kServerDefaults.metrics_port,
+          "Prometheus /metrics port; 0 picks a free one, -1 disables");
+ABSL_FLAG(int, search_threads, kServerDefaults.search_threads,
+          "Search worker threads; 0 = one per core");
+ABSL_FLAG(bool, split_idle_searches, kServerDefaults.split_idle_searches,
           "Split a lone call's coarse search step across the idle search workers");
-ABSL_FLAG(absl::Duration, search_idle_spin, absl::ZeroDuration(),
+ABSL_FLAG(absl::Duration, search_idle_spin, kServerDefaults.search_idle_spin,
           "How long a search worker polls for the next call before it sleeps; 0 = sleep at once");
-ABSL_FLAG(int64_t, max_batch_frames, 512, "Most frames merged into one search batch");
-ABSL_FLAG(int64_t, max_frames_per_call, 4096, "Most frames accepted in one call");
-ABSL_FLAG(absl::Duration, poll_interval, absl::Seconds(2),
+ABSL_FLAG(int64_t, max_batch_frames, kServerDefaults.max_batch_frames,
+          "Most frames merged into one search batch");
+ABSL_FLAG(int64_t, max_frames_per_call, kServerDefaults.max_frames_per_call,
+          "Most frames accepted in one call");
+ABSL_FLAG(absl::Duration, poll_interval, kServerDefaults.poll_interval,
           "How often the repository is rescanned for new versions; 0 disables");
-ABSL_FLAG(int, max_receive_message_bytes, 64 << 20, "Largest request message accepted, bytes");
-ABSL_FLAG(int, max_send_message_bytes, 64 << 20, "Largest response message sent, bytes");
-ABSL_FLAG(absl::Duration, keepalive_time, absl::Seconds(60),
+ABSL_FLAG(int, max_receive_message_bytes, kConnectionDefaults.max_receive_message_bytes,
+          "Largest request message accepted, bytes");
+ABSL_FLAG(int, max_send_message_bytes, kConnectionDefaults.max_send_message_bytes,
+          "Largest response message sent, bytes");
+ABSL_FLAG(absl::Duration, keepalive_time, kConnectionDefaults.keepalive_time,
           "How often the server pings each client connection; inf disables");
-ABSL_FLAG(absl::Duration, keepalive_timeout, absl::Seconds(20),
+ABSL_FLAG(absl::Duration, keepalive_timeout, kConnectionDefaults.keepalive_timeout,
           "How long a keepalive ping may go unanswered before the connection is closed");
-ABSL_FLAG(absl::Duration, max_connection_age, absl::InfiniteDuration(),
+ABSL_FLAG(absl::Duration, max_connection_age, kConnectionDefaults.max_connection_age,
           "Age after which a client is asked to reconnect (rebalancing behind an L7 load "
           "balancer); inf = never");
-ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::InfiniteDuration(),
+ABSL_FLAG(absl::Duration, max_connection_age_grace, kConnectionDefaults.max_connection_age_grace,
           "How long calls in flight may continue on a connection past its age; inf = until "
           "they end");
-ABSL_FLAG(int, max_concurrent_streams, 100,
+ABSL_FLAG(int, max_concurrent_streams, kConnectionDefaults.max_concurrent_streams,
           "Most calls open at once on one client connection; the client queues the rest");
-ABSL_FLAG(absl::Duration, max_connection_idle, absl::Minutes(30),
+ABSL_FLAG(absl::Duration, max_connection_idle, kConnectionDefaults.max_connection_idle,
           "A connection without a call for this long is closed (the client reconnects on its "
           "next call); inf = never");
-ABSL_FLAG(int, max_metadata_bytes, 16 << 10,
+ABSL_FLAG(int, max_metadata_bytes, kConnectionDefaults.max_metadata_bytes,
           "Largest request metadata (headers) accepted, bytes");
-ABSL_FLAG(absl::Duration, upload_stall_timeout, absl::Seconds(60),
+ABSL_FLAG(absl::Duration, upload_stall_timeout, kServerDefaults.upload_stall_timeout,
           "An upload that sends no complete message for this long is ended and stores nothing");
-ABSL_FLAG(std::string, work_dir, "",
+ABSL_FLAG(std::string, work_dir, kServerDefaults.work_dir,
           "Where uploaded feature sets and build job records are kept; default <repo>/.timbre");
-ABSL_FLAG(std::string, import_root, "",
+ABSL_FLAG(std::string, import_root, kServerDefaults.import_root,
           "Server directory that ImportFeatures may read feature files from; empty disables it");
-ABSL_FLAG(int64_t, max_upload_bytes, int64_t{4} << 30, "Largest feature-set upload in bytes");
-ABSL_FLAG(int, max_queued_builds, 16, "Most build jobs waiting behind the running one");
-ABSL_FLAG(int64_t, memory_budget_bytes, 0,
+ABSL_FLAG(int64_t, max_upload_bytes, kServerDefaults.max_upload_bytes,
+          "Largest feature-set upload in bytes");
+ABSL_FLAG(int, max_queued_builds, kServerDefaults.max_queued_builds,
+          "Most build jobs waiting behind the running one");
+ABSL_FLAG(int64_t, memory_budget_bytes, kServerDefaults.memory_budget_bytes,
           "Most bytes of index memory loaded at once; the least recently used speakers are "
           "unloaded to make room. 0 = unlimited");
-ABSL_FLAG(bool, mmap_indexes, false,
+ABSL_FLAG(bool, mmap_indexes, kServerDefaults.mmap_indexes,
           "Memory-map the inverted lists of IVF indexes instead of reading them into memory");
-ABSL_FLAG(bool, warmup_on_load, false,
+ABSL_FLAG(bool, warmup_on_load, kServerDefaults.warmup_on_load,
           "Search generated frames through every newly loaded index before it serves");
-ABSL_FLAG(std::string, role, "all",
+ABSL_FLAG(std::string, role, std::string(timbre::ServerRoleName(kServerDefaults.role)),
           "all: serve speakers and builds; serving: timbre.v1.Timbre only; builder: "
           "timbre.v1.IndexBuilder only (a cluster's builds, off the real-time replicas)");
-ABSL_FLAG(bool, lazy_load, false,
+ABSL_FLAG(bool, lazy_load, kServerDefaults.lazy_load,
           "Load each speaker on its first call instead of at start; health turns SERVING once "
           "the repository is scanned");
-ABSL_FLAG(bool, per_speaker_metrics, false,
+ABSL_FLAG(bool, per_speaker_metrics, kServerDefaults.per_speaker_metrics,
           "Label call latency and frame metrics with the speaker too");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
+ABSL_FLAG(absl::Duration, shutdown_grace, timbre::TimbreServer::kDefaultShutdownGrace,
           "How long calls in flight may take to finish once the server stops taking calls");
 ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(5),
           "On SIGTERM, how long health reports NOT_SERVING while the server still serves, so "
           "that load balancers stop routing to it");
-ABSL_FLAG(int, max_queued_calls, 64,
+ABSL_FLAG(int, max_queued_calls, kServerDefaults.max_queued_calls,
           "Most calls waiting for a search worker; more get RESOURCE_EXHAUSTED at once");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain of the server; enables TLS. Re-read every "
@@ -95,7 +111,7 @@ ABSL_FLAG(std::string, token_file, "",
           "GetSpeaker); needs TLS");
 ABSL_FLAG(std::string, admin_token_file, "",
           "File of admin bearer tokens, one per line (every method); needs TLS");
-ABSL_FLAG(absl::Duration, credentials_reload_interval, absl::Seconds(60),
+ABSL_FLAG(absl::Duration, credentials_reload_interval, kSecurityDefaults.reload_interval,
           "How often the TLS and token files are read again: files that changed and pass the "
           "start-time checks replace those in use without a restart (new connections get the new "
           "certificate, later calls the new tokens); files that fail them are logged and the "

@@ -13,6 +13,7 @@
 #include "server/build/build_job_queue.h"
 #include "server/build/demo_speaker.h"
 #include "server/build/feature_set_store.h"
+#include "server/build/file_work_queue.h"
 #include "server/build/index_builder.h"
 #include "server/faiss/faiss_call.h"
 #include "server/metrics/build_job_gauges.h"
@@ -46,6 +47,8 @@ struct TimbreServer::Parts {
   std::unique_ptr<FeatureSetStore> feature_sets;
   std::unique_ptr<IndexBuilder> builder;
   std::unique_ptr<BuildJobQueue> jobs;
+  // Runs the builder calls' file work; destroyed after the gRPC server, whose calls it finishes.
+  std::unique_ptr<FileWorkQueue> file_work;
   std::unique_ptr<IndexBuilderService> builder_service;
   std::shared_ptr<BuildJobGauges> build_job_gauges;
   ServerRole role = ServerRole::kAll;
@@ -194,8 +197,13 @@ absl::Status StartBuilds(const TimbreServer::Options& options, TimbreServer::Par
   auto jobs = BuildJobQueue::Create(std::move(queue_options));
   if (!jobs.ok()) return jobs.status();
   parts->jobs = *std::move(jobs);
+  FileWorkQueue::Options file_work_options;
+  file_work_options.before_task = options.before_file_work;
+  auto file_work = FileWorkQueue::Create(std::move(file_work_options));
+  if (!file_work.ok()) return file_work.status();
+  parts->file_work = *std::move(file_work);
   parts->builder_service = std::make_unique<IndexBuilderService>(
-      parts->feature_sets.get(), parts->jobs.get(), parts->metrics.get(),
+      parts->feature_sets.get(), parts->jobs.get(), parts->file_work.get(), parts->metrics.get(),
       options.upload_stall_timeout);
   if (parts->exposer != nullptr) {
     parts->build_job_gauges = std::make_shared<BuildJobGauges>(parts->jobs.get());

@@ -1,7 +1,8 @@
 // TimbreServer: assembles the core and the gRPC service into a running server.
 //
 // Start() opens the speaker repository (creating a demo speaker in an empty one if asked),
-// starts the search workers, the build-job worker, the gRPC server (timbre.v1.Timbre,
+// starts the search workers, the build-job worker, the file worker of the builder calls
+// (FileWorkQueue), the gRPC server (timbre.v1.Timbre,
 // timbre.v1.IndexBuilder, the standard grpc.health.v1 service and server reflection) and the
 // Prometheus endpoint, and returns once the port is open. A startup thread then scans the
 // repository and loads every speaker (those that fit, under a memory budget).
@@ -35,10 +36,12 @@ class TimbreServer {
     // Create a demo speaker from generated frames when the repository has no speaker.
     // Default off.
     bool demo_if_empty = false;
-    // gRPC listening address. Default "0.0.0.0". Port 0 picks a free port (see port()).
+    // gRPC listening address and port. Default "0.0.0.0", 50051. Port 0 picks a free port (see
+    // port()).
     std::string host = "0.0.0.0";
     int port = 50051;
-    // Prometheus endpoint (/metrics). Port 0 picks a free port; -1 disables it. Default 9464.
+    // Prometheus endpoint (/metrics) address and port. Port 0 picks a free port; -1 disables it.
+    // Default "0.0.0.0", 9464.
     std::string metrics_host = "0.0.0.0";
     int metrics_port = 9464;
     // Search worker threads; 0 = one per core. Default 0.
@@ -101,6 +104,11 @@ class TimbreServer {
     // scan; the scan waits until it returns. Lets a test hold the server in its not-yet-scanned
     // state. Default none.
     std::function<void()> before_first_scan;
+    // Called on the builder's file worker before each piece of file work of an IndexBuilder
+    // call (an import, an upload's message, a deletion, a job submission or cancellation; see
+    // index_builder_service.h). Lets a test hold that work while other calls are answered.
+    // Default none.
+    std::function<void()> before_file_work;
     // Called on a search worker before each search (SearchScheduler::Options::before_search).
     // Lets a test hold the workers busy. Default none.
     std::function<void()> before_search;
@@ -111,7 +119,8 @@ class TimbreServer {
   // A repository that cannot be scanned later is logged and scanned again every second.
   static absl::StatusOr<std::unique_ptr<TimbreServer>> Start(Options options);
 
-  // Stops accepting calls, lets calls in flight finish for up to `grace`, then cancels the rest.
+  // Stops accepting calls (if Shutdown() has not), lets calls in flight finish for up to
+  // kDefaultShutdownGrace, then cancels the rest.
   ~TimbreServer();
 
   // The bound gRPC and metrics ports (useful with port 0); metrics_port() is -1 when disabled.
@@ -122,16 +131,20 @@ class TimbreServer {
   // `timeout`. Returns whether it does.
   bool WaitUntilServing(absl::Duration timeout);
 
+  // How long calls in flight may take to finish once the server stops taking calls, unless
+  // Shutdown() or Drain() are told otherwise: 5 s.
+  static constexpr absl::Duration kDefaultShutdownGrace = absl::Seconds(5);
+
   // Blocks until Shutdown() is called.
   void Wait();
   // Stops the server; calls in flight get up to `grace` to finish.
-  void Shutdown(absl::Duration grace = absl::Seconds(5));
+  void Shutdown(absl::Duration grace = kDefaultShutdownGrace);
   // Takes the server out of service without failing a call: sets health NOT_SERVING for every
   // service, keeps serving for `grace` so that load balancers stop routing here, ends every
   // BlendStream after the block it is on (UNAVAILABLE, naming the shutdown), then Shutdown(
   // shutdown_grace): new calls are refused and calls in flight finish. Blocks until the gRPC
   // server has stopped. Call once.
-  void Drain(absl::Duration grace, absl::Duration shutdown_grace = absl::Seconds(5));
+  void Drain(absl::Duration grace, absl::Duration shutdown_grace = kDefaultShutdownGrace);
 
   struct Parts;
 

@@ -87,9 +87,6 @@ struct BuildJobQueue::Job {
   std::atomic<bool> cancelled{false};
   uint64_t revision = 0;
   std::vector<std::shared_ptr<Watcher>> watchers;
-  // Progress bookkeeping of the running stage: the fraction done before it and its share.
-  double stage_base = 0;
-  double stage_share = 0;
 };
 
 // Delivers records to one listener in revision order, never after Close().
@@ -131,27 +128,25 @@ class WatchHandle : public JobWatch {
 
 }  // namespace
 
-// Feeds one running job's progress into its record.
+// Feeds one running job's progress into its record. The fractions are the build's own (of the
+// whole build, never decreasing: BuildObserver); the record keeps the highest seen.
 class BuildJobQueue::Observer : public BuildObserver {
  public:
   Observer(BuildJobQueue* queue, Job* job) : queue_(queue), job_(job) {}
 
   bool cancelled() const override { return job_->cancelled.load(); }
 
-  void BeginStage(absl::string_view stage, double share) override {
+  void BeginStage(BuildStage stage, double fraction) override {
     absl::MutexLock lock(&queue_->mutex_);
-    job_->stage_base = std::min(1.0, job_->stage_base + job_->stage_share);
-    job_->stage_share = share;
-    job_->record.set_stage(std::string(stage));
-    job_->record.set_fraction(job_->stage_base);
+    job_->record.set_stage(std::string(BuildStageName(stage)));
+    SetFraction(fraction);
     job_->record.clear_message();
     queue_->Changed(*job_, /*persist=*/true);
   }
 
   void Progress(double fraction, absl::string_view message) override {
     absl::MutexLock lock(&queue_->mutex_);
-    fraction = std::clamp(fraction, 0.0, 1.0);
-    job_->record.set_fraction(std::min(0.99, job_->stage_base + job_->stage_share * fraction));
+    SetFraction(fraction);
     job_->record.set_message(std::string(message));
     queue_->Changed(*job_, /*persist=*/false);
   }
@@ -163,6 +158,10 @@ class BuildJobQueue::Observer : public BuildObserver {
   }
 
  private:
+  void SetFraction(double fraction) ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue_->mutex_) {
+    job_->record.set_fraction(std::max(job_->record.fraction(), std::clamp(fraction, 0.0, 1.0)));
+  }
+
   BuildJobQueue* queue_;
   Job* job_;
 };

@@ -177,6 +177,21 @@ int RvcListCount(int64_t n) {
   return static_cast<int>(std::max<int64_t>(1, std::min(by_root, n / kRowsPerList)));
 }
 
+absl::string_view RecipeKindName(Recipe::Kind kind) {
+  switch (kind) {
+    case Recipe::KIND_RVC:
+      return "rvc";
+    case Recipe::KIND_FASTSCAN:
+      return "fastscan";
+    case Recipe::KIND_FACTORY:
+      return "factory";
+    case Recipe::KIND_AUTO:
+      return "auto";
+    default:
+      return "unspecified";
+  }
+}
+
 absl::StatusOr<BuildPlan> PlanBuild(const Recipe& recipe, int64_t rows, int dim,
                                     uint32_t shuffle_seed) {
   BuildPlan plan;
@@ -191,9 +206,9 @@ absl::StatusOr<BuildPlan> PlanBuild(const Recipe& recipe, int64_t rows, int dim,
   const Metric metric = plan.normalize || recipe.inner_product() ? Metric::kInnerProduct : Metric::kL2;
   const int k_factor = recipe.k_factor() != 0 ? static_cast<int>(recipe.k_factor()) : kDefaultKFactor;
 
+  plan.kind = recipe.kind();
   switch (recipe.kind()) {
     case Recipe::KIND_RVC: {
-      plan.recipe = "rvc";
       if (plan.normalize || recipe.inner_product()) {
         return absl::InvalidArgumentError(
             "the rvc recipe is RVC's L2 index; for cosine or query expansion use the fastscan, "
@@ -205,7 +220,6 @@ absl::StatusOr<BuildPlan> PlanBuild(const Recipe& recipe, int64_t rows, int dim,
       break;
     }
     case Recipe::KIND_FASTSCAN: {
-      plan.recipe = "fastscan";
       if (dim % 2 != 0) {
         return absl::InvalidArgumentError(
             absl::StrCat("fastscan needs an even dim (PQ dim/2 x 4 bits); the set has dim ", dim));
@@ -222,7 +236,6 @@ absl::StatusOr<BuildPlan> PlanBuild(const Recipe& recipe, int64_t rows, int dim,
       break;
     }
     case Recipe::KIND_FACTORY: {
-      plan.recipe = "factory";
       if (recipe.factory().empty()) {
         return absl::InvalidArgumentError("the factory recipe needs recipe.factory, e.g. \"IVF1024,Flat\"");
       }
@@ -239,7 +252,6 @@ absl::StatusOr<BuildPlan> PlanBuild(const Recipe& recipe, int64_t rows, int dim,
       break;
     }
     case Recipe::KIND_AUTO:
-      plan.recipe = "auto";
       if (absl::Status planned = PlanAuto(recipe, &plan); !planned.ok()) return planned;
       break;
     default:

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "server/faiss/faiss_index.h"
 #include "timbre/v1/build_job.pb.h"
 
@@ -50,7 +51,7 @@ struct CandidateIndex {
 };
 
 struct BuildPlan {
-  std::string recipe;  // "rvc", "fastscan", "factory" or "auto"
+  timbre::v1::Recipe::Kind kind = timbre::v1::Recipe::KIND_UNSPECIFIED;
   uint32_t shuffle_seed = 0;
   // k-means compression: applied when compress is true.
   bool compress = false;
@@ -64,13 +65,17 @@ struct BuildPlan {
   // Alpha query expansion of the database; neighbours == 0 means off.
   int expansion_neighbours = 0;
   float expansion_alpha = 3.0f;
-  std::vector<CandidateIndex> candidates;  // exactly one unless recipe == "auto"
+  std::vector<CandidateIndex> candidates;  // exactly one unless kind == KIND_AUTO
   // auto only: fidelity target and frames held out of the candidates to measure them.
   double min_blend_cosine = 0.999;
   int64_t held_out_frames = 0;
   // Choices the planner made that the user should know about (clamped list counts).
   std::vector<std::string> notes;
 };
+
+// The recipe's name where it leaves the server as text (VersionMetadata.recipe): "rvc",
+// "fastscan", "factory", "auto"; "unspecified" for any other value.
+absl::string_view RecipeKindName(timbre::v1::Recipe::Kind kind);
 
 // Plans a build of `rows` rows of `dim` values. `shuffle_seed` is used when the recipe sets none.
 // Errors: INVALID_ARGUMENT naming the field for an unknown kind, a recipe combined with options it

@@ -22,35 +22,6 @@ using timbre::v1::IndexEvaluation;
 constexpr char kVectorsFileName[] = "vectors.f32";
 constexpr int kEvaluationK = 8;
 
-// Times the stages of one build into its report and tells the observer about each.
-class StageClock {
- public:
-  StageClock(BuildObserver* observer, BuildReport* report) : observer_(observer), report_(report) {}
-  ~StageClock() { End(); }
-
-  void Begin(absl::string_view stage, double share) {
-    End();
-    stage_ = std::string(stage);
-    start_ = absl::Now();
-    if (observer_ != nullptr) observer_->BeginStage(stage, share);
-  }
-
-  void End() {
-    if (stage_.empty()) return;
-    timbre::v1::StageTime* time = report_->add_stage_times();
-    time->set_stage(stage_);
-    time->set_seconds(absl::ToDoubleSeconds(absl::Now() - start_));
-    stage_.clear();
-    if (observer_ != nullptr) observer_->UpdateReport(*report_);
-  }
-
- private:
-  BuildObserver* observer_;
-  BuildReport* report_;
-  std::string stage_;
-  absl::Time start_;
-};
-
 FrameMatrix RowRange(const FrameMatrix& rows, int64_t begin, int64_t end) {
   FrameMatrix out;
   out.rows = end - begin;
@@ -100,37 +71,36 @@ absl::StatusOr<IndexEvaluation> Measure(FaissIndex& index, const SearchSetting& 
 // The auto recipe: trains and measures every candidate on all rows but the held-out ones, records
 // their figures in `report` and returns the kept (candidate, setting).
 absl::StatusOr<std::pair<const CandidateIndex*, SearchSetting>> ChooseCandidate(
-    const BuildPlan& plan, const FrameMatrix& db, const FrameMatrix& frames, StageClock& clock,
-    BuildObserver* observer, BuildReport* report) {
+    const BuildPlan& plan, const FrameMatrix& db, const FrameMatrix& frames,
+    BuildProgress& progress, BuildReport* report) {
   const int64_t train_rows = db.rows - plan.held_out_frames;
   const FrameMatrix train = RowRange(db, 0, train_rows);
   // Held-out queries look like the frames a client sends: raw, normalised for cosine indexes.
   FrameMatrix queries = RowRange(frames, train_rows, frames.rows);
   if (plan.normalize) NormalizeRows(&queries);
 
-  const double share = 0.6 / static_cast<double>(plan.candidates.size() + 1);
-  clock.Begin("evaluating", share / 2);
+  progress.Begin(BuildStage::kReference);
   TrainOptions exact_options;
   exact_options.description = "Flat";
   exact_options.metric = plan.candidates.front().train.metric;
-  auto exact = FaissIndex::Train(exact_options, train.values.data(), train.rows, train.dim, observer);
+  auto exact = FaissIndex::Train(exact_options, train.values.data(), train.rows, train.dim, &progress);
   if (!exact.ok()) return exact.status();
 
   std::vector<std::pair<const CandidateIndex*, SearchSetting>> measured;
   for (const CandidateIndex& candidate : plan.candidates) {
-    clock.Begin("training", share * 0.8);
+    progress.Begin(BuildStage::kTraining);
     const absl::Time start = absl::Now();
-    auto index = TrainCandidate(candidate, candidate.settings.front(), train, observer);
+    auto index = TrainCandidate(candidate, candidate.settings.front(), train, &progress);
     if (!index.ok()) return index.status();
     const double build_seconds = absl::ToDoubleSeconds(absl::Now() - start);
-    clock.Begin("evaluating", share * 0.2);
     for (const SearchSetting& setting : candidate.settings) {
-      auto evaluation = Measure(**index, setting, **exact, queries, observer);
+      progress.Begin(BuildStage::kEvaluating);
+      auto evaluation = Measure(**index, setting, **exact, queries, &progress);
       if (!evaluation.ok()) return evaluation.status();
       evaluation->set_build_seconds(build_seconds);
       *report->add_candidates() = *evaluation;
       measured.emplace_back(&candidate, setting);
-      if (observer != nullptr) observer->UpdateReport(*report);
+      progress.ReportChanged();
     }
   }
 
@@ -162,7 +132,7 @@ timbre::v1::VersionMetadata VersionFor(const BuildRequest& request, const BuildP
   metadata.set_dim(index.dim());
   metadata.set_num_vectors(index.size());
   metadata.set_description(index.description());
-  metadata.set_recipe(plan.recipe);
+  metadata.set_recipe(std::string(RecipeKindName(plan.kind)));
   metadata.set_comment(request.comment);
   if (write_vectors) metadata.set_vectors_file(kVectorsFileName);
   metadata.set_normalize_queries(plan.normalize);
@@ -200,24 +170,24 @@ absl::StatusOr<BuildReport> IndexBuilder::Build(const BuildRequest& request,
   report.set_shuffle_seed(plan->shuffle_seed);
   report.set_dim(plan->dim);
   for (const std::string& note : plan->notes) report.add_notes(note);
-  StageClock clock(observer, &report);
+  BuildProgress progress(BuildSteps(*plan), observer, &report);
 
-  clock.Begin("loading", 0.05);
-  auto frames = options_.feature_sets->LoadRows(request.feature_set_id, observer);
+  progress.Begin(BuildStage::kLoading);
+  auto frames = options_.feature_sets->LoadRows(request.feature_set_id, &progress);
   if (!frames.ok()) return frames.status();
   report.set_input_rows(frames->rows);
 
-  clock.Begin("shuffling", 0.02);
+  progress.Begin(BuildStage::kShuffling);
   *frames = PermuteRows(*frames, NumpyShufflePermutation(frames->rows, plan->shuffle_seed));
-  if (IsCancelled(observer)) return BuildCancelledError();
+  if (IsCancelled(&progress)) return BuildCancelledError();
 
   if (plan->compress) {
-    clock.Begin("compressing", 0.3);
+    progress.Begin(BuildStage::kCompressing);
     KmeansOptions kmeans;
     kmeans.centroids = plan->kmeans_centroids;
     kmeans.iterations = plan->kmeans_iterations;
     kmeans.seed = static_cast<int>(plan->shuffle_seed);
-    auto centroids = KmeansCentroids(*frames, kmeans, observer);
+    auto centroids = KmeansCentroids(*frames, kmeans, &progress);
     if (!centroids.ok()) return centroids.status();
     *frames = *std::move(centroids);
     report.set_compressed(true);
@@ -228,41 +198,41 @@ absl::StatusOr<BuildReport> IndexBuilder::Build(const BuildRequest& request,
   FrameMatrix normalized;
   const FrameMatrix* db = &*frames;
   if (plan->normalize) {
-    clock.Begin("normalizing", 0.02);
+    progress.Begin(BuildStage::kNormalizing);
     normalized = *frames;
     NormalizeRows(&normalized);
     if (plan->expansion_neighbours > 0) {
-      clock.Begin("expanding", 0.15);
+      progress.Begin(BuildStage::kExpanding);
       AlphaQueryExpansion expansion;
       expansion.alpha = plan->expansion_alpha;
       expansion.neighbours = plan->expansion_neighbours;
-      auto expanded = AlphaQueryExpand(normalized, expansion, observer);
+      auto expanded = AlphaQueryExpand(normalized, expansion, &progress);
       if (!expanded.ok()) return expanded.status();
       normalized = *std::move(expanded);
     }
     db = &normalized;
   }
-  if (IsCancelled(observer)) return BuildCancelledError();
+  if (IsCancelled(&progress)) return BuildCancelledError();
 
   const CandidateIndex* candidate = &plan->candidates.front();
   SearchSetting setting = candidate->settings.front();
-  if (plan->recipe == "auto") {
+  if (plan->kind == timbre::v1::Recipe::KIND_AUTO) {
     report.set_min_blend_cosine(plan->min_blend_cosine);
-    auto chosen = ChooseCandidate(*plan, *db, *frames, clock, observer, &report);
+    auto chosen = ChooseCandidate(*plan, *db, *frames, progress, &report);
     if (!chosen.ok()) return chosen.status();
     std::tie(candidate, setting) = *chosen;
   }
-  clock.Begin("training", plan->recipe == "auto" ? 0.2 : 0.8);
-  auto index = TrainCandidate(*candidate, setting, *db, observer);
+  progress.Begin(BuildStage::kTraining);
+  auto index = TrainCandidate(*candidate, setting, *db, &progress);
   if (!index.ok()) return index.status();
   report.set_description((*index)->description());
   report.set_inner_product((*index)->metric() == Metric::kInnerProduct);
   report.set_nprobe((*index)->nprobe());
   report.set_k_factor((*index)->k_factor());
-  if (IsCancelled(observer)) return BuildCancelledError();
+  if (IsCancelled(&progress)) return BuildCancelledError();
 
-  clock.Begin("publishing", 0.05);
-  if (IsCancelled(observer)) return BuildCancelledError();
+  progress.Begin(BuildStage::kPublishing);
+  if (IsCancelled(&progress)) return BuildCancelledError();
   const bool write_vectors = plan->normalize || !(*index)->stores_exact_vectors();
   auto version = options_.repository->PublishVersion(
       request.speaker, VersionFor(request, *plan, **index, report, write_vectors),
@@ -277,11 +247,11 @@ absl::StatusOr<BuildReport> IndexBuilder::Build(const BuildRequest& request,
           if (!vectors.ok()) return vectors;
         }
         // The last point where a cancel still stops the build: nothing is published yet.
-        return IsCancelled(observer) ? BuildCancelledError() : absl::OkStatus();
+        return IsCancelled(&progress) ? BuildCancelledError() : absl::OkStatus();
       });
   if (!version.ok()) return version.status();
   report.set_version(*version);
-  clock.End();
+  progress.Finish(absl::StrCat("published version ", *version, " of '", request.speaker, "'"));
   return report;
 }
 

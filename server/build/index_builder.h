@@ -1,16 +1,19 @@
 // IndexBuilder: turns a feature set into a published speaker version, stage by stage.
 //
-// The stages follow RVC's train_index, with the options of the faiss tuning notes:
+// The stages follow RVC's train_index, with the options of the faiss tuning notes; they and
+// their share of the build's progress are the table of build_stages.h, and BuildSteps(plan) lists
+// the steps of one build:
 //   loading      every file of the feature set, concatenated in file-name order
 //   shuffling    rows permuted as numpy's RandomState(seed).shuffle does (seed recorded)
 //   compressing  k-means to the plan's centroids when the set is large (RVC: >200k rows -> 10k)
 //   normalizing  L2-normalised rows, inner-product metric (cosine); then optional alpha query
 //                expansion ("expanding")
-//   training     train and add; for the auto recipe every candidate, each then measured on
-//                held-out frames against exact search ("evaluating"), and the kept one trained
-//                again on all rows
+//   reference    auto: the exact index the candidates are measured against; then per candidate
+//                "training" and, per search setting, "evaluating" on held-out frames
+//   training     train and add the index to publish (auto: the kept candidate, on all rows)
 //   publishing   index file (plus the exact frames when the index does not keep them) and
 //                metadata written and renamed into place as a new numbered version
+// Progress reported to the BuildObserver rises through the steps and ends at exactly 1.
 // A failed or cancelled build publishes nothing and leaves no file behind.
 //
 // Thread-safe: Build() may run concurrently for different jobs (the job queue runs one at a time).
@@ -22,22 +25,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/build/build_progress.h"
 #include "server/build/build_recipe.h"
 #include "server/build/feature_set_store.h"
-#include "server/faiss/build_control.h"
 #include "server/serving/speaker_repository.h"
 #include "timbre/v1/build_job.pb.h"
 
 namespace timbre {
-
-// What a build reports besides progress: the stage it entered, and its report as it fills up.
-class BuildObserver : public BuildControl {
- public:
-  // A new stage starts; Progress() fractions refer to it from now on. `share` is the part of the
-  // whole build this stage is expected to take, in (0, 1].
-  virtual void BeginStage(absl::string_view stage, double share) = 0;
-  virtual void UpdateReport(const timbre::v1::BuildReport& report) = 0;
-};
 
 // What to build.
 struct BuildRequest {

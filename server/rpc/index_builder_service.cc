@@ -1,5 +1,8 @@
 #include "server/rpc/index_builder_service.h"
 
+#include <memory>
+#include <utility>
+
 #include "server/rpc/call_recorder.h"
 #include "server/rpc/proto_convert.h"
 #include "server/rpc/upload_features_reactor.h"
@@ -16,6 +19,20 @@ grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, ServerMetr
   const absl::Status status = fn();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(recorder.Record(status, 0));
+  return reactor;
+}
+
+// Finishes a unary call whose work is `fn` (returning absl::Status) on `file_work`, recording it;
+// a full queue finishes the call at once with its status.
+template <typename Fn>
+grpc::ServerUnaryReactor* UnaryOffThread(grpc::CallbackServerContext* context,
+                                         ServerMetrics* metrics, FileWorkQueue* file_work,
+                                         const char* method, Fn fn) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto recorder = std::make_shared<CallRecorder>(metrics, method);
+  const absl::Status queued = file_work->Run(
+      [reactor, recorder, fn = std::move(fn)]() mutable { reactor->Finish(recorder->Record(fn(), 0)); });
+  if (!queued.ok()) reactor->Finish(recorder->Record(queued, 0));
   return reactor;
 }
 
@@ -37,13 +54,14 @@ absl::Status AnswerJob(absl::StatusOr<timbre::v1::BuildJob> job, timbre::v1::Bui
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* IndexBuilderService::UploadFeatures(
     grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
-  return new UploadFeaturesReactor(feature_sets_, metrics_, &upload_watchdog_, context, response);
+  return new UploadFeaturesReactor(feature_sets_, file_work_, metrics_, &upload_watchdog_, context,
+                                   response);
 }
 
 grpc::ServerUnaryReactor* IndexBuilderService::ImportFeatures(
     grpc::CallbackServerContext* context, const timbre::v1::ImportFeaturesRequest* request,
     timbre::v1::FeatureSet* response) {
-  return Unary(context, metrics_, "ImportFeatures", [&] {
+  return UnaryOffThread(context, metrics_, file_work_, "ImportFeatures", [this, request, response] {
     return Answer(feature_sets_->ImportDirectory(request->path()), response);
   });
 }
@@ -69,14 +87,14 @@ grpc::ServerUnaryReactor* IndexBuilderService::ListFeatureSets(
 grpc::ServerUnaryReactor* IndexBuilderService::DeleteFeatureSet(
     grpc::CallbackServerContext* context, const timbre::v1::DeleteFeatureSetRequest* request,
     timbre::v1::DeleteFeatureSetResponse* response) {
-  return Unary(context, metrics_, "DeleteFeatureSet",
-               [&] { return feature_sets_->Delete(request->id()); });
+  return UnaryOffThread(context, metrics_, file_work_, "DeleteFeatureSet",
+                        [this, request] { return feature_sets_->Delete(request->id()); });
 }
 
 grpc::ServerUnaryReactor* IndexBuilderService::BuildIndex(
     grpc::CallbackServerContext* context, const timbre::v1::BuildIndexRequest* request,
     timbre::v1::BuildJob* response) {
-  return Unary(context, metrics_, "BuildIndex", [&] {
+  return UnaryOffThread(context, metrics_, file_work_, "BuildIndex", [this, request, response] {
     BuildRequest build;
     build.speaker = request->speaker();
     build.feature_set_id = request->feature_set_id();
@@ -110,8 +128,9 @@ grpc::ServerWriteReactor<timbre::v1::BuildJob>* IndexBuilderService::WatchJob(
 grpc::ServerUnaryReactor* IndexBuilderService::CancelJob(
     grpc::CallbackServerContext* context, const timbre::v1::CancelJobRequest* request,
     timbre::v1::BuildJob* response) {
-  return Unary(context, metrics_, "CancelJob",
-               [&] { return AnswerJob(jobs_->Cancel(request->id()), response); });
+  return UnaryOffThread(context, metrics_, file_work_, "CancelJob", [this, request, response] {
+    return AnswerJob(jobs_->Cancel(request->id()), response);
+  });
 }
 
 }  // namespace timbre

@@ -1,8 +1,12 @@
 // IndexBuilderService: the timbre.v1.IndexBuilder gRPC service, a thin stateless adapter over
 // the core's FeatureSetStore and BuildJobQueue.
 //
-// Uploads are written chunk by chunk as they arrive (UploadFeaturesReactor); builds run on the
-// job queue's worker, never on gRPC threads; WatchJob streams a job's record at every change
+// gRPC's callback threads never wait on the disk: every call that reads, hashes or writes files
+// (ImportFeatures, DeleteFeatureSet, BuildIndex and CancelJob, which write job records, and each
+// message of an upload, see UploadFeaturesReactor) runs on the FileWorkQueue and finishes from
+// there; a full queue refuses the call at once (RESOURCE_EXHAUSTED). GetFeatureSet,
+// ListFeatureSets, GetJob and ListJobs read memory only and answer on the callback thread. Builds
+// run on the job queue's worker; WatchJob streams a job's record at every change
 // (WatchJobReactor). Each call records its metrics and log line once, through CallRecorder.
 //
 // Thread-safe.
@@ -11,6 +15,7 @@
 
 #include "server/build/build_job_queue.h"
 #include "server/build/feature_set_store.h"
+#include "server/build/file_work_queue.h"
 #include "server/metrics/server_metrics.h"
 #include "server/rpc/upload_stall_watchdog.h"
 #include "timbre/v1/index_builder.grpc.pb.h"
@@ -33,12 +38,14 @@ using IndexBuilderServiceBase = timbre::v1::IndexBuilder::WithRawCallbackMethod_
 
 class IndexBuilderService final : public IndexBuilderServiceBase {
  public:
-  // All collaborators must outlive the service. `upload_stall_timeout`: an upload whose client
-  // sends no complete message for this long is ended (UploadStallWatchdog); infinite: never.
-  IndexBuilderService(FeatureSetStore* feature_sets, BuildJobQueue* jobs, ServerMetrics* metrics,
-                      absl::Duration upload_stall_timeout)
+  // All collaborators must outlive the service, and `file_work` every call (it runs their file
+  // work). `upload_stall_timeout`: an upload whose client sends no complete message for this long
+  // is ended (UploadStallWatchdog); infinite: never.
+  IndexBuilderService(FeatureSetStore* feature_sets, BuildJobQueue* jobs, FileWorkQueue* file_work,
+                      ServerMetrics* metrics, absl::Duration upload_stall_timeout)
       : feature_sets_(feature_sets),
         jobs_(jobs),
+        file_work_(file_work),
         metrics_(metrics),
         upload_watchdog_(upload_stall_timeout) {}
 
@@ -74,6 +81,7 @@ class IndexBuilderService final : public IndexBuilderServiceBase {
  private:
   FeatureSetStore* feature_sets_;
   BuildJobQueue* jobs_;
+  FileWorkQueue* file_work_;
   ServerMetrics* metrics_;
   UploadStallWatchdog upload_watchdog_;
 };

@@ -1,5 +1,7 @@
 #include "server/rpc/upload_features_reactor.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/rpc/proto_convert.h"
@@ -7,29 +9,53 @@
 
 namespace timbre {
 
-UploadFeaturesReactor::UploadFeaturesReactor(FeatureSetStore* store, ServerMetrics* metrics,
+UploadFeaturesReactor::UploadFeaturesReactor(FeatureSetStore* store, FileWorkQueue* file_work,
+                                             ServerMetrics* metrics,
                                              UploadStallWatchdog* watchdog,
                                              grpc::CallbackServerContext* context,
                                              grpc::ByteBuffer* response)
-    : watchdog_(watchdog),
+    : file_work_(file_work),
+      watchdog_(watchdog),
       context_(context),
       response_(response),
       last_message_ns_(absl::GetCurrentTimeNanos()),
       recorder_(metrics, "UploadFeatures") {
   watchdog_->Add(this);
   absl::MutexLock lock(&mutex_);
-  absl::StatusOr<std::unique_ptr<FeatureSetUpload>> upload = store->BeginUpload();
-  if (!upload.ok()) {
-    FinishWith(upload.status());
-    return;
-  }
-  upload_ = *std::move(upload);
-  StartRead(&request_bytes_);
+  Schedule([this, store]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { Begin(store); });
 }
 
 void UploadFeaturesReactor::OnDone() {
   watchdog_->Remove(this);  // waits for a watchdog pass that may be ending this upload
-  delete this;
+  Release();
+}
+
+void UploadFeaturesReactor::Release() {
+  bool last = false;
+  {
+    absl::MutexLock lock(&mutex_);
+    last = --holds_ == 0;
+  }
+  if (last) delete this;
+}
+
+void UploadFeaturesReactor::Schedule(absl::AnyInvocable<void()> step) {
+  ++holds_;
+  ++steps_in_progress_;
+  const absl::Status queued = file_work_->Run([this, step = std::move(step)]() mutable {
+    {
+      absl::MutexLock lock(&mutex_);
+      if (!finished_) step();
+      last_message_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
+      --steps_in_progress_;
+    }
+    Release();
+  });
+  if (!queued.ok()) {
+    --holds_;
+    --steps_in_progress_;
+    FinishWith(queued);
+  }
 }
 
 void UploadFeaturesReactor::EndStalled(absl::Duration timeout) {
@@ -39,9 +65,23 @@ void UploadFeaturesReactor::EndStalled(absl::Duration timeout) {
       " (the server's upload stall timeout); nothing was stored")));
 }
 
+void UploadFeaturesReactor::Begin(FeatureSetStore* store) {
+  absl::StatusOr<std::unique_ptr<FeatureSetUpload>> upload = store->BeginUpload();
+  if (!upload.ok()) {
+    FinishWith(upload.status());
+    return;
+  }
+  upload_ = *std::move(upload);
+  StartRead(&request_bytes_);
+}
+
 void UploadFeaturesReactor::OnReadDone(bool ok) {
   absl::MutexLock lock(&mutex_);
   if (finished_) return;  // ended by the watchdog while this read was pending
+  Schedule([this, ok]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { ReadDone(ok); });
+}
+
+void UploadFeaturesReactor::ReadDone(bool ok) {
   if (!ok && context_->IsCancelled()) {
     FinishWith(absl::CancelledError("the upload was cancelled; nothing was stored"));
     return;
@@ -58,7 +98,6 @@ void UploadFeaturesReactor::OnReadDone(bool ok) {
     FinishWith(EncodeMessage(feature_set, response_));
     return;
   }
-  last_message_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
   ++messages_;
   if (absl::Status decoded = DecodeMessage(request_bytes_, &request_); !decoded.ok()) {
     FinishWith(absl::InvalidArgumentError(

@@ -2,11 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <utility>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "server/status/rejection.h"
 #include "tests/support/fake_build_runner.h"
 #include "tests/support/test_support.h"
@@ -318,6 +321,58 @@ TEST_F(BuildJobQueueTest, CountsJobsByState) {
   expected[BuildJob::STATE_FAILED] = 1;
   expected[BuildJob::STATE_CANCELLED] = 1;
   EXPECT_EQ(queue->CountByState(), expected);
+}
+
+// Once started, reports a fraction lower than one before it, as a faulty build might.
+class BackwardsRunner : public BuildRunner {
+ public:
+  absl::StatusOr<BuildPlan> Plan(const BuildRequest& request) const override { return BuildPlan(); }
+  absl::StatusOr<timbre::v1::BuildReport> Build(const BuildRequest& request,
+                                                BuildObserver* observer) const override {
+    if (!start.WaitForNotificationWithTimeout(absl::Seconds(20))) {
+      return absl::DeadlineExceededError("never started");
+    }
+    observer->BeginStage(BuildStage::kLoading, 0.0);
+    observer->Progress(0.6, "ahead");
+    observer->Progress(0.3, "behind");
+    observer->BeginStage(BuildStage::kTraining, 0.5);
+    observer->Progress(2.0, "beyond");
+    return timbre::v1::BuildReport();
+  }
+
+  absl::Notification start;
+};
+
+TEST(BuildJobQueueProgressTest, TheRecordedFractionNeverGoesBackNorPastOneAndEndsAtOne) {
+  ScratchDir dir;
+  BackwardsRunner runner;
+  BuildJobQueue::Options options;
+  options.builder = &runner;
+  options.jobs_dir = dir.Join("jobs");
+  absl::Mutex mutex;
+  std::vector<std::pair<std::string, double>> seen;
+  auto queue = BuildJobQueue::Create(std::move(options));
+  ASSERT_THAT(queue, IsOk());
+  auto job = (*queue)->Submit(Request("alice"));
+  ASSERT_THAT(job, IsOk());
+  auto watch = (*queue)->Watch(job->id(), [&](const BuildJob& record) {
+    absl::MutexLock lock(&mutex);
+    seen.emplace_back(record.stage(), record.fraction());
+  });
+  ASSERT_THAT(watch, IsOk());
+  runner.start.Notify();
+  ASSERT_TRUE(WaitFor([&] { return (*queue)->Get(job->id())->state() == BuildJob::STATE_SUCCEEDED; }));
+  absl::MutexLock lock(&mutex);
+  ASSERT_FALSE(seen.empty());
+  for (size_t i = 1; i < seen.size(); ++i) {
+    EXPECT_GE(seen[i].second, seen[i - 1].second) << "record " << i;
+    EXPECT_LE(seen[i].second, 1.0) << "record " << i;
+  }
+  EXPECT_EQ(seen.back(), std::make_pair(std::string("done"), 1.0));
+  const auto training = std::find_if(seen.begin(), seen.end(),
+                                     [](const auto& record) { return record.first == "training"; });
+  ASSERT_NE(training, seen.end());
+  EXPECT_EQ(training->second, 0.6) << "the training stage began below what loading reached";
 }
 
 TEST(BuildJobQueueCreateTest, NeedsABuilderAndADirectory) {

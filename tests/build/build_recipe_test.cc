@@ -40,7 +40,7 @@ TEST(RvcListCountTest, MatchesRvcFormula) {
 TEST(PlanBuildTest, RvcIsIvfFlatL2Nprobe1WithRvcCompression) {
   auto plan = PlanBuild(Kind(Recipe::KIND_RVC), 130000, 768, 42);
   ASSERT_THAT(plan, IsOk());
-  EXPECT_EQ(plan->recipe, "rvc");
+  EXPECT_EQ(plan->kind, Recipe::KIND_RVC);
   EXPECT_FALSE(plan->compress);
   EXPECT_EQ(plan->shuffle_seed, 42u);
   ASSERT_THAT(Descriptions(*plan), ElementsAre("IVF3333,Flat"));
@@ -228,6 +228,57 @@ TEST(PlanBuildTest, RefusesUnknownKindTinySetsAndStrayNlist) {
   recipe.set_nlist(100);
   EXPECT_THAT(PlanBuild(recipe, 5000, 256, 1),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("only to the fastscan")));
+}
+
+TEST(RecipeKindNameTest, NamesEveryKindAsTheMetadataRecordsIt) {
+  EXPECT_EQ(RecipeKindName(Recipe::KIND_RVC), "rvc");
+  EXPECT_EQ(RecipeKindName(Recipe::KIND_FASTSCAN), "fastscan");
+  EXPECT_EQ(RecipeKindName(Recipe::KIND_FACTORY), "factory");
+  EXPECT_EQ(RecipeKindName(Recipe::KIND_AUTO), "auto");
+  EXPECT_EQ(RecipeKindName(Recipe::KIND_UNSPECIFIED), "unspecified");
+}
+
+TEST(PlanBuildTest, ThePlanCarriesTheRecipeKind) {
+  for (Recipe::Kind kind : {Recipe::KIND_RVC, Recipe::KIND_FASTSCAN, Recipe::KIND_AUTO}) {
+    auto plan = PlanBuild(Kind(kind), 50000, 256, 1);
+    ASSERT_THAT(plan, IsOk()) << Recipe::Kind_Name(kind);
+    EXPECT_EQ(plan->kind, kind);
+  }
+}
+
+TEST(PlanBuildTest, FieldsLeftAtZeroTakeTheDefaultsBuildJobProtoStates) {
+  // build_job.proto states these defaults in its comments; this keeps them and the planner's equal.
+  EXPECT_EQ(PlanBuild(Kind(Recipe::KIND_RVC), 20000, 256, 1)->candidates[0].train.nprobe, 1);
+  Recipe factory = Kind(Recipe::KIND_FACTORY);
+  factory.set_factory("IVF16,PQ16x4fs,RFlat");
+  auto factory_plan = PlanBuild(factory, 20000, 256, 1);
+  ASSERT_THAT(factory_plan, IsOk());
+  EXPECT_EQ(factory_plan->candidates[0].train.nprobe, 1);
+  EXPECT_EQ(factory_plan->candidates[0].train.k_factor, 4);
+
+  auto fastscan = PlanBuild(Kind(Recipe::KIND_FASTSCAN), 200000, 256, 1);
+  ASSERT_THAT(fastscan, IsOk());
+  EXPECT_FALSE(fastscan->compress) << "compression starts above 200,000 rows";
+  EXPECT_THAT(Descriptions(*fastscan), ElementsAre("IVF3577,PQ128x4fs,RFlat")) << "8*sqrt(N) lists";
+  EXPECT_EQ(fastscan->candidates[0].train.nprobe, 4);
+  EXPECT_EQ(fastscan->candidates[0].train.k_factor, 4);
+
+  auto compressed = PlanBuild(Kind(Recipe::KIND_RVC), 200001, 256, 1);
+  ASSERT_THAT(compressed, IsOk());
+  EXPECT_TRUE(compressed->compress);
+  EXPECT_EQ(compressed->kmeans_centroids, 10000);
+  EXPECT_EQ(compressed->kmeans_iterations, 10);
+
+  Recipe expansion = Kind(Recipe::KIND_FASTSCAN);
+  expansion.mutable_query_expansion()->set_neighbours(3);
+  EXPECT_EQ(PlanBuild(expansion, 20000, 256, 1)->expansion_alpha, 3.0f);
+
+  auto automatic = PlanBuild(Kind(Recipe::KIND_AUTO), 100000, 256, 1);
+  ASSERT_THAT(automatic, IsOk());
+  EXPECT_EQ(automatic->min_blend_cosine, 0.999);
+  EXPECT_EQ(automatic->held_out_frames, 1000) << "min(1000, rows/50)";
+  EXPECT_EQ(PlanBuild(Kind(Recipe::KIND_AUTO), 5000, 256, 1)->held_out_frames, 100);
+  EXPECT_EQ(PlanBuild(Kind(Recipe::KIND_AUTO), 700, 256, 1)->held_out_frames, 16) << "at least 16";
 }
 
 }  // namespace

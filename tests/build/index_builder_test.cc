@@ -3,6 +3,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/build/demo_speaker.h"
@@ -20,24 +22,66 @@ using timbre::v1::Recipe;
 
 namespace fs = std::filesystem;
 
-// Records stages and cancels when told to at a given stage.
+// Records every report of a build and cancels when told to at a given stage.
 class RecordingObserver : public BuildObserver {
  public:
-  explicit RecordingObserver(std::string cancel_at = "") : cancel_at_(std::move(cancel_at)) {}
+  struct Report {
+    bool begins_stage;
+    BuildStage stage;  // the stage running
+    double fraction;
+  };
+
+  explicit RecordingObserver(std::optional<BuildStage> cancel_at = std::nullopt)
+      : cancel_at_(cancel_at) {}
   bool cancelled() const override { return cancelled_; }
-  void BeginStage(absl::string_view stage, double share) override {
-    stages.emplace_back(stage);
+  void BeginStage(BuildStage stage, double fraction) override {
+    stages.emplace_back(BuildStageName(stage));
+    reports.push_back({true, stage, fraction});
     if (stage == cancel_at_) cancelled_ = true;
   }
-  void Progress(double fraction, absl::string_view message) override {}
+  void Progress(double fraction, absl::string_view message) override {
+    ASSERT_FALSE(reports.empty()) << "progress before the first stage";
+    reports.push_back({false, reports.back().stage, fraction});
+  }
   void UpdateReport(const timbre::v1::BuildReport& report) override {}
 
   std::vector<std::string> stages;
+  std::vector<Report> reports;
 
  private:
-  std::string cancel_at_;
+  std::optional<BuildStage> cancel_at_;
   std::atomic<bool> cancelled_{false};
 };
+
+// Checks a finished build's reports against the table of build_stages.h: every fraction in
+// [0, 1], never lower than the one before, the first stage at 0 and the last report exactly 1;
+// each stage starts where the one before ended and covers its weight's share of the build.
+void ExpectProgressFollowsTheTable(const RecordingObserver& observer) {
+  const std::vector<RecordingObserver::Report>& reports = observer.reports;
+  ASSERT_FALSE(reports.empty());
+  ASSERT_TRUE(reports.front().begins_stage);
+  EXPECT_EQ(reports.front().fraction, 0.0);
+  EXPECT_EQ(reports.back().fraction, 1.0) << "exactly 1 at the end";
+  std::vector<std::pair<BuildStage, double>> begins;  // each stage and where it began
+  double total_weight = 0;
+  for (size_t i = 0; i < reports.size(); ++i) {
+    EXPECT_GE(reports[i].fraction, 0.0);
+    EXPECT_LE(reports[i].fraction, 1.0);
+    if (i > 0) {
+      EXPECT_GE(reports[i].fraction, reports[i - 1].fraction) << "report " << i;
+    }
+    if (reports[i].begins_stage) {
+      begins.emplace_back(reports[i].stage, reports[i].fraction);
+      total_weight += BuildStageInfoOf(reports[i].stage).weight;
+    }
+  }
+  for (size_t i = 0; i < begins.size(); ++i) {
+    const double end = i + 1 < begins.size() ? begins[i + 1].second : 1.0;
+    EXPECT_NEAR(end - begins[i].second, BuildStageInfoOf(begins[i].first).weight / total_weight,
+                1e-12)
+        << "share of step " << i << " (" << BuildStageName(begins[i].first) << ")";
+  }
+}
 
 void WriteRows(const FrameMatrix& rows, const std::string& path) {
   NpyArray array;
@@ -141,12 +185,16 @@ TEST_F(IndexBuilderTest, RvcRecipeReproducesTheIndexRvcWritesFromTheSameRows) {
   for (size_t i = 0; i < our_ids.size(); ++i) same += our_ids[i] == rvc_ids[i];
   EXPECT_GE(same, static_cast<int>(our_ids.size() * 99 / 100));
   EXPECT_THAT(observer.stages, ::testing::ElementsAre("loading", "shuffling", "training", "publishing"));
+  ExpectProgressFollowsTheTable(observer);
 }
 
 TEST_F(IndexBuilderTest, FastScanRecipeKeepsExactVectorsInItsRefinement) {
   const FrameMatrix rows = GenerateClusteredFrames(3000, 256, 16, 1);
-  auto report = builder_->Build(Request(AddSet(rows), Kind(Recipe::KIND_FASTSCAN)), nullptr);
+  RecordingObserver observer;
+  auto report = builder_->Build(Request(AddSet(rows), Kind(Recipe::KIND_FASTSCAN)), &observer);
   ASSERT_THAT(report, IsOk());
+  EXPECT_THAT(observer.stages, ::testing::ElementsAre("loading", "shuffling", "training", "publishing"));
+  ExpectProgressFollowsTheTable(observer);
   // 8*sqrt(3000) = 438 lists would leave under 39 rows per list: clamped to 3000/39 = 76.
   EXPECT_EQ(report->description(), "IVF76,PQ128x4fs,RFlat");
   ASSERT_EQ(report->notes_size(), 1);
@@ -180,8 +228,12 @@ TEST_F(IndexBuilderTest, CosineRecipeNormalisesAndKeepsTheOriginalFramesForBlend
   Recipe recipe = Kind(Recipe::KIND_FACTORY);
   recipe.set_factory("IVF32,Flat");
   recipe.set_cosine(true);
-  auto report = builder_->Build(Request(AddSet(rows), recipe), nullptr);
+  RecordingObserver observer;
+  auto report = builder_->Build(Request(AddSet(rows), recipe), &observer);
   ASSERT_THAT(report, IsOk());
+  EXPECT_THAT(observer.stages,
+              ::testing::ElementsAre("loading", "shuffling", "normalizing", "training", "publishing"));
+  ExpectProgressFollowsTheTable(observer);
   EXPECT_TRUE(report->inner_product());
   const std::string metadata = ::timbre::testing::ReadFile(VersionDir("alice", "1") + "/metadata.json");
   EXPECT_THAT(metadata, HasSubstr("\"normalize_queries\": true"));
@@ -196,7 +248,9 @@ TEST_F(IndexBuilderTest, QueryExpansionRunsItsStage) {
   recipe.mutable_query_expansion()->set_neighbours(3);
   RecordingObserver observer;
   ASSERT_THAT(builder_->Build(Request(AddSet(rows), recipe), &observer), IsOk());
-  EXPECT_THAT(observer.stages, ::testing::Contains("expanding"));
+  EXPECT_THAT(observer.stages, ::testing::ElementsAre("loading", "shuffling", "normalizing",
+                                                      "expanding", "training", "publishing"));
+  ExpectProgressFollowsTheTable(observer);
 }
 
 TEST_F(IndexBuilderTest, LargeSetsAreCompressedByKmeans) {
@@ -212,16 +266,31 @@ TEST_F(IndexBuilderTest, LargeSetsAreCompressedByKmeans) {
   EXPECT_EQ(report->input_rows(), 4000u);
   EXPECT_EQ(report->indexed_rows(), 800u);
   EXPECT_EQ(report->description(), "IVF20,Flat");
-  EXPECT_THAT(observer.stages, ::testing::Contains("compressing"));
+  EXPECT_THAT(observer.stages,
+              ::testing::ElementsAre("loading", "shuffling", "compressing", "training", "publishing"));
+  ExpectProgressFollowsTheTable(observer);
 }
 
 TEST_F(IndexBuilderTest, AutoMeasuresEveryCandidateAndKeepsOneMeetingTheTarget) {
   const FrameMatrix rows = GenerateClusteredFrames(6000, 256, 32, 6);
   Recipe recipe = Kind(Recipe::KIND_AUTO);
   recipe.set_min_blend_cosine(0.99);
-  auto report = builder_->Build(Request(AddSet(rows), recipe), nullptr);
+  const BuildRequest request = Request(AddSet(rows), recipe);
+  auto plan = builder_->Plan(request);
+  ASSERT_THAT(plan, IsOk());
+  RecordingObserver observer;
+  auto report = builder_->Build(request, &observer);
   ASSERT_THAT(report, IsOk());
   ASSERT_GE(report->candidates_size(), 8);
+  ExpectProgressFollowsTheTable(observer);
+  // A reference, then per candidate a training and an evaluation per setting, then the kept one.
+  std::vector<std::string> expected = {"loading", "shuffling", "reference"};
+  for (const CandidateIndex& candidate : plan->candidates) {
+    expected.push_back("training");
+    expected.insert(expected.end(), candidate.settings.size(), "evaluating");
+  }
+  expected.insert(expected.end(), {"training", "publishing"});
+  EXPECT_EQ(observer.stages, expected);
   const auto& chosen = report->candidates(report->chosen_candidate());
   EXPECT_GE(chosen.mean_blend_cosine(), 0.99);
   for (const auto& candidate : report->candidates()) {
@@ -244,11 +313,13 @@ TEST_F(IndexBuilderTest, AutoMeasuresEveryCandidateAndKeepsOneMeetingTheTarget) 
 
 TEST_F(IndexBuilderTest, CancelledBuildPublishesNothing) {
   const FrameMatrix rows = GenerateClusteredFrames(3000, 256, 16, 7);
-  for (const char* stage : {"shuffling", "training", "publishing"}) {
+  for (BuildStage stage : {BuildStage::kShuffling, BuildStage::kTraining, BuildStage::kPublishing}) {
+    const std::string name(BuildStageName(stage));
     RecordingObserver observer(stage);
-    EXPECT_THAT(builder_->Build(Request(AddSet(rows, stage), Kind(Recipe::KIND_RVC)), &observer),
+    EXPECT_THAT(builder_->Build(Request(AddSet(rows, name), Kind(Recipe::KIND_RVC)), &observer),
                 StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")))
-        << stage;
+        << name;
+    EXPECT_LT(observer.reports.back().fraction, 1.0) << "a cancelled build never reaches 1";
   }
   EXPECT_FALSE(fs::exists(dir_.Join("repo/alice/1")));
 }

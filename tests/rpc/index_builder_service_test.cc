@@ -6,11 +6,19 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "prometheus/registry.h"
+#include "server/build/build_job_queue.h"
 #include "server/build/demo_speaker.h"
+#include "server/build/feature_set_store.h"
+#include "server/build/file_work_queue.h"
 #include "server/io/frame_codec.h"
 #include "server/io/npy_file.h"
 #include "server/io/sha256.h"
+#include "server/metrics/server_metrics.h"
+#include "server/rpc/index_builder_service.h"
 #include "server/timbre_server.h"
+#include "tests/support/fake_build_runner.h"
 #include "tests/support/server_test_support.h"
 #include "tests/support/test_support.h"
 #include "timbre/builder_client.h"
@@ -369,6 +377,161 @@ TEST_F(IndexBuilderServiceTest, ImportReadsOnlyInsideTheImportRoot) {
   EXPECT_THAT(builder_->Import("/etc"), StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
   EXPECT_THAT(builder_->DeleteFeatureSet(set->id()), IsOk());
   EXPECT_THAT(builder_->DeleteFeatureSet(set->id()), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+}
+
+TEST(IndexBuilderServiceFileWorkTest, AHeldImportHoldsUpNoOtherCall) {
+  // The import's file work is held on the server's file worker; meanwhile health, speakers,
+  // Blend and the in-memory builder calls are answered, and the import then ends as usual.
+  ScratchDir dir, imports;
+  fs::create_directories(imports.Join("spk"));
+  NpyBytes(GenerateClusteredFrames(500, 256, 4, 7), imports.Join("spk/0.npy"));
+  std::atomic<bool> hold{true};
+  absl::Notification held, release;
+  TimbreServer::Options options = testing::FixtureServerOptions(dir);
+  options.import_root = imports.path();
+  options.before_file_work = [&] {
+    if (!hold.exchange(false)) return;  // holds the first piece of file work only
+    held.Notify();
+    release.WaitForNotification();
+  };
+  std::unique_ptr<TimbreServer> server = testing::StartServer(options);
+  ASSERT_NE(server, nullptr);
+  const TimbreClient::Options client_options = testing::LocalClientOptions(server->port());
+  auto builder = *BuilderClient::Create(client_options);
+  auto client = testing::MakeClient(client_options);
+
+  absl::StatusOr<v1::FeatureSet> imported;
+  std::thread import([&] { imported = builder->Import("spk"); });
+  const bool was_held = held.WaitForNotificationWithTimeout(absl::Seconds(20));
+  EXPECT_TRUE(was_held) << "the import reached the file worker";
+  if (was_held) {
+    EXPECT_THAT(testing::CheckHealth(server->port(), "timbre.v1.IndexBuilder"),
+                ::timbre::testing::IsOkAndHolds(grpc::health::v1::HealthCheckResponse::SERVING));
+    auto speakers = client->ListSpeakers();
+    ASSERT_THAT(speakers, IsOk());
+    EXPECT_EQ(speakers->speakers_size(), 1);
+    const testing::FixtureQueries queries = testing::ReadFixtureQueries();
+    EXPECT_THAT(client->Blend(testing::FixtureBlendRequest(queries, 16)), IsOk());
+    auto sets = builder->ListFeatureSets();
+    ASSERT_THAT(sets, IsOk());
+    EXPECT_EQ(sets->feature_sets_size(), 0) << "the held import has stored nothing yet";
+  }
+  release.Notify();
+  import.join();
+  ASSERT_THAT(imported, IsOk());
+  EXPECT_EQ(imported->rows(), 500u);
+  EXPECT_EQ(builder->ListFeatureSets()->feature_sets_size(), 1);
+  // Errors keep their statuses on the worker.
+  EXPECT_THAT(builder->Import(dir.path()), StatusIs(absl::StatusCode::kPermissionDenied, ::testing::_));
+  EXPECT_THAT(builder->Import("missing"), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  EXPECT_THAT(builder->DeleteFeatureSet("fs-0000000000000000"),
+              StatusIs(absl::StatusCode::kNotFound, ::testing::_));
+  EXPECT_THAT(builder->DeleteFeatureSet(imported->id()), IsOk());
+}
+
+// The service alone on a loopback port, over a file work queue of one waiting task whose worker
+// a test holds.
+class FullFileWorkQueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(imports_.Join("spk"));
+    NpyBytes(GenerateClusteredFrames(100, 256, 4, 7), imports_.Join("spk/0.npy"));
+    FeatureSetStore::Options store_options;
+    store_options.root = dir_.Join("feature-sets");
+    store_options.import_root = imports_.path();
+    store_ = *FeatureSetStore::Create(store_options);
+    BuildJobQueue::Options queue_options;
+    queue_options.builder = &runner_;
+    queue_options.jobs_dir = dir_.Join("jobs");
+    jobs_ = *BuildJobQueue::Create(std::move(queue_options));
+    FileWorkQueue::Options work_options;
+    work_options.max_queued = 1;
+    work_options.before_task = [this] {
+      if (!hold_.exchange(false)) return;
+      held_.Notify();
+      release_.WaitForNotification();
+    };
+    file_work_ = *FileWorkQueue::Create(std::move(work_options));
+    metrics_ = std::make_unique<ServerMetrics>(registry_);
+    service_ = std::make_unique<IndexBuilderService>(store_.get(), jobs_.get(), file_work_.get(),
+                                                     metrics_.get(), absl::InfiniteDuration());
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    stub_ = v1::IndexBuilder::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
+                                                          grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    if (!release_.HasBeenNotified()) release_.Notify();
+    if (server_ != nullptr) server_->Shutdown();
+  }
+
+  grpc::Status Import(v1::FeatureSet* set) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    v1::ImportFeaturesRequest request;
+    request.set_path("spk");
+    return stub_->ImportFeatures(&context, request, set);
+  }
+
+  ScratchDir dir_, imports_;
+  testing::FakeBuildRunner runner_;
+  std::unique_ptr<FeatureSetStore> store_;
+  std::unique_ptr<BuildJobQueue> jobs_;
+  std::atomic<bool> hold_{true};
+  absl::Notification held_, release_;
+  std::unique_ptr<FileWorkQueue> file_work_;
+  prometheus::Registry registry_;
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<IndexBuilderService> service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::IndexBuilder::Stub> stub_;
+};
+
+TEST_F(FullFileWorkQueueTest, CallsAreRefusedAtOnceAndTheQueuedOnesStillFinish) {
+  v1::FeatureSet first_set, second_set;
+  grpc::Status first, second;
+  std::thread running([&] { first = Import(&first_set); });
+  ASSERT_TRUE(held_.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  // The queue's one place: a deletion that waits behind the held import.
+  std::thread waiting([&] {
+    grpc::ClientContext context;
+    v1::DeleteFeatureSetRequest request;
+    request.set_id("fs-0000000000000000");
+    v1::DeleteFeatureSetResponse response;
+    second = stub_->DeleteFeatureSet(&context, request, &response);
+  });
+  ASSERT_TRUE(::timbre::testing::WaitFor([&] { return file_work_->waiting() == 1; }))
+      << "the deletion takes the queue's place";
+
+  v1::FeatureSet refused_set;
+  const grpc::Status refused = Import(&refused_set);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("overloaded"));
+  grpc::ClientContext upload_context;
+  v1::FeatureSet upload_set;
+  auto upload = stub_->UploadFeatures(&upload_context, &upload_set);
+  upload->WritesDone();
+  const grpc::Status upload_refused = upload->Finish();
+  EXPECT_EQ(upload_refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(upload_refused.error_message(), HasSubstr("overloaded"));
+  grpc::ClientContext build_context;
+  v1::BuildIndexRequest build;
+  v1::BuildJob job;
+  EXPECT_EQ(stub_->BuildIndex(&build_context, build, &job).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  release_.Notify();
+  running.join();
+  waiting.join();
+  EXPECT_TRUE(first.ok()) << first.error_message();
+  EXPECT_EQ(first_set.rows(), 100u);
+  EXPECT_EQ(second.error_code(), grpc::StatusCode::NOT_FOUND) << second.error_message();
+  EXPECT_EQ(store_->List().size(), 1u) << "the refused import stored nothing";
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 namespace timbre::testing {
 
 // Plans every request but one for speaker "bad" (INVALID_ARGUMENT). Its builds go through two
-// stages and then wait until released (or cancelled); a released build whose comment is "fail"
+// stages (loading from 0, training from 0.5) and then wait until released (or cancelled); a released build whose comment is "fail"
 // fails, any other publishes version "3". Thread-safe.
 class FakeBuildRunner : public BuildRunner {
  public:
@@ -24,9 +24,9 @@ class FakeBuildRunner : public BuildRunner {
 
   absl::StatusOr<timbre::v1::BuildReport> Build(const BuildRequest& request,
                                                 BuildObserver* observer) const override {
-    observer->BeginStage("loading", 0.5);
-    observer->Progress(0.5, "half loaded");
-    observer->BeginStage("training", 0.5);
+    observer->BeginStage(BuildStage::kLoading, 0.0);
+    observer->Progress(0.25, "half loaded");
+    observer->BeginStage(BuildStage::kTraining, 0.5);
     if (!started_.HasBeenNotified()) started_.Notify();
     while (!release_.HasBeenNotified()) {
       if (observer->cancelled()) return BuildCancelledError();
