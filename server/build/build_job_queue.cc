@@ -2,12 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -16,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/io/durable_write.h"
 #include "server/io/json_proto_file.h"
 #include "server/status/rejection.h"
 
@@ -47,7 +44,8 @@ absl::Status ValidateJobId(absl::string_view id) {
   return absl::OkStatus();
 }
 
-// Writes the record atomically (temporary file, then rename). Errors: INTERNAL with the reason.
+// Writes the record atomically and durably (ReplaceFileDurably). Errors: INTERNAL if it cannot
+// be encoded; those of ReplaceFileDurably.
 absl::Status WriteRecord(const std::string& dir, const BuildJob& job) {
   std::string json;
   google::protobuf::util::JsonPrintOptions print;
@@ -56,22 +54,7 @@ absl::Status WriteRecord(const std::string& dir, const BuildJob& job) {
     return absl::InternalError(absl::StrCat("job ", job.id(), ": cannot encode its record"));
   }
   const std::string path = absl::StrCat(dir, "/", job.id(), ".json");
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << json;
-    out.flush();
-    if (!out) {
-      std::error_code ignored;
-      fs::remove(temporary, ignored);
-      return absl::InternalError(
-          absl::StrCat("cannot write job record '", temporary, "': ", std::strerror(errno)));
-    }
-  }
-  std::error_code error;
-  fs::rename(temporary, path, error);
-  if (error) return absl::InternalError(absl::StrCat("cannot rename '", temporary, "': ", error.message()));
-  return absl::OkStatus();
+  return ReplaceFileDurably(path, json, absl::StrCat("job record '", path, "'"));
 }
 
 }  // namespace
@@ -191,7 +174,11 @@ absl::Status BuildJobQueue::LoadRecords() {
   for (const fs::directory_entry& entry : fs::directory_iterator(options_.jobs_dir, error)) {
     const std::string name = entry.path().filename().string();
     if (!absl::EndsWith(name, ".json")) {
-      if (absl::EndsWith(name, ".tmp")) fs::remove(entry.path(), error);
+      // Temporaries of a write a crash interrupted (".tmp" from older versions).
+      std::error_code ignored;
+      if (IsPartialFileName(name) || absl::EndsWith(name, ".tmp")) {
+        fs::remove(entry.path(), ignored);
+      }
       continue;
     }
     auto job = std::make_unique<Job>();

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "server/build/feature_file.h"
 #include "server/build/feature_set_manifest.h"
+#include "server/io/durable_write.h"
 #include "server/io/posix_file.h"
 #include "server/io/sha256.h"
 
@@ -24,7 +25,6 @@ namespace fs = std::filesystem;
 
 constexpr char kIdPrefix[] = "fs-";
 constexpr int kIdHexDigits = 16;
-constexpr char kStagingPrefix[] = ".staging-";
 constexpr char kDeletingPrefix[] = ".deleting-";
 
 std::string RandomHex() {
@@ -94,7 +94,8 @@ absl::Status FeatureSetStore::LoadExisting() {
   for (fs::directory_iterator it(options_.root, error), end; !error && it != end;
        it.increment(error)) {
     const std::string name = it->path().filename().string();
-    if (absl::StartsWith(name, kStagingPrefix) || absl::StartsWith(name, kDeletingPrefix)) {
+    if (absl::StartsWith(name, kStagingDirectoryPrefix) ||
+        absl::StartsWith(name, kDeletingPrefix)) {
       std::error_code removal;
       fs::remove_all(it->path(), removal);
       if (removal) {
@@ -122,16 +123,8 @@ absl::Status FeatureSetStore::LoadExisting() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> FeatureSetStore::MakeStagingDir() const {
-  const std::string dir = absl::StrCat(options_.root, "/", kStagingPrefix, RandomHex());
-  std::error_code error;
-  fs::create_directory(dir, error);
-  if (error) return ErrnoStatus(error.value(), absl::StrCat("creating '", dir, "'"));
-  return dir;
-}
-
 absl::StatusOr<std::unique_ptr<FeatureSetUpload>> FeatureSetStore::BeginUpload() {
-  absl::StatusOr<std::string> staging = MakeStagingDir();
+  absl::StatusOr<std::string> staging = CreateStagingDirectory(options_.root);
   if (!staging.ok()) return staging.status();
   const std::string dir = *staging;
   return std::unique_ptr<FeatureSetUpload>(new FeatureSetUpload(
@@ -152,27 +145,18 @@ absl::StatusOr<FeatureSetInfo> FeatureSetStore::Publish(const std::string& stagi
   if (absl::Status written = WriteFeatureManifest(staging_dir, manifest); !written.ok()) {
     return written;
   }
-  if (absl::Status synced = SyncPath(staging_dir, true); !synced.ok()) return synced;
-  // A fresh random id; retry in the unlikely case that it is taken.
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const std::string id = absl::StrCat(kIdPrefix, RandomHex());
-    const std::string dir = absl::StrCat(options_.root, "/", id);
-    if (std::rename(staging_dir.c_str(), dir.c_str()) != 0) {
-      if (errno == EEXIST || errno == ENOTEMPTY) continue;
-      return ErrnoStatus(errno, absl::StrCat("renaming '", staging_dir, "' to '", dir, "'"));
-    }
-    // The set is published; a failed sync of the root only delays its durability.
-    SyncPath(options_.root, true).IgnoreError();
-    auto set = std::make_shared<StoredSet>();
-    set->info = FeatureSetInfoFromManifest(id, manifest);
-    set->manifest = std::move(manifest);
-    set->dir = dir;
-    FeatureSetInfo info = set->info;
-    absl::MutexLock lock(&mutex_);
-    sets_.emplace(id, std::move(set));
-    return info;
-  }
-  return absl::InternalError("no free feature set id after 100 attempts");
+  // A fresh random id; another in the unlikely case that it is taken.
+  absl::StatusOr<std::string> id = PublishStagedDirectory(
+      staging_dir, options_.root, 100, [] { return absl::StrCat(kIdPrefix, RandomHex()); });
+  if (!id.ok()) return id.status();
+  auto set = std::make_shared<StoredSet>();
+  set->info = FeatureSetInfoFromManifest(*id, manifest);
+  set->manifest = std::move(manifest);
+  set->dir = absl::StrCat(options_.root, "/", *id);
+  FeatureSetInfo info = set->info;
+  absl::MutexLock lock(&mutex_);
+  sets_.emplace(*id, std::move(set));
+  return info;
 }
 
 absl::StatusOr<std::shared_ptr<const FeatureSetStore::StoredSet>> FeatureSetStore::Find(

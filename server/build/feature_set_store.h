@@ -121,10 +121,9 @@ class FeatureSetStore {
   // Reads the manifests under the root, removing leftovers of a crash.
   absl::Status LoadExisting();
   absl::StatusOr<std::shared_ptr<const StoredSet>> Find(absl::string_view id) const;
-  // Creates <root>/.staging-<random>.
-  absl::StatusOr<std::string> MakeStagingDir() const;
-  // Sorts the manifest's files, stamps it, writes it into `staging_dir`, renames the directory to
-  // a fresh id and adds the set. The caller removes `staging_dir` on error.
+  // Sorts the manifest's files, stamps it, writes it into `staging_dir` (from
+  // CreateStagingDirectory), publishes the directory under a fresh id and adds the set. The caller
+  // removes `staging_dir` on error.
   absl::StatusOr<FeatureSetInfo> Publish(const std::string& staging_dir,
                                          timbre::v1::FeatureSetManifest manifest);
   // Reads one file of `set` into `out` for LoadRows.
