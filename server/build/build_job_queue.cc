@@ -11,7 +11,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/util/json_util.h"
 #include "server/io/durable_write.h"
 #include "server/io/json_proto_file.h"
 #include "server/status/rejection.h"
@@ -44,17 +43,10 @@ absl::Status ValidateJobId(absl::string_view id) {
   return absl::OkStatus();
 }
 
-// Writes the record atomically and durably (ReplaceFileDurably). Errors: INTERNAL if it cannot
-// be encoded; those of ReplaceFileDurably.
+// Writes the record as <dir>/<id>.json, atomically and durably. Errors: those of
+// WriteJsonProtoFile.
 absl::Status WriteRecord(const std::string& dir, const BuildJob& job) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions print;
-  print.add_whitespace = true;
-  if (!google::protobuf::util::MessageToJsonString(job, &json, print).ok()) {
-    return absl::InternalError(absl::StrCat("job ", job.id(), ": cannot encode its record"));
-  }
-  const std::string path = absl::StrCat(dir, "/", job.id(), ".json");
-  return ReplaceFileDurably(path, json, absl::StrCat("job record '", path, "'"));
+  return WriteJsonProtoFile(absl::StrCat(dir, "/", job.id(), ".json"), job);
 }
 
 }  // namespace
