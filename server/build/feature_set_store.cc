@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -16,6 +15,7 @@
 #include "server/build/feature_set_manifest.h"
 #include "server/io/durable_write.h"
 #include "server/io/posix_file.h"
+#include "server/io/random_id.h"
 #include "server/io/sha256.h"
 
 namespace timbre {
@@ -23,15 +23,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kIdPrefix[] = "fs-";
-constexpr int kIdHexDigits = 16;
-constexpr char kDeletingPrefix[] = ".deleting-";
-
-std::string RandomHex() {
-  std::random_device random;
-  const uint64_t value = (static_cast<uint64_t>(random()) << 32) | random();
-  return absl::StrCat(absl::Hex(value, absl::kZeroPad16));
-}
+// Directories of sets being deleted: hidden, removed by Create() if a crash left one.
+constexpr RandomIdForm kDeletingForm{"deleting directory", ".deleting-", 16};
 
 // A read of a stored file that no longer matches what was stored is a changed file, whatever the
 // reader found wrong with it; cancellation and I/O failures keep their code.
@@ -45,16 +38,6 @@ absl::Status AsChanged(const absl::Status& status, absl::string_view set_id) {
 }
 
 }  // namespace
-
-absl::Status ValidateFeatureSetId(absl::string_view id) {
-  bool valid = id.size() == sizeof(kIdPrefix) - 1 + kIdHexDigits && absl::StartsWith(id, kIdPrefix);
-  for (size_t i = sizeof(kIdPrefix) - 1; valid && i < id.size(); ++i) {
-    valid = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f');
-  }
-  if (valid) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("bad feature set id '", id, "': expected \"fs-\" and 16 lowercase hex digits"));
-}
 
 absl::StatusOr<std::unique_ptr<FeatureSetStore>> FeatureSetStore::Create(Options options) {
   if (options.root.empty()) return absl::InvalidArgumentError("feature set root is empty");
@@ -95,7 +78,7 @@ absl::Status FeatureSetStore::LoadExisting() {
        it.increment(error)) {
     const std::string name = it->path().filename().string();
     if (absl::StartsWith(name, kStagingDirectoryPrefix) ||
-        absl::StartsWith(name, kDeletingPrefix)) {
+        absl::StartsWith(name, kDeletingForm.prefix)) {
       std::error_code removal;
       fs::remove_all(it->path(), removal);
       if (removal) {
@@ -104,7 +87,9 @@ absl::Status FeatureSetStore::LoadExisting() {
       continue;
     }
     std::error_code type_error;
-    if (!ValidateFeatureSetId(name).ok() || !it->is_directory(type_error)) continue;
+    if (!ValidateRandomId(kFeatureSetIdForm, name).ok() || !it->is_directory(type_error)) {
+      continue;
+    }
     absl::StatusOr<timbre::v1::FeatureSetManifest> manifest =
         ReadFeatureManifest(it->path().string());
     if (!manifest.ok()) return manifest.status();
@@ -147,7 +132,7 @@ absl::StatusOr<FeatureSetInfo> FeatureSetStore::Publish(const std::string& stagi
   }
   // A fresh random id; another in the unlikely case that it is taken.
   absl::StatusOr<std::string> id = PublishStagedDirectory(
-      staging_dir, options_.root, 100, [] { return absl::StrCat(kIdPrefix, RandomHex()); });
+      staging_dir, options_.root, 100, [] { return NewRandomId(kFeatureSetIdForm); });
   if (!id.ok()) return id.status();
   auto set = std::make_shared<StoredSet>();
   set->info = FeatureSetInfoFromManifest(*id, manifest);
@@ -161,7 +146,7 @@ absl::StatusOr<FeatureSetInfo> FeatureSetStore::Publish(const std::string& stagi
 
 absl::StatusOr<std::shared_ptr<const FeatureSetStore::StoredSet>> FeatureSetStore::Find(
     absl::string_view id) const {
-  if (absl::Status valid = ValidateFeatureSetId(id); !valid.ok()) return valid;
+  if (absl::Status valid = ValidateRandomId(kFeatureSetIdForm, id); !valid.ok()) return valid;
   absl::MutexLock lock(&mutex_);
   auto it = sets_.find(std::string(id));
   if (it == sets_.end()) {
@@ -189,8 +174,8 @@ std::vector<FeatureSetInfo> FeatureSetStore::List() const {
 }
 
 absl::Status FeatureSetStore::Delete(absl::string_view id) {
-  if (absl::Status valid = ValidateFeatureSetId(id); !valid.ok()) return valid;
-  const std::string doomed = absl::StrCat(options_.root, "/", kDeletingPrefix, RandomHex());
+  if (absl::Status valid = ValidateRandomId(kFeatureSetIdForm, id); !valid.ok()) return valid;
+  const std::string doomed = absl::StrCat(options_.root, "/", NewRandomId(kDeletingForm));
   {
     absl::MutexLock lock(&mutex_);
     auto it = sets_.find(std::string(id));
