@@ -59,7 +59,8 @@ absl::StatusOr<std::string> CreateStagingDirectory(const std::string& parent);
 // `parent`: fsyncs every file and directory in it and the directory itself, then renames it to
 // "<parent>/<name>" for the first name from `next_name` that is free, calling `next_name` at most
 // `max_candidates` times; a name already taken (by a file or directory, empty or not) is never
-// replaced. Finally syncs `parent`; a failure of that last sync is ignored, since the directory is
+// replaced (renameat2 RENAME_NOREPLACE; a file system without it falls back to rename, which may
+// replace an empty directory). Finally syncs `parent`; a failure of that last sync is ignored, since the directory is
 // published and only its durability is delayed. Returns the name chosen.
 // On any error nothing is published and `staging_dir` is removed with everything in it.
 // Errors: INVALID_ARGUMENT for max_candidates < 1; ErrnoStatus of the syncs and the rename (e.g.
