@@ -2,10 +2,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/io/posix_file.h"
 #include "server/io/sha256.h"
 
 namespace timbre {
@@ -13,20 +14,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Reads `path` in chunks of `chunk_bytes`, calling `chunk` with each. Errors: NOT_FOUND if the
-// file cannot be opened; INTERNAL for a read error; those `chunk` returns.
+// Reads the regular file `path` (InputFile) in chunks of `chunk_bytes`, calling `chunk` with
+// each. Errors: NOT_FOUND if the file is missing; INVALID_ARGUMENT if it is not a regular file;
+// INTERNAL for a read error; those `chunk` returns.
 absl::Status ForEachChunk(const std::string& path, int64_t chunk_bytes,
                           absl::FunctionRef<absl::Status(absl::string_view)> chunk) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open '", path, "'"));
+  absl::StatusOr<std::unique_ptr<InputFile>> file = InputFile::Open(path);
+  if (!file.ok()) return file.status();
   std::string buffer(static_cast<size_t>(chunk_bytes), '\0');
-  while (in) {
-    in.read(buffer.data(), chunk_bytes);
-    const std::streamsize got = in.gcount();
-    if (got <= 0) break;
-    if (absl::Status sent = chunk(absl::string_view(buffer.data(), got)); !sent.ok()) return sent;
+  for (int64_t left = (*file)->size(); left > 0;) {
+    const size_t size = static_cast<size_t>(std::min(left, chunk_bytes));
+    if (absl::Status read = (*file)->ReadExactly(buffer.data(), size); !read.ok()) return read;
+    if (absl::Status sent = chunk(absl::string_view(buffer.data(), size)); !sent.ok()) return sent;
+    left -= static_cast<int64_t>(size);
   }
-  if (in.bad()) return absl::InternalError(absl::StrCat("cannot read '", path, "'"));
   return absl::OkStatus();
 }
 

@@ -1,31 +1,31 @@
 #include "timbre/timbre_client.h"
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "server/io/posix_file.h"
 
 namespace timbre {
 
 namespace {
 
-// The contents of `path`; `what` names it in errors.
+// Largest TLS or token file read, in bytes: a certificate chain is a few KB.
+constexpr int64_t kMaxCredentialFileBytes = 1 << 20;
+
+// The contents of the regular file `path` (ReadSmallFile). Errors: NOT_FOUND "cannot read <what>
+// '<path>': <reason>" if it is missing, not a regular file or larger than
+// kMaxCredentialFileBytes.
 absl::StatusOr<std::string> ReadWholeFile(const std::string& what, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  absl::StatusOr<std::string> text = ReadSmallFile(path, kMaxCredentialFileBytes);
+  if (!text.ok()) {
     return absl::NotFoundError(
-        absl::StrCat("cannot read ", what, " '", path, "': ", std::strerror(errno)));
+        absl::StrCat("cannot read ", what, " '", path, "': ", text.status().message()));
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return text;
 }
 
 // The channel credentials `options` ask for; sets the TLS name override in `arguments`.

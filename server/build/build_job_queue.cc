@@ -2,21 +2,15 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <random>
-#include <sstream>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/util/json_util.h"
+#include "server/io/durable_write.h"
 #include "server/io/json_proto_file.h"
+#include "server/io/random_id.h"
 #include "server/status/rejection.h"
 
 namespace timbre {
@@ -25,53 +19,12 @@ namespace {
 namespace fs = std::filesystem;
 using timbre::v1::BuildJob;
 
-constexpr char kIdPrefix[] = "job-";
-constexpr size_t kIdHexDigits = 12;
-
 int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
 
-std::string NewJobId() {
-  std::random_device random;
-  const uint64_t bits = (static_cast<uint64_t>(random()) << 32) | random();
-  return absl::StrFormat("%s%012x", kIdPrefix, bits & 0xffffffffffffULL);
-}
-
-absl::Status ValidateJobId(absl::string_view id) {
-  absl::string_view hex = id;
-  if (!absl::ConsumePrefix(&hex, kIdPrefix) || hex.size() != kIdHexDigits ||
-      !std::all_of(hex.begin(), hex.end(),
-                   [](char c) { return absl::ascii_isdigit(c) || (c >= 'a' && c <= 'f'); })) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("job id '", id, "' is malformed (expected job- and 12 hex digits)"));
-  }
-  return absl::OkStatus();
-}
-
-// Writes the record atomically (temporary file, then rename). Errors: INTERNAL with the reason.
+// Writes the record as <dir>/<id>.json, atomically and durably. Errors: those of
+// WriteJsonProtoFile.
 absl::Status WriteRecord(const std::string& dir, const BuildJob& job) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions print;
-  print.add_whitespace = true;
-  if (!google::protobuf::util::MessageToJsonString(job, &json, print).ok()) {
-    return absl::InternalError(absl::StrCat("job ", job.id(), ": cannot encode its record"));
-  }
-  const std::string path = absl::StrCat(dir, "/", job.id(), ".json");
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << json;
-    out.flush();
-    if (!out) {
-      std::error_code ignored;
-      fs::remove(temporary, ignored);
-      return absl::InternalError(
-          absl::StrCat("cannot write job record '", temporary, "': ", std::strerror(errno)));
-    }
-  }
-  std::error_code error;
-  fs::rename(temporary, path, error);
-  if (error) return absl::InternalError(absl::StrCat("cannot rename '", temporary, "': ", error.message()));
-  return absl::OkStatus();
+  return WriteJsonProtoFile(absl::StrCat(dir, "/", job.id(), ".json"), job);
 }
 
 }  // namespace
@@ -190,14 +143,18 @@ absl::Status BuildJobQueue::LoadRecords() {
   for (const fs::directory_entry& entry : fs::directory_iterator(options_.jobs_dir, error)) {
     const std::string name = entry.path().filename().string();
     if (!absl::EndsWith(name, ".json")) {
-      if (absl::EndsWith(name, ".tmp")) fs::remove(entry.path(), error);
+      // Temporaries of a write a crash interrupted (".tmp" from older versions).
+      std::error_code ignored;
+      if (IsPartialFileName(name) || absl::EndsWith(name, ".tmp")) {
+        fs::remove(entry.path(), ignored);
+      }
       continue;
     }
     auto job = std::make_unique<Job>();
     // Not a regular file of valid JSON (a FIFO, a device, a directory included): not a record
     // of ours, skipped without being waited on.
     if (!ReadJsonProtoFile(entry.path().string(), "job record", &job->record).ok() ||
-        !ValidateJobId(job->record.id()).ok()) {
+        !ValidateRandomId(kJobIdForm, job->record.id()).ok()) {
       continue;  // not a record of ours
     }
     if (!IsFinalJobState(job->record.state())) {
@@ -244,7 +201,7 @@ absl::StatusOr<BuildJob> BuildJobQueue::Submit(BuildRequest request) {
   auto job = std::make_unique<Job>();
   job->request = std::move(request);
   BuildJob& record = job->record;
-  record.set_id(NewJobId());
+  record.set_id(NewRandomId(kJobIdForm));
   record.set_speaker(job->request.speaker);
   record.set_feature_set_id(job->request.feature_set_id);
   *record.mutable_recipe() = job->request.recipe;
@@ -271,7 +228,7 @@ absl::StatusOr<BuildJob> BuildJobQueue::Submit(BuildRequest request) {
 }
 
 absl::StatusOr<BuildJobQueue::Job*> BuildJobQueue::Find(absl::string_view id) const {
-  if (absl::Status valid = ValidateJobId(id); !valid.ok()) return valid;
+  if (absl::Status valid = ValidateRandomId(kJobIdForm, id); !valid.ok()) return valid;
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no build job '", id, "'"));
   return it->second.get();

@@ -4,10 +4,12 @@
 // once. A single worker runs jobs in submission order through IndexBuilder::Build, updating the
 // job's stage, fraction and message as the build reports them. Watchers get the job at every
 // change. Cancel() stops a queued job at once and a running one at its next check (k-means
-// iteration, add batch, faiss block). Each job's record is written as JSON to
-// `<jobs_dir>/<id>.json` when it is submitted, changes stage and ends, so a restarted server still
-// lists it; a job that was queued or running when the server stopped is marked FAILED ("the
-// server stopped during the build") when the queue is created again.
+// iteration, add batch, faiss block). Each job's record is written to `<jobs_dir>/<id>.json` when
+// it is submitted, changes stage and ends, so a restarted server still lists it: BuildJob in the
+// JSON form of version metadata (WriteJsonProtoFile: proto field names, replaced atomically and
+// fsynced); records written with camelCase names still load. A job that was queued or running
+// when the server stopped is marked FAILED ("the server stopped during the build") when the
+// queue is created again.
 //
 // Thread-safe.
 #ifndef TIMBRE_SERVER_BUILD_BUILD_JOB_QUEUE_H_

@@ -10,6 +10,7 @@
 #include "server/build/feature_file.h"
 #include "server/build/feature_set_manifest.h"
 #include "server/build/feature_set_store.h"
+#include "server/io/durable_write.h"
 #include "server/io/posix_file.h"
 #include "server/io/sha256.h"
 
@@ -136,7 +137,7 @@ absl::StatusOr<FeatureSetInfo> FeatureSetStore::ImportDirectory(absl::string_vie
       return added;
     }
   }
-  absl::StatusOr<std::string> staging = MakeStagingDir();
+  absl::StatusOr<std::string> staging = CreateStagingDirectory(options_.root);
   if (!staging.ok()) return staging.status();
   absl::StatusOr<FeatureSetInfo> info = Publish(*staging, std::move(manifest));
   if (!info.ok()) {

@@ -23,8 +23,8 @@ inline constexpr char kFeatureManifestFileName[] = "manifest.json";
 // one dim of 256 or 768, dtype float32 or float16, rows >= 1, a 64-digit lowercase hex sha256.
 absl::StatusOr<timbre::v1::FeatureSetManifest> ReadFeatureManifest(const std::string& dir);
 
-// Writes <dir>/manifest.json, which must not exist, and syncs it. Errors: those of
-// WriteFileDurably (posix_file.h), e.g. RESOURCE_EXHAUSTED for a full disk.
+// Writes <dir>/manifest.json durably (WriteJsonProtoFile). Errors: those of WriteJsonProtoFile,
+// e.g. RESOURCE_EXHAUSTED for a full disk.
 absl::Status WriteFeatureManifest(const std::string& dir,
                                   const timbre::v1::FeatureSetManifest& manifest);
 

@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -14,7 +13,9 @@
 #include "absl/time/time.h"
 #include "server/build/feature_file.h"
 #include "server/build/feature_set_manifest.h"
+#include "server/io/durable_write.h"
 #include "server/io/posix_file.h"
+#include "server/io/random_id.h"
 #include "server/io/sha256.h"
 
 namespace timbre {
@@ -22,16 +23,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kIdPrefix[] = "fs-";
-constexpr int kIdHexDigits = 16;
-constexpr char kStagingPrefix[] = ".staging-";
-constexpr char kDeletingPrefix[] = ".deleting-";
-
-std::string RandomHex() {
-  std::random_device random;
-  const uint64_t value = (static_cast<uint64_t>(random()) << 32) | random();
-  return absl::StrCat(absl::Hex(value, absl::kZeroPad16));
-}
+// Directories of sets being deleted: hidden, removed by Create() if a crash left one.
+constexpr RandomIdForm kDeletingForm{"deleting directory", ".deleting-", 16};
 
 // A read of a stored file that no longer matches what was stored is a changed file, whatever the
 // reader found wrong with it; cancellation and I/O failures keep their code.
@@ -45,16 +38,6 @@ absl::Status AsChanged(const absl::Status& status, absl::string_view set_id) {
 }
 
 }  // namespace
-
-absl::Status ValidateFeatureSetId(absl::string_view id) {
-  bool valid = id.size() == sizeof(kIdPrefix) - 1 + kIdHexDigits && absl::StartsWith(id, kIdPrefix);
-  for (size_t i = sizeof(kIdPrefix) - 1; valid && i < id.size(); ++i) {
-    valid = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f');
-  }
-  if (valid) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("bad feature set id '", id, "': expected \"fs-\" and 16 lowercase hex digits"));
-}
 
 absl::StatusOr<std::unique_ptr<FeatureSetStore>> FeatureSetStore::Create(Options options) {
   if (options.root.empty()) return absl::InvalidArgumentError("feature set root is empty");
@@ -94,7 +77,8 @@ absl::Status FeatureSetStore::LoadExisting() {
   for (fs::directory_iterator it(options_.root, error), end; !error && it != end;
        it.increment(error)) {
     const std::string name = it->path().filename().string();
-    if (absl::StartsWith(name, kStagingPrefix) || absl::StartsWith(name, kDeletingPrefix)) {
+    if (absl::StartsWith(name, kStagingDirectoryPrefix) ||
+        absl::StartsWith(name, kDeletingForm.prefix)) {
       std::error_code removal;
       fs::remove_all(it->path(), removal);
       if (removal) {
@@ -103,7 +87,9 @@ absl::Status FeatureSetStore::LoadExisting() {
       continue;
     }
     std::error_code type_error;
-    if (!ValidateFeatureSetId(name).ok() || !it->is_directory(type_error)) continue;
+    if (!ValidateRandomId(kFeatureSetIdForm, name).ok() || !it->is_directory(type_error)) {
+      continue;
+    }
     absl::StatusOr<timbre::v1::FeatureSetManifest> manifest =
         ReadFeatureManifest(it->path().string());
     if (!manifest.ok()) return manifest.status();
@@ -122,16 +108,8 @@ absl::Status FeatureSetStore::LoadExisting() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> FeatureSetStore::MakeStagingDir() const {
-  const std::string dir = absl::StrCat(options_.root, "/", kStagingPrefix, RandomHex());
-  std::error_code error;
-  fs::create_directory(dir, error);
-  if (error) return ErrnoStatus(error.value(), absl::StrCat("creating '", dir, "'"));
-  return dir;
-}
-
 absl::StatusOr<std::unique_ptr<FeatureSetUpload>> FeatureSetStore::BeginUpload() {
-  absl::StatusOr<std::string> staging = MakeStagingDir();
+  absl::StatusOr<std::string> staging = CreateStagingDirectory(options_.root);
   if (!staging.ok()) return staging.status();
   const std::string dir = *staging;
   return std::unique_ptr<FeatureSetUpload>(new FeatureSetUpload(
@@ -152,32 +130,23 @@ absl::StatusOr<FeatureSetInfo> FeatureSetStore::Publish(const std::string& stagi
   if (absl::Status written = WriteFeatureManifest(staging_dir, manifest); !written.ok()) {
     return written;
   }
-  if (absl::Status synced = SyncPath(staging_dir, true); !synced.ok()) return synced;
-  // A fresh random id; retry in the unlikely case that it is taken.
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const std::string id = absl::StrCat(kIdPrefix, RandomHex());
-    const std::string dir = absl::StrCat(options_.root, "/", id);
-    if (std::rename(staging_dir.c_str(), dir.c_str()) != 0) {
-      if (errno == EEXIST || errno == ENOTEMPTY) continue;
-      return ErrnoStatus(errno, absl::StrCat("renaming '", staging_dir, "' to '", dir, "'"));
-    }
-    // The set is published; a failed sync of the root only delays its durability.
-    SyncPath(options_.root, true).IgnoreError();
-    auto set = std::make_shared<StoredSet>();
-    set->info = FeatureSetInfoFromManifest(id, manifest);
-    set->manifest = std::move(manifest);
-    set->dir = dir;
-    FeatureSetInfo info = set->info;
-    absl::MutexLock lock(&mutex_);
-    sets_.emplace(id, std::move(set));
-    return info;
-  }
-  return absl::InternalError("no free feature set id after 100 attempts");
+  // A fresh random id; another in the unlikely case that it is taken.
+  absl::StatusOr<std::string> id = PublishStagedDirectory(
+      staging_dir, options_.root, 100, [] { return NewRandomId(kFeatureSetIdForm); });
+  if (!id.ok()) return id.status();
+  auto set = std::make_shared<StoredSet>();
+  set->info = FeatureSetInfoFromManifest(*id, manifest);
+  set->manifest = std::move(manifest);
+  set->dir = absl::StrCat(options_.root, "/", *id);
+  FeatureSetInfo info = set->info;
+  absl::MutexLock lock(&mutex_);
+  sets_.emplace(*id, std::move(set));
+  return info;
 }
 
 absl::StatusOr<std::shared_ptr<const FeatureSetStore::StoredSet>> FeatureSetStore::Find(
     absl::string_view id) const {
-  if (absl::Status valid = ValidateFeatureSetId(id); !valid.ok()) return valid;
+  if (absl::Status valid = ValidateRandomId(kFeatureSetIdForm, id); !valid.ok()) return valid;
   absl::MutexLock lock(&mutex_);
   auto it = sets_.find(std::string(id));
   if (it == sets_.end()) {
@@ -205,8 +174,8 @@ std::vector<FeatureSetInfo> FeatureSetStore::List() const {
 }
 
 absl::Status FeatureSetStore::Delete(absl::string_view id) {
-  if (absl::Status valid = ValidateFeatureSetId(id); !valid.ok()) return valid;
-  const std::string doomed = absl::StrCat(options_.root, "/", kDeletingPrefix, RandomHex());
+  if (absl::Status valid = ValidateRandomId(kFeatureSetIdForm, id); !valid.ok()) return valid;
+  const std::string doomed = absl::StrCat(options_.root, "/", NewRandomId(kDeletingForm));
   {
     absl::MutexLock lock(&mutex_);
     auto it = sets_.find(std::string(id));

@@ -17,8 +17,8 @@
 // referenced by absolute path with their size, mtime and SHA-256; LoadRows() fails with
 // FAILED_PRECONDITION if they changed since. Deleting an imported set leaves its files alone.
 //
-// Ids are "fs-" and 16 lowercase hex digits, chosen at random; every id a caller passes is checked
-// against that pattern before the file system is touched.
+// Ids are "fs-" and 16 lowercase hex digits, chosen at random (kFeatureSetIdForm, random_id.h);
+// every id a caller passes is checked against that form before the file system is touched.
 //
 // Thread-safe. One store per root: two stores (or processes) must not share a root, since each
 // removes the other's staging directories when created.
@@ -43,10 +43,6 @@
 #include "timbre/v1/feature_set_manifest.pb.h"
 
 namespace timbre {
-
-// OK if `id` has the form of a feature-set id ("fs-" and 16 lowercase hex digits), else
-// INVALID_ARGUMENT naming it.
-absl::Status ValidateFeatureSetId(absl::string_view id);
 
 class FeatureSetStore {
  public:
@@ -121,10 +117,9 @@ class FeatureSetStore {
   // Reads the manifests under the root, removing leftovers of a crash.
   absl::Status LoadExisting();
   absl::StatusOr<std::shared_ptr<const StoredSet>> Find(absl::string_view id) const;
-  // Creates <root>/.staging-<random>.
-  absl::StatusOr<std::string> MakeStagingDir() const;
-  // Sorts the manifest's files, stamps it, writes it into `staging_dir`, renames the directory to
-  // a fresh id and adds the set. The caller removes `staging_dir` on error.
+  // Sorts the manifest's files, stamps it, writes it into `staging_dir` (from
+  // CreateStagingDirectory), publishes the directory under a fresh id and adds the set. The caller
+  // removes `staging_dir` on error.
   absl::StatusOr<FeatureSetInfo> Publish(const std::string& staging_dir,
                                          timbre::v1::FeatureSetManifest manifest);
   // Reads one file of `set` into `out` for LoadRows.

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
+#include "server/io/durable_write.h"
 #include "server/io/posix_file.h"
 
 namespace timbre {
@@ -32,7 +33,7 @@ absl::Status WriteJsonProtoFile(const std::string& path, const google::protobuf:
   if (!google::protobuf::util::MessageToJsonString(message, &json, print).ok()) {
     return absl::InternalError(absl::StrCat("cannot encode ", message.GetTypeName(), " as JSON"));
   }
-  return WriteFileDurably(path, json);
+  return ReplaceFileDurably(path, json);
 }
 
 }  // namespace timbre

@@ -26,9 +26,10 @@ inline constexpr int64_t kMaxJsonProtoFileBytes = 64 << 20;
 absl::Status ReadJsonProtoFile(const std::string& path, absl::string_view what,
                                google::protobuf::Message* message);
 
-// Writes `message` as indented JSON to `path`, which must not exist, and syncs the file.
-// Errors: INTERNAL if the message cannot be encoded; those of WriteFileDurably (posix_file.h),
-// e.g. ALREADY_EXISTS, RESOURCE_EXHAUSTED for a full disk.
+// Writes `message` as indented JSON with proto field names (snake_case) to `path`, replacing it
+// atomically and durably (ReplaceFileDurably, durable_write.h). Errors: INTERNAL if the message
+// cannot be encoded; those of ReplaceFileDurably, e.g. NOT_FOUND for a missing directory,
+// RESOURCE_EXHAUSTED for a full disk.
 absl::Status WriteJsonProtoFile(const std::string& path, const google::protobuf::Message& message);
 
 }  // namespace timbre

@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <utility>
 
@@ -17,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "server/io/durable_write.h"
 #include "server/io/float16.h"
 
 namespace timbre {
@@ -263,17 +263,16 @@ absl::Status WriteNpy(const std::string& path, const NpyArray& array) {
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return absl::InternalError(absl::StrCat("cannot write '", path, "'"));
-  out.write(kMagic, 6);
-  out.put(1);
-  out.put(0);
-  out.put(static_cast<char>(header.size() & 0xff));
-  out.put(static_cast<char>(header.size() >> 8));
-  out << header;
-  out.write(array.data.data(), static_cast<std::streamsize>(array.data.size()));
-  if (!out.flush()) return absl::InternalError(absl::StrCat("writing '", path, "' failed"));
-  return absl::OkStatus();
+  std::string preamble(kMagic, 6);
+  preamble.push_back(1);
+  preamble.push_back(0);
+  preamble.push_back(static_cast<char>(header.size() & 0xff));
+  preamble.push_back(static_cast<char>(header.size() >> 8));
+  preamble.append(header);
+  return ReplaceFileDurablyWith(path, "", [&](OutputFile& file) {
+    if (absl::Status written = file.Append(preamble); !written.ok()) return written;
+    return file.Append(array.data);
+  });
 }
 
 absl::StatusOr<std::unique_ptr<NpyRowReader>> NpyRowReader::Open(const std::string& path,

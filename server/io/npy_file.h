@@ -41,8 +41,10 @@ absl::StatusOr<NpyHeader> ReadNpyHeader(const std::string& path);
 // other than <f4/<f2, Fortran order, or a data size that does not match the shape.
 absl::StatusOr<NpyArray> ReadNpy(const std::string& path);
 
-// Writes format 1.0. Errors: INVALID_ARGUMENT for an unsupported descr or a data size that does
-// not match the shape; INTERNAL if the file cannot be written.
+// Writes format 1.0, replacing `path` atomically and durably (ReplaceFileDurably,
+// durable_write.h). Errors: INVALID_ARGUMENT for an unsupported descr or a data size that does not
+// match the shape; those of ReplaceFileDurably (NOT_FOUND for a missing directory,
+// RESOURCE_EXHAUSTED for a full disk, INTERNAL otherwise), naming the file.
 absl::Status WriteNpy(const std::string& path, const NpyArray& array);
 
 // Bytes per value of a supported descr (4 or 2), 0 otherwise.

@@ -150,11 +150,4 @@ absl::Status InputFile::ReadExactly(char* data, size_t size) {
   return absl::OkStatus();
 }
 
-absl::Status WriteFileDurably(const std::string& path, absl::string_view contents) {
-  absl::StatusOr<std::unique_ptr<OutputFile>> file = OutputFile::Create(path);
-  if (!file.ok()) return file.status();
-  if (absl::Status written = (*file)->Append(contents); !written.ok()) return written;
-  return (*file)->SyncAndClose();
-}
-
 }  // namespace timbre

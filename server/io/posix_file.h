@@ -1,6 +1,6 @@
-// Durable file writes and front-to-back reads whose errors carry the operating system's
-// reason, for the stores that publish directories atomically (speaker versions, feature sets)
-// and the files in them.
+// Files written and read front to back, whose errors carry the operating system's reason: the
+// building blocks of durable_write.h and the one way timbre reads a file (ReadSmallFile for a
+// whole small file, InputFile for a large one).
 //
 // A full disk, an exhausted quota and the process's file-size limit (ENOSPC, EDQUOT, EFBIG) are
 // RESOURCE_EXHAUSTED everywhere here, so that a client learns the server is out of room rather
@@ -119,9 +119,6 @@ class InputFile {
   const int64_t size_;
   const std::string label_;
 };
-
-// Creates `path` holding `contents`, synced. Errors: those of OutputFile.
-absl::Status WriteFileDurably(const std::string& path, absl::string_view contents);
 
 }  // namespace timbre
 

@@ -1,16 +1,12 @@
 #include "server/io/vectors_file.h"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <memory>
-#include <utility>
 
 #include "absl/base/config.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "server/io/durable_write.h"
 #include "server/io/posix_file.h"
 
 #ifndef ABSL_IS_LITTLE_ENDIAN
@@ -37,21 +33,12 @@ absl::Status WriteVectorsFile(const std::string& path, const float* vectors, int
                                                    count, "), dim >= 1 (is ", dim,
                                                    ") and vectors"));
   }
-  absl::StatusOr<std::unique_ptr<OutputFile>> file = OutputFile::CreateTemporary(path, label);
-  if (!file.ok()) return WriteFailure(file.status());
-  const std::string temporary = (*file)->path();
-  absl::Status status = (*file)->Append(absl::string_view(
-      reinterpret_cast<const char*>(vectors), static_cast<size_t>(count) * dim * sizeof(float)));
-  if (status.ok()) status = (*file)->SyncAndClose();
-  if (status.ok() && std::rename(temporary.c_str(), path.c_str()) != 0) {
-    status = ErrnoStatus(errno, absl::StrCat("renaming ", label, " into place"));
-  }
-  if (!status.ok()) {
-    file->reset();
-    unlink(temporary.c_str());
-    return WriteFailure(status);
-  }
-  return absl::OkStatus();
+  const absl::Status written = ReplaceFileDurably(
+      path,
+      absl::string_view(reinterpret_cast<const char*>(vectors),
+                        static_cast<size_t>(count) * dim * sizeof(float)),
+      label);
+  return written.ok() ? written : WriteFailure(written);
 }
 
 absl::StatusOr<std::vector<float>> ReadVectorsFile(const std::string& path, int64_t count,

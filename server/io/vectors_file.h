@@ -17,9 +17,9 @@
 
 namespace timbre {
 
-// Writes `count` vectors of `dim` floats ([count, dim], row-major) to `path`. Writes a temporary
-// file next to `path`, syncs it and renames it into place, so `path` is either complete or
-// untouched; nothing is left behind on failure. The directory itself is not synced.
+// Writes `count` vectors of `dim` floats ([count, dim], row-major) to `path`, replacing it
+// atomically and durably (ReplaceFileDurably, durable_write.h): `path` is either complete or
+// untouched, and nothing is left behind on failure.
 // Errors: INVALID_ARGUMENT for count < 0, dim < 1 or null vectors; RESOURCE_EXHAUSTED (disk
 // full, quota) or INTERNAL (anything else, a missing directory too) with the OS reason.
 absl::Status WriteVectorsFile(const std::string& path, const float* vectors, int64_t count,

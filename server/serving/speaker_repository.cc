@@ -1,11 +1,7 @@
 #include "server/serving/speaker_repository.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <random>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -13,8 +9,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/io/durable_write.h"
 #include "server/io/json_proto_file.h"
-#include "server/io/posix_file.h"
 #include "server/serving/speaker_name.h"
 
 namespace timbre {
@@ -166,28 +162,22 @@ absl::StatusOr<std::string> SpeakerRepository::PublishVersion(
   if (error) {
     return absl::InternalError(absl::StrCat("creating '", dir.string(), "': ", error.message()));
   }
-  std::random_device random;
-  const fs::path staging = dir / absl::StrCat(".staging-", random(), random());
-  fs::create_directory(staging, error);
-  if (error) {
-    return absl::InternalError(absl::StrCat("creating '", staging.string(), "': ", error.message()));
-  }
+  absl::StatusOr<std::string> staging = CreateStagingDirectory(dir.string());
+  if (!staging.ok()) return staging.status();
   auto publish = [&]() -> absl::StatusOr<std::string> {
-    if (absl::Status written = write_files(staging.string()); !written.ok()) return written;
-    const fs::path index_path = staging / metadata.index_file();
+    if (absl::Status written = write_files(*staging); !written.ok()) return written;
+    const fs::path index_path = fs::path(*staging) / metadata.index_file();
     if (!fs::is_regular_file(index_path, error)) {
       return absl::InternalError(absl::StrCat("publishing speaker '", speaker, "': no index file '",
                                               metadata.index_file(), "' was written"));
     }
-    const fs::path metadata_path = staging / kMetadataFileName;
+    const fs::path metadata_path = fs::path(*staging) / kMetadataFileName;
     if (absl::Status written = WriteJsonProtoFile(metadata_path.string(), metadata);
         !written.ok()) {
       return written;
     }
-    if (absl::Status synced = SyncPath(index_path.string(), false); !synced.ok()) return synced;
-    if (absl::Status synced = SyncPath(staging.string(), true); !synced.ok()) return synced;
-    // Next number after the highest present; retry if a concurrent publish took it.
-    for (int attempt = 0; attempt < 100; ++attempt) {
+    // Next number after the highest present; the next one if a concurrent publish took it.
+    return PublishStagedDirectory(*staging, dir.string(), 100, [&] {
       uint64_t next = 1;
       for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
         uint64_t number;
@@ -195,22 +185,11 @@ absl::StatusOr<std::string> SpeakerRepository::PublishVersion(
           next = std::max(next, number + 1);
         }
       }
-      const fs::path target = dir / std::to_string(next);
-      if (rename(staging.c_str(), target.c_str()) == 0) {
-        // The version is published; a failed sync of the parent only delays its durability.
-        SyncPath(dir.string(), true).IgnoreError();
-        return std::to_string(next);
-      }
-      if (errno != EEXIST && errno != ENOTEMPTY) {
-        return absl::InternalError(absl::StrCat("renaming '", staging.string(), "' to '",
-                                                target.string(), "': ", std::strerror(errno)));
-      }
-    }
-    return absl::InternalError(absl::StrCat("publishing speaker '", speaker,
-                                            "': no free version number after 100 attempts"));
+      return std::to_string(next);
+    });
   };
   absl::StatusOr<std::string> version = publish();
-  if (!version.ok()) fs::remove_all(staging, error);
+  if (!version.ok()) fs::remove_all(*staging, error);
   return version;
 }
 

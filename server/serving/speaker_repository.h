@@ -66,9 +66,11 @@ class SpeakerRepository {
 
   // Publishes a new numbered version of `speaker` (created if absent). `write_files` writes the
   // index file named by metadata.index_file (default index.faiss) into the directory it is given;
-  // PublishVersion then writes metadata.json, syncs, and renames the directory into place.
+  // PublishVersion then writes metadata.json and publishes the directory under the next free
+  // number (PublishStagedDirectory, durable_write.h: every file synced, then renamed).
   // Returns the new version number. On any error nothing is published and the staging directory
-  // is removed. Errors: those of write_files; INTERNAL for I/O failures (with the OS reason).
+  // is removed. Errors: those of write_files; for I/O failures, those of durable_write.h with the
+  // OS reason (RESOURCE_EXHAUSTED for a full disk, INTERNAL for most others).
   absl::StatusOr<std::string> PublishVersion(
       absl::string_view speaker, timbre::v1::VersionMetadata metadata,
       absl::FunctionRef<absl::Status(const std::string& staging_dir)> write_files) const;

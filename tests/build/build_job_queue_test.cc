@@ -17,13 +17,18 @@
 namespace timbre {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::timbre::testing::FakeBuildRunner;
 using ::timbre::testing::IsOk;
+using ::timbre::testing::ListDir;
+using ::timbre::testing::ReadFile;
 using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
 using ::timbre::testing::WaitFor;
+using ::timbre::testing::WriteFile;
 using timbre::v1::BuildJob;
 
 BuildRequest Request(const std::string& speaker, const std::string& comment = "") {
@@ -280,6 +285,57 @@ TEST_F(BuildJobQueueTest, RecordsThatAreNotRegularFilesAreSkippedWithoutWaiting)
   auto queue = BuildJobQueue::Create(std::move(options));
   ASSERT_THAT(queue, IsOk());
   EXPECT_THAT((*queue)->List(), ::testing::IsEmpty());
+}
+
+TEST_F(BuildJobQueueTest, RecordsAreWrittenInTheJsonFormOfMetadata) {
+  auto queue = MakeQueue();
+  auto job = queue->Submit(Request("alice"));
+  ASSERT_THAT(job, IsOk());
+  const std::string record = ReadFile(dir_.Join(absl::StrCat("jobs/", job->id(), ".json")));
+  EXPECT_THAT(record, HasSubstr("\"feature_set_id\": \"fs-1\""));
+  EXPECT_THAT(record, HasSubstr("\"created_at_unix_ms\": "));
+  EXPECT_THAT(record, Not(HasSubstr("featureSetId")));
+  runner_.Release();
+  ASSERT_TRUE(WaitFor([&] { return IsFinalJobState(StateOf(*queue, job->id())); }));
+  queue.reset();
+  // Only the records: every write replaced its file whole, leaving no temporary.
+  EXPECT_THAT(ListDir(dir_.Join("jobs")), ElementsAre(absl::StrCat(job->id(), ".json")));
+}
+
+TEST_F(BuildJobQueueTest, CamelCaseRecordsOfEarlierVersionsStillLoad) {
+  ScratchDir jobs;
+  WriteFile(jobs.Join("job-0123456789ab.json"),
+            R"({"id": "job-0123456789ab", "speaker": "alice", "featureSetId": "fs-0123456789abcdef",
+                "state": "STATE_SUCCEEDED", "stage": "done", "fraction": 1,
+                "createdAtUnixMs": "1700000000000", "finishedAtUnixMs": "1700000060000",
+                "report": {"inputRows": "20000", "version": "3"}})");
+  WriteFile(jobs.Join("job-0123456789ac.json"),
+            R"({"id": "job-0123456789ac", "speaker": "bob", "featureSetId": "fs-0123456789abcdef",
+                "state": "STATE_RUNNING", "stage": "training", "createdAtUnixMs": "1700000000001"})");
+  // Temporaries of writes a crash interrupted, from this version and an earlier one.
+  WriteFile(jobs.Join("job-0123456789ad.json.partial-AbC123"), "{\"id\": \"job-01");
+  WriteFile(jobs.Join("job-0123456789ae.json.tmp"), "{");
+  BuildJobQueue::Options options;
+  options.builder = &runner_;
+  options.jobs_dir = jobs.path();
+  auto queue = BuildJobQueue::Create(std::move(options));
+  ASSERT_THAT(queue, IsOk());
+  auto done = (*queue)->Get("job-0123456789ab");
+  ASSERT_THAT(done, IsOk());
+  EXPECT_EQ(done->feature_set_id(), "fs-0123456789abcdef");
+  EXPECT_EQ(done->state(), BuildJob::STATE_SUCCEEDED);
+  EXPECT_EQ(done->created_at_unix_ms(), 1700000000000);
+  EXPECT_EQ(done->finished_at_unix_ms(), 1700000060000);
+  EXPECT_EQ(done->report().input_rows(), 20000u);
+  EXPECT_EQ(done->report().version(), "3");
+  auto interrupted = (*queue)->Get("job-0123456789ac");
+  ASSERT_THAT(interrupted, IsOk());
+  EXPECT_EQ(interrupted->state(), BuildJob::STATE_FAILED);
+  // The record rewritten on loading takes the form of metadata.
+  EXPECT_THAT(ReadFile(jobs.Join("job-0123456789ac.json")),
+              AllOf(HasSubstr("\"feature_set_id\": \"fs-0123456789abcdef\""),
+                    HasSubstr("\"state\": \"STATE_FAILED\"")));
+  EXPECT_THAT(ListDir(jobs.path()), ElementsAre("job-0123456789ab.json", "job-0123456789ac.json"));
 }
 
 TEST_F(BuildJobQueueTest, ShutdownCancelsTheRunningAndQueuedJobs) {

@@ -188,10 +188,10 @@ TEST_F(FeatureSetStoreTest, UnknownAndInvalidIds) {
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("fs-0123456789abcdef")));
   for (const char* id : {"", "..", "../sets", "fs-0123456789ABCDEF", "fs-0123456789abcde",
                          "fs-0123456789abcdef0", "xx-0123456789abcdef", ".staging-0"}) {
-    EXPECT_THAT(store_->Get(id), StatusIs(kInvalid, HasSubstr("bad feature set id"))) << id;
-    EXPECT_THAT(store_->Delete(id), StatusIs(kInvalid, HasSubstr("bad feature set id"))) << id;
-    EXPECT_THAT(store_->LoadRows(id, nullptr), StatusIs(kInvalid, HasSubstr("bad feature set id")))
-        << id;
+    const std::string malformed = absl::StrCat("feature set id '", id, "' is malformed");
+    EXPECT_THAT(store_->Get(id), StatusIs(kInvalid, HasSubstr(malformed))) << id;
+    EXPECT_THAT(store_->Delete(id), StatusIs(kInvalid, HasSubstr(malformed))) << id;
+    EXPECT_THAT(store_->LoadRows(id, nullptr), StatusIs(kInvalid, HasSubstr(malformed))) << id;
   }
 }
 

@@ -4,6 +4,8 @@
 // service and across the drain of a real server.
 #include "timbre/timbre_client.h"
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <map>
 #include <memory>
@@ -19,9 +21,11 @@
 namespace timbre {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::timbre::testing::IsOk;
+using ::timbre::testing::IsOkAndHolds;
 using ::timbre::testing::StatusIs;
 
 // A Timbre service that records the x-timbre-speaker header of every call by method, refuses the
@@ -201,6 +205,45 @@ TEST_F(TimbreClientTest, NegativeRetriesAreRefused) {
   options.retries = -1;
   EXPECT_THAT(TimbreClient::Create(options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--retries is -1")));
+}
+
+TEST(ReadTokenFileTest, GivesTheFirstTokenLine) {
+  ::timbre::testing::ScratchDir dir;
+  ::timbre::testing::WriteFile(dir.Join("tokens"), "# admin\n\n  secret-1  \nsecret-2\n");
+  EXPECT_THAT(ReadTokenFile(dir.Join("tokens")), IsOkAndHolds("secret-1"));
+  ::timbre::testing::WriteFile(dir.Join("empty"), "# nothing\n\n");
+  EXPECT_THAT(ReadTokenFile(dir.Join("empty")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("holds no token")));
+}
+
+TEST(ReadTokenFileTest, AnUnreadableFileIsNamedWithItsFlag) {
+  ::timbre::testing::ScratchDir dir;
+  EXPECT_THAT(ReadTokenFile(dir.Join("missing")),
+              StatusIs(absl::StatusCode::kNotFound,
+                       AllOf(HasSubstr("cannot read --token_file '"), HasSubstr("missing'"),
+                             HasSubstr("No such file"))));
+  // A FIFO is refused at once instead of waiting for a writer.
+  ASSERT_EQ(mkfifo(dir.Join("fifo").c_str(), 0600), 0);
+  EXPECT_THAT(ReadTokenFile(dir.Join("fifo")),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("not a regular file")));
+  ::timbre::testing::WriteFile(dir.Join("huge"), std::string((1 << 20) + 1, 'x'));
+  EXPECT_THAT(ReadTokenFile(dir.Join("huge")),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("more than the 1048576")));
+}
+
+TEST(TimbreClientCreateTest, AnUnreadableTlsFileIsNamedWithItsFlag) {
+  ::timbre::testing::ScratchDir dir;
+  TimbreClient::Options options;
+  options.target = "127.0.0.1:1";
+  options.tls_ca_file = dir.Join("ca.pem");
+  EXPECT_THAT(TimbreClient::Create(options),
+              StatusIs(absl::StatusCode::kNotFound,
+                       AllOf(HasSubstr("cannot read --tls_ca '"), HasSubstr("ca.pem'"))));
+  options.tls_ca_file.clear();
+  options.tls_cert_file = dir.Join("cert.pem");
+  options.tls_key_file = dir.Join("key.pem");
+  EXPECT_THAT(TimbreClient::Create(options),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("cannot read --tls_cert '")));
 }
 
 TEST(RetryServiceConfigTest, NamesTheRetriedMethodsAndAttempts) {

@@ -1,5 +1,5 @@
-// Names a client sends that reach the file system: speaker names, feature-set ids and uploaded
-// file names. Whatever a validator accepts is one plain, non-hidden path component, so no
+// Names a client sends that reach the file system: speaker names, feature-set ids, job ids and
+// uploaded file names. Whatever a validator accepts is one plain, non-hidden path component, so no
 // accepted name can reach outside its directory.
 #include <cstdint>
 #include <cstdlib>
@@ -8,7 +8,7 @@
 
 #include "absl/strings/string_view.h"
 #include "server/build/feature_file.h"
-#include "server/build/feature_set_store.h"
+#include "server/io/random_id.h"
 #include "server/serving/speaker_name.h"
 
 namespace {
@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::abort();
     }
   }
-  if (timbre::ValidateFeatureSetId(name).ok()) CheckPlainComponent(name);
+  if (timbre::ValidateRandomId(timbre::kFeatureSetIdForm, name).ok()) CheckPlainComponent(name);
+  if (timbre::ValidateRandomId(timbre::kJobIdForm, name).ok()) CheckPlainComponent(name);
   if (timbre::ValidateFeatureFileName(name).ok()) CheckPlainComponent(name);
   return 0;
 }

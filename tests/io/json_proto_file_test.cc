@@ -48,8 +48,30 @@ TEST(JsonProtoFileTest, ErrorsNameTheFile) {
   EXPECT_THAT(ReadJsonProtoFile(dir.Join("bad.json"), "metadata", &read),
               StatusIs(absl::StatusCode::kFailedPrecondition,
                        AllOf(HasSubstr("bad.json"), HasSubstr("is not valid metadata"))));
-  EXPECT_THAT(WriteJsonProtoFile(dir.Join("bad.json"), read),
-              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("bad.json")));
+  EXPECT_THAT(WriteJsonProtoFile(dir.Join("missing/m.json"), read),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing/m.json")));
+}
+
+TEST(JsonProtoFileTest, WritingReplacesTheFileWhole) {
+  ScratchDir dir;
+  WriteFile(dir.Join("m.json"), std::string(1000, ' ') + "{ not json");
+  timbre::v1::VersionMetadata written;
+  written.set_dim(256);
+  ASSERT_THAT(WriteJsonProtoFile(dir.Join("m.json"), written), IsOk());
+  timbre::v1::VersionMetadata read;
+  ASSERT_THAT(ReadJsonProtoFile(dir.Join("m.json"), "metadata", &read), IsOk());
+  EXPECT_EQ(read.dim(), 256u);
+}
+
+TEST(JsonProtoFileTest, ReadsCamelCaseFieldNamesToo) {
+  // protobuf's JSON mapping accepts both spellings; files written before timbre used proto
+  // field names everywhere hold the camelCase ones.
+  ScratchDir dir;
+  WriteFile(dir.Join("m.json"), R"({"indexFile": "x.faiss", "numVectors": "12"})");
+  timbre::v1::VersionMetadata read;
+  ASSERT_THAT(ReadJsonProtoFile(dir.Join("m.json"), "metadata", &read), IsOk());
+  EXPECT_EQ(read.index_file(), "x.faiss");
+  EXPECT_EQ(read.num_vectors(), 12u);
 }
 
 TEST(JsonProtoFileTest, FifoOrOversizedFileIsRefusedWithoutWaiting) {

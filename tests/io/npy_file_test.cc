@@ -87,6 +87,18 @@ TEST(NpyFileTest, RejectsWhatItCannotUse) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not match")));
 }
 
+TEST(NpyFileTest, WritingReplacesTheFileWholeAndFailuresLeaveNothing) {
+  ScratchDir dir;
+  timbre::testing::WriteFile(dir.Join("out.npy"), std::string(4096, 'x'));
+  ASSERT_THAT(WriteNpy(dir.Join("out.npy"), NpyArray{"<f4", {1, 2}, Floats({7, 8})}), IsOk());
+  auto read = ReadNpy(dir.Join("out.npy"));
+  ASSERT_THAT(read, IsOk());
+  EXPECT_EQ(read->data, Floats({7, 8}));
+  EXPECT_THAT(WriteNpy(dir.Join("missing/out.npy"), NpyArray{"<f4", {1}, Floats({1})}),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing/out.npy")));
+  EXPECT_THAT(timbre::testing::ListDir(dir.path()), ElementsAre("out.npy"));
+}
+
 TEST(NpyFileTest, ReadsJustTheHeader) {
   ScratchDir dir;
   const std::string v1 =

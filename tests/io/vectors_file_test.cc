@@ -19,6 +19,7 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::timbre::testing::IsOk;
+using ::timbre::testing::ListDir;
 using ::timbre::testing::ReadFile;
 using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
@@ -32,15 +33,6 @@ std::vector<float> Vectors(int64_t rows) {
   std::vector<float> values(rows * kDim);
   for (size_t i = 0; i < values.size(); ++i) values[i] = 0.25f * i - 3.0f;
   return values;
-}
-
-// The names in `dir`.
-std::vector<std::string> Names(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    names.push_back(entry.path().filename().string());
-  }
-  return names;
 }
 
 class VectorsFileTest : public ::testing::Test {
@@ -62,7 +54,7 @@ TEST_F(VectorsFileTest, WriteThenReadRoundTrips) {
   absl::StatusOr<std::vector<float>> read = ReadVectorsFile(path, kRows, kDim);
   ASSERT_THAT(read, IsOk());
   EXPECT_EQ(*read, vectors);
-  EXPECT_THAT(Names(scratch_.path()), ElementsAre("vectors.f32"));
+  EXPECT_THAT(ListDir(scratch_.path()), ElementsAre("vectors.f32"));
 }
 
 TEST_F(VectorsFileTest, RewritingReplacesTheFile) {
@@ -88,7 +80,7 @@ TEST_F(VectorsFileTest, WriteRejectsBadArguments) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dim >= 1 (is 0)")));
   EXPECT_THAT(WriteVectorsFile(path, nullptr, 1, kDim),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(path)));
-  EXPECT_THAT(Names(scratch_.path()), ::testing::IsEmpty());
+  EXPECT_THAT(ListDir(scratch_.path()), ::testing::IsEmpty());
 }
 
 TEST_F(VectorsFileTest, WriteFailureLeavesNothingBehind) {
@@ -103,7 +95,7 @@ TEST_F(VectorsFileTest, WriteFailureLeavesNothingBehind) {
   ASSERT_TRUE(std::filesystem::create_directory(dir));
   EXPECT_THAT(WriteVectorsFile(dir, vectors.data(), kRows, kDim),
               StatusIs(absl::StatusCode::kInternal, HasSubstr(dir)));
-  EXPECT_THAT(Names(scratch_.path()), ElementsAre("target"));
+  EXPECT_THAT(ListDir(scratch_.path()), ElementsAre("target"));
 }
 
 TEST_F(VectorsFileTest, ReadMissingFileIsNotFound) {

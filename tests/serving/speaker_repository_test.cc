@@ -31,6 +31,7 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 using ::timbre::testing::IsOk;
+using ::timbre::testing::ListDir;
 using ::timbre::testing::ReadFile;
 using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
@@ -39,16 +40,6 @@ using ::timbre::testing::WriteRvcIndex;
 
 constexpr char kAdded[] = "added_IVF8_Flat_nprobe_1_alice_v2.index";
 constexpr char kTrained[] = "trained_IVF8_Flat_nprobe_1_alice_v2.index";
-
-// Names in `dir`, sorted.
-std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    names.push_back(entry.path().filename().string());
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 class SpeakerRepositoryTest : public ::testing::Test {
  protected:

@@ -37,6 +37,8 @@ class ScratchDir {
 // Writes `contents` to `path` (creating parent directories).
 void WriteFile(const std::string& path, const std::string& contents);
 std::string ReadFile(const std::string& path);
+// The names in `dir`, sorted; empty if it cannot be read. For checking that nothing was left.
+std::vector<std::string> ListDir(const std::string& dir);
 
 // Trains `description` (an index_factory string) with `metric` and stored `nprobe` on all of
 // `frames`; on error fails the test and returns null.

@@ -31,7 +31,8 @@ class BuilderClient {
   // Uploads the feature files at `path` (see FeatureFilesAt) in chunks of `chunk_bytes`, each file
   // announced with its size and SHA-256. `progress(sent, total)` is called after every chunk,
   // in bytes. No deadline: a large set takes as long as the network needs.
-  // Errors: those of FeatureFilesAt; NOT_FOUND/INTERNAL for unreadable files; the server's.
+  // Errors: those of FeatureFilesAt; NOT_FOUND (missing), INVALID_ARGUMENT (not a regular file)
+  // or INTERNAL (read error) for unreadable files; the server's.
   absl::StatusOr<timbre::v1::FeatureSet> Upload(
       const std::string& path, int64_t chunk_bytes,
       absl::FunctionRef<void(int64_t sent, int64_t total)> progress) const;

@@ -112,8 +112,8 @@ class TimbreClient {
   };
 
   // Errors: INVALID_ARGUMENT for an empty target, a client certificate without its key, a
-  // token without TLS, or negative retries; NOT_FOUND for an unreadable TLS file. Does not
-  // connect until the first call.
+  // token without TLS, or negative retries; NOT_FOUND for an unreadable TLS file (missing, not
+  // a regular file, or over 1 MiB). Does not connect until the first call.
   static absl::StatusOr<std::unique_ptr<TimbreClient>> Create(Options options);
 
   absl::StatusOr<timbre::v1::BlendResponse> Blend(const timbre::v1::BlendRequest& request) const;
@@ -171,8 +171,8 @@ std::string RetryServiceConfig(int retries);
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const TimbreClient::Options& options);
 
 // The first token of a token file: the first line that is neither blank nor a '#' comment,
-// whitespace trimmed. Errors: NOT_FOUND for an unreadable file, INVALID_ARGUMENT for a file
-// without a token.
+// whitespace trimmed. Errors: NOT_FOUND naming the file when it cannot be read (missing, not a
+// regular file, or over 1 MiB), INVALID_ARGUMENT for a file without a token.
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 
 // Frames message from packed bytes.
