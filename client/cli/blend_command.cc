@@ -39,7 +39,7 @@ int RunBlend(const CommandContext& context) {
 
 extern const Command kBlendCommand = {
     "blend",
-    "blend an .npy file's frames with a speaker's voice, as RVC's retrieval step does",
+    "blend an .npy file's frames with a speaker's voice, as RVC's retrieval does",
     "timbre blend --speaker=NAME --input=IN.npy --output=OUT.npy [--k=N --index_rate=R "
     "--nprobe=N --k_factor=N]",
     {"speaker", "input", "output", "k", "index_rate", "nprobe", "k_factor"},

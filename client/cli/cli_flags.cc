@@ -32,7 +32,8 @@ ABSL_FLAG(std::string, input, "",
           "of them, such as RVC's 3_feature768, or one file)");
 ABSL_FLAG(std::string, output, "", "Output .npy file, same dtype as the input");
 ABSL_FLAG(int, k, 0, "Neighbours per frame; 0 = server default (8)");
-ABSL_FLAG(double, index_rate, -1, "Retrieved-frame weight in [0, 1]; unset = server default (0.75)");
+ABSL_FLAG(double, index_rate, -1,
+          "Retrieved-frame weight in [0, 1]; unset = server default (0.75)");
 ABSL_FLAG(int, nprobe, 0, "Inverted lists probed; 0 = the index's stored value");
 ABSL_FLAG(int, k_factor, 0, "Re-ranking factor of RFlat indexes; 0 = default");
 ABSL_FLAG(bool, warmup_index, false, "Warm the index up with searches before answering");

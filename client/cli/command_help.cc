@@ -54,7 +54,9 @@ std::string CommandHelp(const Command& command) {
   std::string text =
       absl::StrCat("timbre ", command.name, ": ", command.purpose, "\n\nusage: ", command.usage,
                    "\n");
-  if (!command.flags.empty()) absl::StrAppend(&text, "\nFlags:\n", FlagsHelp(command.flags, command.required));
+  if (!command.flags.empty()) {
+    absl::StrAppend(&text, "\nFlags:\n", FlagsHelp(command.flags, command.required));
+  }
   if (!command.examples.empty()) {
     absl::StrAppend(&text, "\nExamples:\n  ", absl::StrJoin(command.examples, "\n  "), "\n");
   }

@@ -15,8 +15,8 @@ int RunImport(const CommandContext& context) {
 
 extern const Command kImportCommand = {
     "import",
-    "register a directory or .npy file on the server (under its --import_root) as a feature set",
-    "timbre import --server_path=DIR|FILE.npy",
+    "register a directory or .npy file on the server as a feature set",
+    "timbre import --server_path=DIR|FILE.npy   (relative to the server's import root)",
     {"server_path"},
     {"server_path"},
     {"timbre import --server_path=alice/3_feature768"},

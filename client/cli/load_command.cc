@@ -22,7 +22,7 @@ int RunLoadSpeaker(const CommandContext& context) {
 
 extern const Command kLoadCommand = {
     "load",
-    "admin: load a speaker's index now (retrying a failed one), unloading others as needed",
+    "admin: load a speaker's index now (a failed one again), unloading others as needed",
     "timbre load --speaker=NAME [--warmup_index]",
     {"speaker", "warmup_index"},
     {"speaker"},

@@ -51,8 +51,11 @@ int Main(int argc, char** argv) {
                                 "unexpected argument '", line.arguments[0], "'; usage: ",
                                 command->usage)));
   }
-  for (const absl::Status& status : {ApplyFlags(*command, line.flags), CheckRequiredFlags(*command)}) {
-    if (!status.ok()) return Fail(kExitUsage, status);
+  if (absl::Status applied = ApplyFlags(*command, line.flags); !applied.ok()) {
+    return Fail(kExitUsage, applied);
+  }
+  if (absl::Status given = CheckRequiredFlags(*command); !given.ok()) {
+    return Fail(kExitUsage, given);
   }
   absl::StatusOr<TimbreClient::Options> connection = ConnectionFromFlags();
   if (!connection.ok()) return Fail(kExitUsage, connection.status());

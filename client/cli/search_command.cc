@@ -37,7 +37,7 @@ int RunSearch(const CommandContext& context) {
 
 extern const Command kSearchCommand = {
     "search",
-    "print each frame's nearest neighbours in a speaker's index (id:squared distance)",
+    "print each frame's nearest neighbours in a speaker's index",
     "timbre search --speaker=NAME --input=IN.npy [--k=N --nprobe=N --k_factor=N]",
     {"speaker", "input", "k", "nprobe", "k_factor"},
     {"speaker", "input"},

@@ -15,7 +15,7 @@ int RunUpload(const CommandContext& context) {
 
 extern const Command kUploadCommand = {
     "upload",
-    "upload a feature set: a directory of .npy files (RVC's 3_feature768) or one .npy file",
+    "upload a feature set: a directory of .npy files (RVC's 3_feature768) or one file",
     "timbre upload --input=DIR|FILE.npy [--chunk_mb=N]",
     {"input", "chunk_mb"},
     {"input"},

@@ -9,7 +9,7 @@ cli="$1" source_dir="$2"
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
-# expect NAME 'present|absent' TEXT OUTPUT
+# has OUTPUT TEXT: OUTPUT contains TEXT.
 has() { grep -qF -- "$2" <<<"$1"; }
 check_common() {  # OUTPUT WHAT
   for forbidden in "No flags matched" "$source_dir" ".cc" "Flags from"; do
@@ -60,6 +60,10 @@ for command in $(sed -n 's/^  \([a-z-]*\)  .*/\1/p' <<<"$overview"); do
   out=$("$cli" help "$command" 2>&1) || fail "'timbre help $command' exit code $?"
   has "$out" "usage: timbre $command" || fail "'timbre help $command' lacks its usage: $out"
   check_common "$out" "timbre help $command"
+  # Each flag its usage line names is one of its flags, described from the registry.
+  for flag in $(grep "^usage: " <<<"$out" | grep -o -- '--[a-z_]*' | sort -u); do
+    has "$out" "  $flag (" || fail "'timbre help $command' names $flag but does not describe it"
+  done
 done
 
 [ "$failures" -eq 0 ] || exit 1
