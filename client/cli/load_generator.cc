@@ -55,23 +55,32 @@ std::string Block(const LoadOptions& options, const std::vector<float>& pool, in
   return data;
 }
 
+class SystemLoadClock final : public LoadClock {
+ public:
+  absl::Time Now() override { return absl::Now(); }
+  void SleepUntil(absl::Time time) override {
+    const absl::Duration left = time - absl::Now();
+    if (left > absl::ZeroDuration()) absl::SleepFor(left);
+  }
+};
+
 void RunCaller(const TimbreClient& client, const LoadOptions& options,
                const std::string& speaker, const std::vector<float>& pool, int64_t pool_rows,
-               int dim, int caller, absl::Time measure_from, absl::Time stop,
+               int dim, int caller, absl::Time begin, absl::Time measure_from, absl::Time stop,
                CallerResult* result) {
   std::unique_ptr<BlendSession> session;
   if (options.streaming) session = client.OpenSession(speaker, options.options);
   const absl::Duration interval =
       options.rate > 0 ? absl::Seconds(1.0 / options.rate) : absl::ZeroDuration();
+  LoadClock& clock = *options.clock;
   // Callers start spread over one interval, as independent clients would, not in lockstep.
-  absl::Time next = absl::Now() + interval * caller / options.concurrency;
+  absl::Time next = begin + interval * caller / options.concurrency;
   for (int64_t n = 0;; ++n) {
     if (interval > absl::ZeroDuration()) {
-      const absl::Time now = absl::Now();
-      if (next > now) absl::SleepFor(next - now);
+      clock.SleepUntil(next);
       next += interval;
     }
-    const absl::Time start = absl::Now();
+    const absl::Time start = clock.Now();
     if (start >= stop) break;
     timbre::v1::Frames frames =
         MakeFrames(timbre::v1::DTYPE_FLOAT32, options.frames, dim,
@@ -96,7 +105,7 @@ void RunCaller(const TimbreClient& client, const LoadOptions& options,
       status = response.status();
       if (response.ok()) server = ServerMicros(response->timing());
     }
-    const absl::Time end = absl::Now();
+    const absl::Time end = clock.Now();
     if (start < measure_from) continue;
     if (status.ok()) {
       ++result->calls;
@@ -115,6 +124,11 @@ void RunCaller(const TimbreClient& client, const LoadOptions& options,
 }
 
 }  // namespace
+
+LoadClock* LoadClock::System() {
+  static SystemLoadClock* const clock = new SystemLoadClock();
+  return clock;
+}
 
 double LoadReport::Percentile(const std::vector<double>& values, double p) {
   if (values.empty()) return 0;
@@ -171,6 +185,7 @@ absl::StatusOr<LoadReport> RunLoad(const TimbreClient& client, const LoadOptions
   if (options.duration <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--duration must be positive");
   }
+  if (options.clock == nullptr) return absl::InvalidArgumentError("the load clock is null");
   const std::vector<std::string> speakers = absl::StrSplit(options.speaker, ',');
   int dim = 0;
   for (const std::string& name : speakers) {
@@ -204,7 +219,7 @@ absl::StatusOr<LoadReport> RunLoad(const TimbreClient& client, const LoadOptions
     std::normal_distribution<float> normal;
     for (float& value : pool) value = normal(random);
   }
-  const absl::Time begin = absl::Now();
+  const absl::Time begin = options.clock->Now();
   const absl::Time measure_from = begin + options.warmup;
   const absl::Time stop = measure_from + options.duration;
   std::vector<CallerResult> results(options.concurrency);
@@ -212,11 +227,12 @@ absl::StatusOr<LoadReport> RunLoad(const TimbreClient& client, const LoadOptions
   for (int c = 0; c < options.concurrency; ++c) {
     callers.emplace_back(RunCaller, std::cref(client), std::cref(options),
                          std::cref(speakers[c % speakers.size()]), std::cref(pool), pool_rows, dim,
-                         c, measure_from, stop, &results[c]);
+                         c, begin, measure_from, stop, &results[c]);
   }
   for (std::thread& caller : callers) caller.join();
   LoadReport report;
-  report.seconds = absl::ToDoubleSeconds(std::max(absl::Now(), stop) - measure_from);
+  report.seconds =
+      absl::ToDoubleSeconds(std::max(options.clock->Now(), stop) - measure_from);
   for (CallerResult& result : results) {
     report.calls += result.calls;
     report.calls_after_reopen += result.calls_after_reopen;

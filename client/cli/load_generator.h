@@ -21,6 +21,18 @@
 
 namespace timbre {
 
+// The time source of a load run: when each call is due and how long it took. Implementations
+// must be thread-safe (every caller thread uses it).
+class LoadClock {
+ public:
+  virtual ~LoadClock() = default;
+  virtual absl::Time Now() = 0;
+  // Returns at `time`, or at once if it has passed.
+  virtual void SleepUntil(absl::Time time) = 0;
+  // The system clock (absl::Now, absl::SleepFor); lives as long as the process.
+  static LoadClock* System();
+};
+
 struct LoadOptions {
   // Required. A comma-separated list spreads the callers over the speakers: caller c calls the
   // (c mod n)-th. Speakers not loaded yet need `queries` (their dim is unknown until loaded).
@@ -35,6 +47,12 @@ struct LoadOptions {
   // Query frames, row-major [query_rows, dim] float32; empty = N(0, 1) values of the speaker's dim.
   std::vector<float> queries;
   int64_t query_rows = 0;
+  // Schedules the calls and times them. Not owned, must outlive RunLoad; required. Default: the
+  // system clock. With a rate, caller c of n calls at start + interval * (c / n + i) for
+  // i = 0, 1, ... while that is before start + warmup + duration (interval = 1 / rate; calls
+  // before start + warmup are not counted), where start is the clock's time when RunLoad starts
+  // the callers.
+  LoadClock* clock = LoadClock::System();
 };
 
 struct LoadReport {
@@ -64,8 +82,9 @@ struct LoadReport {
   std::string ToJson() const;
 };
 
-// Errors: INVALID_ARGUMENT for bad options; the server's error if the speaker cannot be read.
-// Call errors during the run are counted, not returned.
+// Errors: INVALID_ARGUMENT for bad options (naming the flag of `timbre bench`, or the clock);
+// the server's error if the speaker cannot be read. Call errors during the run are counted, not
+// returned.
 absl::StatusOr<LoadReport> RunLoad(const TimbreClient& client, const LoadOptions& options);
 
 }  // namespace timbre

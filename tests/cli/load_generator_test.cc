@@ -3,8 +3,12 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/build/demo_speaker.h"
 #include "server/timbre_server.h"
 #include "tests/support/server_test_support.h"
@@ -14,8 +18,39 @@ namespace timbre {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 using ::timbre::testing::IsOk;
 using ::timbre::testing::StatusIs;
+
+// A LoadClock on which each thread has its own time, from the same start: SleepUntil moves the
+// calling thread's time forward, no thread really waits, and calls take no time. It records
+// every thread's wake-up times, in milliseconds from the start. (Back-to-back runs would never
+// end on it: only sleeps advance its time.)
+class StepClock final : public LoadClock {
+ public:
+  absl::Time Now() override {
+    absl::MutexLock lock(&mutex_);
+    return kStart + elapsed_[std::this_thread::get_id()];
+  }
+  void SleepUntil(absl::Time time) override {
+    absl::MutexLock lock(&mutex_);
+    absl::Duration& elapsed = elapsed_[std::this_thread::get_id()];
+    elapsed = std::max(elapsed, time - kStart);
+    wake_ups_[std::this_thread::get_id()].push_back(absl::ToInt64Milliseconds(elapsed));
+  }
+  std::vector<std::vector<int64_t>> WakeUps() const {
+    absl::MutexLock lock(&mutex_);
+    std::vector<std::vector<int64_t>> wake_ups;
+    for (const auto& [thread, times] : wake_ups_) wake_ups.push_back(times);
+    return wake_ups;
+  }
+
+ private:
+  static constexpr absl::Time kStart = absl::UnixEpoch();
+  mutable absl::Mutex mutex_;
+  std::map<std::thread::id, absl::Duration> elapsed_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::thread::id, std::vector<int64_t>> wake_ups_ ABSL_GUARDED_BY(mutex_);
+};
 
 class LoadGeneratorTest : public ::testing::Test {
  protected:
@@ -63,17 +98,32 @@ TEST_F(LoadGeneratorTest, CountsCallsFramesAndLatencies) {
   }
 }
 
-TEST_F(LoadGeneratorTest, RateLimitsEachCaller) {
+TEST_F(LoadGeneratorTest, CallsEachCallerOnItsScheduleAtTheRate) {
+  // 20 calls/s per caller: caller 0 is due every 50 ms from the start, caller 1 25 ms later.
+  // The first 100 ms are warm-up; the measured 500 ms end at 600 ms.
+  StepClock clock;
   LoadOptions options;
   options.speaker = "small";
   options.concurrency = 2;
-  options.rate = 20;  // 20 calls/s per caller for 0.5 s: about 10 each
+  options.rate = 20;
+  options.warmup = absl::Milliseconds(100);
   options.duration = absl::Milliseconds(500);
-  options.warmup = absl::ZeroDuration();
+  options.clock = &clock;
   auto report = RunLoad(*client_, options);
   ASSERT_THAT(report, IsOk());
-  EXPECT_GE(report->calls, 2 * 8);
-  EXPECT_LE(report->calls, 2 * 12);
+  std::vector<int64_t> caller0, caller1;
+  for (int64_t ms = 0; ms < 600; ms += 50) {
+    caller0.push_back(ms);
+    caller1.push_back(ms + 25);
+  }
+  // Each caller waited for each of its calls, and once more for the first one past the end.
+  caller0.push_back(600);
+  caller1.push_back(625);
+  EXPECT_THAT(clock.WakeUps(), UnorderedElementsAre(caller0, caller1));
+  EXPECT_EQ(report->calls, 2 * 10) << report->first_error;  // the warm-up's 2 each not counted
+  EXPECT_EQ(report->errors, 0);
+  EXPECT_EQ(report->seconds, 0.5);
+  EXPECT_EQ(report->calls_per_second(), 40);
 }
 
 TEST_F(LoadGeneratorTest, CountsServerErrors) {
@@ -109,6 +159,18 @@ TEST_F(LoadGeneratorTest, RejectsBadOptions) {
   EXPECT_THAT(RunLoad(*client_, options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--frames")));
   options.frames = 1;
+  options.rate = -1;
+  EXPECT_THAT(RunLoad(*client_, options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--rate")));
+  options.rate = 0;
+  options.duration = absl::ZeroDuration();
+  EXPECT_THAT(RunLoad(*client_, options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--duration")));
+  options.duration = absl::Seconds(1);
+  options.clock = nullptr;
+  EXPECT_THAT(RunLoad(*client_, options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("clock")));
+  options.clock = LoadClock::System();
   options.speaker = "nobody";
   EXPECT_THAT(RunLoad(*client_, options).status(), StatusIs(absl::StatusCode::kNotFound, HasSubstr("nobody")));
   options.speaker = "small";
