@@ -14,7 +14,6 @@
 #include "server/build/file_work_queue.h"
 #include "server/io/frame_codec.h"
 #include "server/io/npy_file.h"
-#include "server/io/sha256.h"
 #include "server/metrics/server_metrics.h"
 #include "server/rpc/index_builder_service.h"
 #include "server/timbre_server.h"
@@ -51,17 +50,6 @@ FrameMatrix Slice(const FrameMatrix& rows, int64_t begin, int64_t end) {
   out.dim = rows.dim;
   out.values.assign(rows.row(begin), rows.row(end));
   return out;
-}
-
-// The header message announcing the file `name` holding `bytes`, with their true size and digest.
-v1::UploadFeaturesRequest FileHeader(const std::string& name, const std::string& bytes) {
-  v1::UploadFeaturesRequest header;
-  header.mutable_file()->set_name(name);
-  header.mutable_file()->set_size_bytes(bytes.size());
-  Sha256 digest;
-  digest.Update(bytes);
-  header.mutable_file()->set_sha256(digest.HexDigest());
-  return header;
 }
 
 class IndexBuilderServiceTest : public ::testing::Test {
@@ -230,116 +218,6 @@ TEST_F(IndexBuilderServiceTest, CancelStopsABuildAndPublishesNothing) {
   EXPECT_THAT(client_->GetSpeaker("carol"), StatusIs(absl::StatusCode::kNotFound, ::testing::_));
   EXPECT_THAT(builder_->CancelJob(job->id()),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already ended")));
-}
-
-TEST_F(IndexBuilderServiceTest, BadUploadsAreRefusedAndLeaveNothing) {
-  auto stub = v1::IndexBuilder::NewStub(channel_);
-  const std::string good = NpyBytes(GenerateClusteredFrames(100, 256, 4, 5), dir_.Join("good.npy"));
-  const std::string other_dim = NpyBytes(GenerateClusteredFrames(100, 768, 4, 5), dir_.Join("768.npy"));
-  auto upload = [&](std::vector<std::pair<std::string, std::string>> files, bool wrong_digest) {
-    grpc::ClientContext context;
-    v1::FeatureSet response;
-    auto writer = stub->UploadFeatures(&context, &response);
-    for (const auto& [name, bytes] : files) {
-      v1::UploadFeaturesRequest header;
-      header.mutable_file()->set_name(name);
-      header.mutable_file()->set_size_bytes(bytes.size());
-      Sha256 digest;
-      digest.Update(wrong_digest ? "something else" : bytes);
-      header.mutable_file()->set_sha256(digest.HexDigest());
-      writer->Write(header);
-      v1::UploadFeaturesRequest chunk;
-      chunk.set_chunk(bytes);
-      writer->Write(chunk);
-    }
-    writer->WritesDone();
-    return FromGrpcStatus(writer->Finish());
-  };
-  EXPECT_THAT(upload({{"a.npy", good}}, /*wrong_digest=*/true),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("SHA-256")));
-  EXPECT_THAT(upload({{"a.npy", "not an npy file at all"}}, false),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("a.npy")));
-  EXPECT_THAT(upload({{"a.npy", good}, {"b.npy", other_dim}}, false),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("b.npy")));
-  EXPECT_THAT(upload({{"../evil.npy", good}}, false),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("evil")));
-  EXPECT_THAT(upload({}, false), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
-  auto sets = builder_->ListFeatureSets();
-  ASSERT_THAT(sets, IsOk());
-  EXPECT_EQ(sets->feature_sets_size(), 0);
-}
-
-TEST_F(IndexBuilderServiceTest, UploadMessageThatIsNoProtobufIsRefusedAndStoresNothing) {
-  // Before, a message that did not decode read as the end of the stream, and the upload was
-  // verified and published with what had come so far.
-  const std::string bytes = NpyBytes(GenerateClusteredFrames(100, 256, 4, 8), dir_.Join("f.npy"));
-  v1::UploadFeaturesRequest chunk;
-  chunk.set_chunk(bytes);
-  const grpc::Status status = testing::StreamRawMessages(
-      channel_, "/timbre.v1.IndexBuilder/UploadFeatures",
-      {FileHeader("a.npy", bytes).SerializeAsString(), chunk.SerializeAsString(),
-       testing::kNotAProtobuf});
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(status.error_message(),
-              HasSubstr("message 3 of the upload: the message is not a valid "
-                        "timbre.v1.UploadFeaturesRequest"));
-  auto sets = builder_->ListFeatureSets();
-  ASSERT_THAT(sets, IsOk());
-  EXPECT_EQ(sets->feature_sets_size(), 0);
-  // Nothing is left in the work directory's feature sets, staging included.
-  const std::string feature_sets = dir_.Join("repo/.timbre/feature-sets");
-  if (fs::exists(feature_sets)) EXPECT_TRUE(fs::is_empty(feature_sets));
-}
-
-TEST(IndexBuilderServiceStallTest, StalledUploadIsEndedAndStoresNothing) {
-  // A client that sends a header and then nothing (or one byte a second of a chunk, which gRPC
-  // delivers as no message at all) is ended after --upload_stall_timeout.
-  ScratchDir dir;
-  fs::create_directories(dir.Join("repo"));
-  TimbreServer::Options options = testing::LocalServerOptions(dir.Join("repo"));
-  options.upload_stall_timeout = absl::Milliseconds(300);
-  auto server = testing::StartServer(options);
-  ASSERT_NE(server, nullptr);
-  const TimbreClient::Options client_options = testing::LocalClientOptions(server->port());
-  auto channel = MakeChannel(client_options);
-  ASSERT_THAT(channel, IsOk());
-  auto stub = v1::IndexBuilder::NewStub(*channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  v1::FeatureSet response;
-  auto writer = stub->UploadFeatures(&context, &response);
-  v1::UploadFeaturesRequest header;
-  header.mutable_file()->set_name("a.npy");
-  header.mutable_file()->set_size_bytes(1000);
-  header.mutable_file()->set_sha256(std::string(64, '0'));
-  ASSERT_TRUE(writer->Write(header));
-  const grpc::Status status = writer->Finish();  // waits for the server to end the call
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_THAT(status.error_message(), HasSubstr("no complete message for 300ms"));
-  auto builder = BuilderClient::Create(client_options);
-  ASSERT_THAT(builder, IsOk());
-  auto sets = (*builder)->ListFeatureSets();
-  ASSERT_THAT(sets, IsOk());
-  EXPECT_EQ(sets->feature_sets_size(), 0);
-  const std::string feature_sets = dir.Join("repo/.timbre/feature-sets");
-  if (fs::exists(feature_sets)) EXPECT_TRUE(fs::is_empty(feature_sets));
-}
-
-TEST_F(IndexBuilderServiceTest, CancelledUploadStoresNothingEvenBetweenFiles) {
-  auto stub = v1::IndexBuilder::NewStub(channel_);
-  const std::string bytes = NpyBytes(GenerateClusteredFrames(100, 256, 4, 8), dir_.Join("f.npy"));
-  grpc::ClientContext context;
-  v1::FeatureSet response;
-  auto writer = stub->UploadFeatures(&context, &response);
-  ASSERT_TRUE(writer->Write(FileHeader("a.npy", bytes)));
-  v1::UploadFeaturesRequest chunk;
-  chunk.set_chunk(bytes);
-  ASSERT_TRUE(writer->Write(chunk));  // a whole, valid file; then the client goes away
-  context.TryCancel();
-  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
-  auto sets = builder_->ListFeatureSets();
-  ASSERT_THAT(sets, IsOk());
-  EXPECT_EQ(sets->feature_sets_size(), 0);
 }
 
 TEST_F(IndexBuilderServiceTest, BadBuildRequestsAreRefused) {

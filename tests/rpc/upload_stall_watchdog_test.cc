@@ -10,19 +10,20 @@ namespace {
 
 class FakeUpload : public StallableUpload {
  public:
-  absl::Time last_message() const override {
-    return absl::FromUnixNanos(last_message_ns_.load());
-  }
+  // sending: the upload's client keeps sending, so its last message is always just now.
+  explicit FakeUpload(bool sending = false) : sending_(sending) {}
+
+  absl::Time last_message() const override { return sending_ ? absl::Now() : started_; }
   void EndStalled(absl::Duration timeout) override {
     ++ended_;
     timeout_ns_ = absl::ToInt64Nanoseconds(timeout);
   }
-  void Touch() { last_message_ns_ = absl::GetCurrentTimeNanos(); }
   int ended() const { return ended_.load(); }
   int64_t timeout_ns() const { return timeout_ns_.load(); }
 
  private:
-  std::atomic<int64_t> last_message_ns_{absl::GetCurrentTimeNanos()};
+  const bool sending_;
+  const absl::Time started_ = absl::Now();
   std::atomic<int> ended_{0};
   std::atomic<int64_t> timeout_ns_{0};
 };
@@ -37,20 +38,16 @@ TEST(UploadStallWatchdogTest, EndsAnUploadThatSendsNothing) {
 }
 
 TEST(UploadStallWatchdogTest, SparesAnUploadThatKeepsSending) {
-  UploadStallWatchdog watchdog(absl::Milliseconds(400));
-  FakeUpload busy;
+  UploadStallWatchdog watchdog(absl::Milliseconds(100));
+  FakeUpload sending(/*sending=*/true);
   FakeUpload idle;
-  watchdog.Add(&busy);
+  watchdog.Add(&sending);
   watchdog.Add(&idle);
-  // Messages every 20 ms for as long as the idle one takes to be ended (bounded).
-  const absl::Time give_up = absl::Now() + absl::Seconds(10);
-  while (idle.ended() == 0 && absl::Now() < give_up) {
-    busy.Touch();
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  EXPECT_GT(idle.ended(), 0);
-  EXPECT_EQ(busy.ended(), 0);
-  watchdog.Remove(&busy);
+  // Each pass checks both: once the idle one has been ended in two passes, at least one whole
+  // pass has looked at the sending one too.
+  EXPECT_TRUE(testing::WaitFor([&] { return idle.ended() >= 2; }, absl::Seconds(10)));
+  EXPECT_EQ(sending.ended(), 0);
+  watchdog.Remove(&sending);
   watchdog.Remove(&idle);
 }
 

@@ -192,64 +192,6 @@ TEST_F(TimbreServerTest, SearchReturnsRvcNeighboursAndVectors) {
   }
 }
 
-TEST_F(TimbreServerTest, StreamAnswersBlocksInOrderAndTakesNewOptions) {
-  v1::RetrievalOptions options;
-  auto session = client_->OpenSession("rvc", options);
-  const int block = 4;
-  for (int b = 0; b < 3; ++b) {
-    std::vector<float> frames(queries_.begin() + b * block * dim_,
-                              queries_.begin() + (b + 1) * block * dim_);
-    auto response = session->Send(MakeFrames(v1::DTYPE_FLOAT32, block, dim_, Pack(frames)));
-    ASSERT_THAT(response, IsOk());
-    EXPECT_EQ(response->block_index(), static_cast<uint64_t>(b));
-    EXPECT_EQ(response->frames().num_frames(), static_cast<uint32_t>(block));
-  }
-  // index_rate 0 from this block on: the output is the input.
-  v1::RetrievalOptions passthrough;
-  passthrough.set_index_rate(0.0f);
-  std::vector<float> frames(queries_.begin(), queries_.begin() + block * dim_);
-  auto response =
-      session->Send(MakeFrames(v1::DTYPE_FLOAT32, block, dim_, Pack(frames)), &passthrough);
-  ASSERT_THAT(response, IsOk());
-  EXPECT_EQ(response->block_index(), 3u);
-  EXPECT_EQ(Unpack(response->frames()), frames);
-  EXPECT_THAT(session->Close(), IsOk());
-}
-
-TEST_F(TimbreServerTest, StreamWithoutSpeakerIsRejected) {
-  auto session = client_->OpenSession("", v1::RetrievalOptions());
-  std::vector<float> frames(queries_.begin(), queries_.begin() + dim_);
-  auto response = session->Send(MakeFrames(v1::DTYPE_FLOAT32, 1, dim_, Pack(frames)));
-  EXPECT_THAT(response, StatusIs(absl::StatusCode::kInvalidArgument,
-                                 HasSubstr("first message of a BlendStream must name the speaker")));
-}
-
-TEST_F(TimbreServerTest, StreamMessageThatIsNoProtobufEndsTheStreamNamingTheBlock) {
-  // Before, a message that did not decode read as the end of the client's stream: OK, silently.
-  v1::BlendStreamRequest first;
-  first.set_speaker("rvc");
-  std::vector<float> frames(queries_.begin(), queries_.begin() + dim_);
-  *first.mutable_frames() = MakeFrames(v1::DTYPE_FLOAT32, 1, dim_, Pack(frames));
-  auto channel = MakeChannel(timbre::testing::LocalClientOptions(server_->port()));
-  ASSERT_THAT(channel, IsOk());
-  const grpc::Status status = timbre::testing::StreamRawMessages(
-      *channel, "/timbre.v1.Timbre/BlendStream",
-      {first.SerializeAsString(), timbre::testing::kNotAProtobuf, first.SerializeAsString()});
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(status.error_message(),
-              HasSubstr("block 1: the message is not a valid timbre.v1.BlendStreamRequest"));
-}
-
-TEST_F(TimbreServerTest, StreamErrorNamesTheBlock) {
-  auto session = client_->OpenSession("rvc", v1::RetrievalOptions());
-  std::vector<float> frames(queries_.begin(), queries_.begin() + dim_);
-  ASSERT_THAT(session->Send(MakeFrames(v1::DTYPE_FLOAT32, 1, dim_, Pack(frames))), IsOk());
-  frames.push_back(1.0f);  // one value too many for dim
-  auto response = session->Send(MakeFrames(v1::DTYPE_FLOAT32, 1, dim_ + 1, Pack(frames)));
-  EXPECT_THAT(response, StatusIs(absl::StatusCode::kInvalidArgument,
-                                 HasSubstr("block 1: speaker 'rvc': frames have dim 257")));
-}
-
 TEST_F(TimbreServerTest, BadInputGetsClearErrors) {
   auto blend = [&](const std::function<void(v1::BlendRequest&)>& edit) {
     v1::BlendRequest request = FixtureRequest();
