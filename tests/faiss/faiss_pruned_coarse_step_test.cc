@@ -158,7 +158,8 @@ std::vector<float> IntegerQueries(int count, int dim, int range, uint32_t seed) 
 class IntegerDataTest : public ::testing::TestWithParam<std::tuple<Metric, int>> {};
 
 TEST_P(IntegerDataTest, TiesAndTinyNlistGetTheListsOfTheFullStep) {
-  const auto [metric, nlist] = GetParam();
+  const Metric metric = std::get<0>(GetParam());
+  const int nlist = std::get<1>(GetParam());  // a variable, not a binding: lambdas capture it
   constexpr int kDim = 24;
   ScratchDir dir;
   const std::string path = WriteIntegerIndex(dir, nlist, kDim, metric, 2, 100 + nlist);
