@@ -49,11 +49,13 @@ def server_defaults(binary):
         sys.exit(f"flag_defaults: no section of server/main.cc in {binary} --helpfull")
     defaults = {}
     # One entry per flag: "    --name (help, wrapped over lines); default: value;"
-    for entry in re.split(r"\n(?=    --)", main[0])[1:]:
+    # The section's last entry is followed by a blank line and --helpfull's closing text.
+    for entry in re.split(r"\n(?=    --)", main[0].split("\n\n")[0])[1:]:
         flag = re.match(r"\s*--(\w+) ", entry)
         default = re.search(r";\s+default: (.*?);\s*$", entry, re.S)
-        if flag and default:
-            defaults[flag.group(1)] = normalize(default.group(1))
+        if not flag or not default:
+            sys.exit(f"flag_defaults: cannot read this --helpfull entry:\n{entry}")
+        defaults[flag.group(1)] = normalize(default.group(1))
     return defaults
 
 
