@@ -15,7 +15,7 @@ COPY server server
 COPY client client
 COPY tests tests
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
- && cmake --build build -j "$(nproc)" --target timbre-server timbre \
+ && cmake --build build -j "$(nproc)" --target timbre-server timbre-index-probe timbre \
  && mkdir -p /opt/timbre/faiss/lib
 
 FROM debian:bookworm-slim
@@ -27,7 +27,9 @@ RUN apt-get update \
  && useradd --system --uid 10001 --no-create-home timbre \
  && install -d -o timbre -g timbre /repo
 COPY --from=build /opt/timbre/faiss/lib /opt/timbre/faiss/lib
-COPY --from=build /src/build/server/timbre-server /src/build/client/timbre /usr/local/bin/
+# timbre-index-probe reads each index file once before the server does; it lives next to it.
+COPY --from=build /src/build/server/timbre-server /src/build/server/timbre-index-probe \
+     /src/build/client/timbre /usr/local/bin/
 ENV LD_LIBRARY_PATH=/opt/timbre/faiss/lib
 USER timbre
 EXPOSE 50051 9464

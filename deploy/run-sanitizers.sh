@@ -32,7 +32,7 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$SUPP/
 configure() {  # build dir, sanitizers, extra cmake arguments
   local dir="$1" sanitize="$2"; shift 2
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
-        -DTIMBRE_SANITIZE="$sanitize" "$@" >/dev/null
+        -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -DNDEBUG" -DTIMBRE_SANITIZE="$sanitize" "$@" >/dev/null
 }
 
 run_asan() {

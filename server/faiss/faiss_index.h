@@ -77,7 +77,7 @@ struct IndexLoadOptions {
   int coarse_projection_dims = 256;
   // Read the file once in a child process before reading it here (faiss_index_probe.h), so that
   // a corrupt file on which faiss's reader would crash, hang or exhaust memory fails this load
-  // and not the process. Costs one more read of the file and a fork. Default true.
+  // and not the process. Costs one more read of the file and a process start. Default true.
   bool probe_in_child = true;
 };
 
@@ -174,7 +174,7 @@ class FaissIndex {
 
   // The stored vector with this id (dim() values); see stores_exact_vectors().
   // REQUIRES: 0 <= id < size().
-  const float* StoredVector(int64_t id) const { return stored_[id]; }
+  const StoredFloat* StoredVector(int64_t id) const { return stored_[id]; }
 
  private:
   explicit FaissIndex(std::unique_ptr<faiss::Index> index);
@@ -214,7 +214,7 @@ class FaissIndex {
   // The pruned coarse step over centroids_, unless turned off.
   std::unique_ptr<PrunedCoarseStep> pruned_coarse_step_;
   // id -> stored vector, pointing into the index's own storage or into owned_vectors_.
-  std::vector<const float*> stored_;
+  std::vector<const StoredFloat*> stored_;
   // Vectors read from the sidecar file or reconstructed from compressed codes.
   std::vector<float> owned_vectors_;
   bool stores_exact_vectors_ = false;

@@ -1,68 +1,77 @@
 #include "server/faiss/faiss_index_probe.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
-#include <sys/resource.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <exception>
-#include <memory>
+#include <string>
+#include <vector>
 
-#include <faiss/Index.h>
-#include <faiss/index_io.h>
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 
 namespace timbre {
 namespace {
 
-// Exit codes of the child.
-constexpr int kReadOk = 0;
-constexpr int kFaissThrew = 1;
-// The longest reason the child passes back through its pipe.
-constexpr size_t kMaxReasonBytes = 512;
+constexpr char kProbeProgramName[] = "timbre-index-probe";
 
-// The process's current address-space size in bytes (first field of /proc/self/statm, in
-// pages), or -1 if unknown.
-int64_t AddressSpaceBytes() {
-  FILE* statm = std::fopen("/proc/self/statm", "r");
-  if (statm == nullptr) return -1;
-  long long pages = -1;
-  if (std::fscanf(statm, "%lld", &pages) != 1) pages = -1;
-  std::fclose(statm);
-  return pages < 0 ? -1 : pages * sysconf(_SC_PAGESIZE);
+bool IsExecutable(const std::string& path) {
+  struct stat info;
+  return stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode) && access(path.c_str(), X_OK) == 0;
 }
 
-// In the child: bound the memory, read, report. Never returns.
-[[noreturn]] void ReadInChild(const std::string& path, bool mmap, int64_t memory_limit,
-                              int reason_fd) {
-  // What faiss or a crash in it prints is not the server's log: the reason travels by the pipe.
-  if (const int null = open("/dev/null", O_WRONLY | O_CLOEXEC); null >= 0) {
-    dup2(null, STDOUT_FILENO);
-    dup2(null, STDERR_FILENO);
+// The probe program: `configured` if set, else the one next to the running executable, else the
+// one of the build tree (TIMBRE_INDEX_PROBE_BUILD_PATH). Empty if none is executable; `tried`
+// lists the paths looked at.
+std::string FindProbeProgram(const std::string& configured, std::string* tried) {
+  if (!configured.empty()) {
+    *tried = configured;
+    return IsExecutable(configured) ? configured : "";
   }
-  if (memory_limit > 0) {
-    const rlimit limit{static_cast<rlim_t>(memory_limit), static_cast<rlim_t>(memory_limit)};
-    setrlimit(RLIMIT_AS, &limit);
+  std::vector<std::string> candidates;
+  char self[PATH_MAX];
+  if (const ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1); length > 0) {
+    const std::string exe(self, static_cast<size_t>(length));
+    candidates.push_back(exe.substr(0, exe.rfind('/') + 1) + kProbeProgramName);
   }
-  int code = kReadOk;
-  try {
-    std::unique_ptr<faiss::Index> index(
-        faiss::read_index(path.c_str(), mmap ? faiss::IO_FLAG_MMAP : 0));
-  } catch (const std::exception& e) {
-    const size_t length = std::min(std::strlen(e.what()), kMaxReasonBytes);
-    if (write(reason_fd, e.what(), length) < 0) {
-      // The parent reports the exit code alone.
-    }
-    code = kFaissThrew;
+  candidates.push_back(TIMBRE_INDEX_PROBE_BUILD_PATH);
+  *tried = absl::StrJoin(candidates, ", ");
+  for (const std::string& candidate : candidates) {
+    if (IsExecutable(candidate)) return candidate;
   }
-  _exit(code);  // no atexit handlers, destructors or leak checks of the parent's state
+  return "";
+}
+
+// Starts `program` on `path` with its output to `output_fd`, its error output to /dev/null.
+// Returns posix_spawn's error number (0 on success).
+int SpawnProbe(const std::string& program, const std::string& path, bool mmap, int64_t extra,
+               int output_fd, pid_t* child) {
+  posix_spawn_file_actions_t actions;
+  if (const int error = posix_spawn_file_actions_init(&actions); error != 0) return error;
+  int error = posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  if (error == 0) error = posix_spawn_file_actions_adddup2(&actions, output_fd, STDOUT_FILENO);
+  if (error == 0) {
+    error = posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  }
+  if (error == 0) {
+    std::string mmap_arg = mmap ? "1" : "0";
+    std::string extra_arg = absl::StrCat(extra);
+    std::string program_arg = program;
+    std::string path_arg = path;
+    char* argv[] = {program_arg.data(), path_arg.data(), mmap_arg.data(), extra_arg.data(),
+                    nullptr};
+    error = posix_spawn(child, program.c_str(), &actions, nullptr, argv, environ);
+  }
+  posix_spawn_file_actions_destroy(&actions);
+  return error;
 }
 
 }  // namespace
@@ -76,31 +85,30 @@ absl::Status ProbeFaissIndexFile(const std::string& path, const IndexProbeOption
   if (!S_ISREG(info.st_mode)) {
     return absl::InvalidArgumentError(absl::StrCat(label, " is not a regular file"));
   }
-  int64_t memory_limit = -1;
-  if (const int64_t current = AddressSpaceBytes(); current > 0) {
-    memory_limit = current + options.memory_base_bytes +
-                   options.memory_per_file_byte * static_cast<int64_t>(info.st_size);
+  std::string tried;
+  const std::string program = FindProbeProgram(options.program, &tried);
+  if (program.empty()) {
+    return absl::UnavailableError(absl::StrCat("cannot check ", label, ": no executable ",
+                                               kProbeProgramName, " (looked for ", tried, ")"));
   }
+  const int64_t extra = std::max<int64_t>(
+      0, options.memory_base_bytes +
+             options.memory_per_file_byte * static_cast<int64_t>(info.st_size));
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
     return absl::UnavailableError(absl::StrCat("cannot check ", label, ": pipe: ",
                                                std::strerror(errno)));
   }
-  const pid_t child = fork();
-  if (child < 0) {
-    const int saved = errno;
-    close(pipe_fds[0]);
-    close(pipe_fds[1]);
-    return absl::UnavailableError(absl::StrCat("cannot check ", label, ": fork: ",
-                                               std::strerror(saved)));
-  }
-  if (child == 0) {
-    close(pipe_fds[0]);
-    ReadInChild(path, options.mmap, memory_limit, pipe_fds[1]);
-  }
+  pid_t child = -1;
+  const int spawn_error = SpawnProbe(program, path, options.mmap, extra, pipe_fds[1], &child);
   close(pipe_fds[1]);
+  if (spawn_error != 0) {
+    close(pipe_fds[0]);
+    return absl::UnavailableError(absl::StrCat("cannot check ", label, ": cannot start ",
+                                               program, ": ", std::strerror(spawn_error)));
+  }
 
-  // Wait for the child with a deadline, polling: waitpid has no timeout.
+  // Wait for the probe with a deadline, polling: waitpid has no timeout.
   const absl::Time deadline = absl::Now() + options.timeout;
   int status = 0;
   bool timed_out = false;
@@ -121,20 +129,21 @@ absl::Status ProbeFaissIndexFile(const std::string& path, const IndexProbeOption
     absl::SleepFor(pause);
     pause = std::min(pause * 2, absl::Milliseconds(20));
   }
-  char reason[kMaxReasonBytes];
+  char reason[kMaxIndexProbeReasonBytes];
   const ssize_t reason_length = read(pipe_fds[0], reason, sizeof(reason));
   close(pipe_fds[0]);
 
   if (timed_out) {
     return absl::InvalidArgumentError(absl::StrCat(
         label, ": faiss's reader took more than ", absl::FormatDuration(options.timeout),
-        " in the check process; the file is treated as corrupt"));
+        " in the probe process; the file is treated as corrupt"));
   }
   if (status == -1) {
     return absl::UnavailableError(absl::StrCat("cannot check ", label, ": waitpid failed"));
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == kReadOk) return absl::OkStatus();
-  if (WIFEXITED(status) && WEXITSTATUS(status) == kFaissThrew) {
+  const int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (exit_code == static_cast<int>(IndexProbeExit::kReadOk)) return absl::OkStatus();
+  if (exit_code == static_cast<int>(IndexProbeExit::kFaissThrew)) {
     return absl::InvalidArgumentError(absl::StrCat(
         label, " is not a readable faiss index: ",
         reason_length > 0 ? std::string(reason, reason_length) : "faiss's reader failed"));
@@ -142,10 +151,10 @@ absl::Status ProbeFaissIndexFile(const std::string& path, const IndexProbeOption
   if (WIFSIGNALED(status)) {
     return absl::InvalidArgumentError(absl::StrCat(
         label, " is not a readable faiss index: faiss's reader crashed on it (signal ",
-        WTERMSIG(status), ", ", strsignal(WTERMSIG(status)), ") in the check process"));
+        WTERMSIG(status), ", ", strsignal(WTERMSIG(status)), ") in the probe process"));
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      label, " is not a readable faiss index: the check process exited with code ",
+      label, " is not a readable faiss index: the probe process exited with code ",
       WEXITSTATUS(status), " (out of memory while reading it?)"));
 }
 

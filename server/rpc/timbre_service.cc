@@ -91,7 +91,7 @@ grpc::ServerUnaryReactor* TimbreService::Search(grpc::CallbackServerContext* con
       for (int64_t i = 0; i < vectors.rows; ++i) {
         const int64_t id = result->ids[i];
         if (id < 0) continue;
-        const float* stored = index.StoredVector(id);
+        const StoredFloat* stored = index.StoredVector(id);
         std::copy(stored, stored + vectors.dim, vectors.row(i));
       }
       ToProto(vectors, dtype, response->mutable_vectors());

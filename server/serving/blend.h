@@ -36,7 +36,7 @@ namespace timbre {
 // REQUIRES: 0 <= index_rate <= 1, k >= 1.
 void BlendFrames(const float* frames, int64_t rows, int dim, const float* scores,
                  const int64_t* ids, int k, Metric metric, float index_rate,
-                 absl::FunctionRef<const float*(int64_t)> stored, float* out);
+                 absl::FunctionRef<const StoredFloat*(int64_t)> stored, float* out);
 
 // Norms below this divide by it instead (the faiss tuning notes' eps).
 inline constexpr double kRowNormFloor = 1e-9;

@@ -26,7 +26,7 @@ absl::StatusOr<int64_t> WarmUpIndex(const FaissIndex& index, const WarmupOptions
   for (int batch = 0; batch < options.batches; ++batch) {
     for (int row = 0; row < options.frames_per_batch; ++row) {
       const int64_t frame = static_cast<int64_t>(batch) * options.frames_per_batch + row;
-      const float* stored = index.StoredVector(frame * index.size() / total);
+      const StoredFloat* stored = index.StoredVector(frame * index.size() / total);
       float* query = queries.data() + static_cast<size_t>(row) * dim;
       for (int c = 0; c < dim; ++c) query[c] = stored[c] * (1.0f + noise(random));
     }

@@ -73,6 +73,7 @@ TEST(FileWorkQueueTest, AFullQueueRefusesAtOnceAsOverloadedAndDropsTheTask) {
   ASSERT_TRUE(WaitFor([&] { return ran.load() == 3; }));
   EXPECT_FALSE(refused_ran);
   EXPECT_THAT((*queue)->Run([&] { ++ran; }), IsOk()) << "room again once the queue drains";
+  EXPECT_TRUE(WaitFor([&] { return ran.load() == 4; }));  // before `ran` goes out of scope
 }
 
 TEST(FileWorkQueueTest, DestructionRunsTheTasksAlreadyQueued) {

@@ -1,5 +1,10 @@
 #include "server/faiss/faiss_index_probe.h"
 
+#include <pthread.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -46,7 +51,7 @@ TEST(FaissIndexProbeTest, FaissErrorIsInvalidArgumentWithItsReason) {
                        AllOf(HasSubstr("text.index"), HasSubstr("not a readable faiss index"))));
 }
 
-TEST(FaissIndexProbeTest, MissingOrIrregularFileIsRefusedBeforeForking) {
+TEST(FaissIndexProbeTest, MissingOrIrregularFileIsRefusedBeforeTheProbeStarts) {
   ScratchDir dir;
   EXPECT_THAT(ProbeFaissIndexFile(dir.Join("missing.index")),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing.index")));
@@ -54,9 +59,9 @@ TEST(FaissIndexProbeTest, MissingOrIrregularFileIsRefusedBeforeForking) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a regular file")));
 }
 
-TEST(FaissIndexProbeTest, FileClaimingHugeVectorsIsRefusedByTheChildsMemoryLimit) {
+TEST(FaissIndexProbeTest, FileClaimingHugeVectorsIsRefusedByTheProbesMemoryLimit) {
   // A 45-byte file whose float count claims 16 GiB: faiss would allocate (and zero) all of it
-  // before noticing the file ends. The child's address-space limit stops it; the server's memory
+  // before noticing the file ends. The probe's address-space limit stops it; the server's memory
   // is never touched.
   ScratchDir dir;
   std::string bytes = OneVectorFlatIndex(dir);
@@ -76,13 +81,45 @@ TEST(FaissIndexProbeTest, FileClaimingHugeVectorsIsRefusedByTheChildsMemoryLimit
 }
 
 TEST(FaissIndexProbeTest, ReaderThatTakesTooLongIsStopped) {
-  // A zero timeout: the child is killed at the first check, whatever the file.
+  // A zero timeout: the probe is killed at the first check, whatever the file.
   ScratchDir dir;
   ASSERT_FALSE(OneVectorFlatIndex(dir).empty());
   IndexProbeOptions options;
   options.timeout = absl::ZeroDuration();
   EXPECT_THAT(ProbeFaissIndexFile(dir.Join("one.index"), options),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("took more than")));
+}
+
+TEST(FaissIndexProbeTest, MissingProbeProgramIsUnavailableNamingIt) {
+  ScratchDir dir;
+  ASSERT_FALSE(OneVectorFlatIndex(dir).empty());
+  IndexProbeOptions options;
+  options.program = dir.Join("no-such-probe");
+  EXPECT_THAT(ProbeFaissIndexFile(dir.Join("one.index"), options),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr("timbre-index-probe"), HasSubstr("no-such-probe"))));
+}
+
+std::atomic<int> fork_handlers_run{0};
+
+TEST(FaissIndexProbeTest, ProbeRunsNoForkHandlers) {
+  // A fork runs every pthread_atfork handler of the process; OpenBLAS's joins its worker threads
+  // and can deadlock there (a load after a build hung for ever). The probe must not fork.
+  ScratchDir dir;
+  ASSERT_FALSE(OneVectorFlatIndex(dir).empty());
+  ASSERT_EQ(pthread_atfork([] { ++fork_handlers_run; }, nullptr, nullptr), 0);
+  EXPECT_THAT(ProbeFaissIndexFile(dir.Join("one.index")), IsOk());
+  EXPECT_EQ(fork_handlers_run.load(), 0);
+}
+
+TEST(FaissIndexProbeTest, ProbeProgramRefusesBadArguments) {
+  for (const std::string arguments : {"", " one.index", " one.index 2 0", " one.index 0 -5",
+                                      " one.index 0 12x"}) {
+    const std::string command = TIMBRE_INDEX_PROBE_BUILD_PATH + arguments + " 2>/dev/null";
+    const int status = std::system(command.c_str());
+    ASSERT_TRUE(WIFEXITED(status)) << arguments;
+    EXPECT_EQ(WEXITSTATUS(status), static_cast<int>(IndexProbeExit::kUsage)) << arguments;
+  }
 }
 
 }  // namespace

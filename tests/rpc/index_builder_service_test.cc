@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "prometheus/registry.h"
@@ -184,12 +185,15 @@ TEST_F(IndexBuilderServiceTest, PublishingANewVersionFailsNoConcurrentBlend) {
       }
     });
   }
+  absl::Cleanup stop_callers = [&] {  // on every way out, assertions included
+    stop = true;
+    for (std::thread& caller : callers) caller.join();
+  };
   v1::Recipe fastscan;
   fastscan.set_kind(v1::Recipe::KIND_FASTSCAN);
   const BuildJob second = BuildAndWait("alice", set.id(), fastscan);
   ASSERT_TRUE(::timbre::testing::WaitFor([&] { return saw_new.load(); }));
-  stop = true;
-  for (std::thread& caller : callers) caller.join();
+  std::move(stop_callers).Invoke();
   EXPECT_EQ(second.state(), BuildJob::STATE_SUCCEEDED) << second.error();
   EXPECT_GT(calls.load(), 10);
   EXPECT_EQ(failures.load(), 0) << first_failure;
