@@ -115,11 +115,14 @@ absl::Status BlendSession::EndStream() {
   if (status.ok()) status = absl::UnavailableError("the stream ended without an answer");
   // A proxy whose replica died mid-stream ends the client's stream without a gRPC status
   // (HAProxy: UNKNOWN "No status received") or resets it (nginx: INTERNAL "Received RST_STREAM
-  // with error code 2"); timbre's servers never end a stream either way. Both are a connection
-  // reset: the stream can go on elsewhere.
+  // with error code 2"; a replica whose shutdown grace ran out while the stream was open: CANCELLED
+  // "Received RST_STREAM with error code 8"); timbre's servers never end a stream either way
+  // while they serve, and a cancel of the client's own reads "Cancelled". All are a reset of the
+  // stream by the other side: it can go on elsewhere.
   const bool no_status =
       status.code() == absl::StatusCode::kUnknown && status.message() == "No status received";
-  const bool reset = status.code() == absl::StatusCode::kInternal &&
+  const bool reset = (status.code() == absl::StatusCode::kInternal ||
+                      status.code() == absl::StatusCode::kCancelled) &&
                      absl::StartsWith(status.message(), "Received RST_STREAM");
   if (no_status || reset) {
     status = absl::UnavailableError(absl::StrCat(

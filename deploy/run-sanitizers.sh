@@ -27,12 +27,13 @@ SUPP="$ROOT/tests/sanitizers"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
 export LSAN_OPTIONS="suppressions=$SUPP/lsan.supp:print_suppressions=0"
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$SUPP/tsan.supp:print_suppressions=0"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:ignore_noninstrumented_modules=1:suppressions=$SUPP/tsan.supp:print_suppressions=0"
 
 configure() {  # build dir, sanitizers, extra cmake arguments
   local dir="$1" sanitize="$2"; shift 2
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
-        -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -DNDEBUG" -DTIMBRE_SANITIZE="$sanitize" "$@" >/dev/null
+        -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -DNDEBUG" -DTIMBRE_SANITIZE="$sanitize" \
+        -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST "$@" >/dev/null
 }
 
 run_asan() {
@@ -42,21 +43,31 @@ run_asan() {
   (cd build-asan && ctest --output-on-failure -j "$JOBS")
 }
 
-# The concurrency-heavy tests; each runs as its own executable. The tests of the gRPC reactors
-# (timbre_service_test, stream_drain_test, index_builder_service_test) are not among them:
-# Debian's libgrpc is not built with TSan, and its internal hand-offs between threads (call
-# arenas reused across threads, completion queues) show as races no narrow suppression covers.
+# The concurrency-heavy tests; each runs as its own executable: the core's scheduler, registry,
+# budget and job queue, the credential reloader, the file worker and upload watchdog, and the gRPC
+# reactors and servers (service, streams, drain, uploads, WatchJob, builder service, server).
+# Debian's libgrpc and libabsl are not built with TSan: ignore_noninstrumented_modules makes TSan
+# skip the interceptor calls made from inside them (their own locks and memcpy), and the abseil
+# annotations (tests/sanitizers/absl_tsan_annotations.cc) let it see absl::Mutex, which gRPC uses
+# too. timbre's own code, including every reactor callback gRPC runs, stays fully checked.
 TSAN_TESTS=(search_scheduler_test speaker_registry_test memory_budget_test build_job_queue_test
-            credential_reloader_test)
+            credential_reloader_test file_work_queue_test upload_stall_watchdog_test
+            blend_stream_reactor_test upload_features_reactor_test watch_job_reactor_test
+            stream_drain_test timbre_service_test index_builder_service_test timbre_server_test)
+# Tests left out of the TSan run, as gtest filters. The auto recipe trains an HNSW candidate, and
+# faiss's HNSW (built with GCC against libgomp) crashes inside LLVM's libomp, the OpenMP runtime
+# of a clang build, when TSan's runtime is loaded too; the ASan run covers those tests.
+TSAN_FILTER="-*Auto*"
 
 run_tsan() {
   echo "run-sanitizers: TSan, ${TSAN_TESTS[*]} (build-tsan)"
   configure build-tsan thread
-  cmake --build build-tsan -j "$JOBS" --target "${TSAN_TESTS[@]}"
+  cmake --build build-tsan -j "$JOBS" --target "${TSAN_TESTS[@]}" timbre-index-probe
   local failed=()
   for test in "${TSAN_TESTS[@]}"; do
     echo "run-sanitizers: tsan $test"
-    (cd tests && TIMBRE_TEST_DATA="$ROOT/tests/data" "$ROOT/build-tsan/tests/$test" --gtest_brief=1) \
+    (cd tests && TIMBRE_TEST_DATA="$ROOT/tests/data" "$ROOT/build-tsan/tests/$test" --gtest_brief=1 \
+                  --gtest_filter="$TSAN_FILTER") \
       || failed+=("$test")
   done
   if [ "${#failed[@]}" -gt 0 ]; then

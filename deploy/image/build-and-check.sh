@@ -46,7 +46,9 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "build-and-check: FAIL: $*" >&2; echo "--- server log:" >&2; cat "$work/log" >&2 || true; exit 1; }
-[ -x "$root/usr/local/bin/timbre-server" ] || fail "the image has no /usr/local/bin/timbre-server"
+for program in timbre-server timbre-index-probe timbre; do
+  [ -x "$root/usr/local/bin/$program" ] || fail "the image has no /usr/local/bin/$program"
+done
 mkdir -p "$work/repo" "$work/io"
 chown 10001:10001 "$work/repo" "$work/io"
 

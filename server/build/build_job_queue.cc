@@ -1,5 +1,7 @@
 #include "server/build/build_job_queue.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
@@ -349,6 +351,10 @@ void BuildJobQueue::WorkLoop() {
       Changed(*job, /*persist=*/true);
     }
     Run(*job);
+    // A build allocates and frees hundreds of megabytes on this thread; glibc keeps the freed
+    // memory in the thread's arena for reuse, so the server's RSS would stay at the build's peak.
+    // Give it back now that the job is over.
+    malloc_trim(0);
   }
 }
 

@@ -140,6 +140,7 @@ absl::StatusOr<std::unique_ptr<FaissIndex>> FaissIndex::Load(const std::string& 
   if (options.probe_in_child) {
     IndexProbeOptions probe;
     probe.mmap = options.mmap;
+    probe.vectors_path = options.vectors_path;
     if (absl::Status probed = ProbeFaissIndexFile(path, probe); !probed.ok()) return probed;
   }
   std::unique_ptr<faiss::Index> raw;

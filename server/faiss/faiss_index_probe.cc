@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -52,8 +53,8 @@ std::string FindProbeProgram(const std::string& configured, std::string* tried) 
 
 // Starts `program` on `path` with its output to `output_fd`, its error output to /dev/null.
 // Returns posix_spawn's error number (0 on success).
-int SpawnProbe(const std::string& program, const std::string& path, bool mmap, int64_t extra,
-               int output_fd, pid_t* child) {
+int SpawnProbe(const std::string& program, const std::string& path,
+               const IndexProbeOptions& options, int64_t extra, int output_fd, pid_t* child) {
   posix_spawn_file_actions_t actions;
   if (const int error = posix_spawn_file_actions_init(&actions); error != 0) return error;
   int error = posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
@@ -62,16 +63,27 @@ int SpawnProbe(const std::string& program, const std::string& path, bool mmap, i
     error = posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
   }
   if (error == 0) {
-    std::string mmap_arg = mmap ? "1" : "0";
-    std::string extra_arg = absl::StrCat(extra);
-    std::string program_arg = program;
-    std::string path_arg = path;
-    char* argv[] = {program_arg.data(), path_arg.data(), mmap_arg.data(), extra_arg.data(),
-                    nullptr};
-    error = posix_spawn(child, program.c_str(), &actions, nullptr, argv, environ);
+    std::vector<std::string> args = {program, path, options.mmap ? "1" : "0", absl::StrCat(extra)};
+    if (!options.vectors_path.empty()) args.push_back(options.vectors_path);
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    error = posix_spawn(child, program.c_str(), &actions, nullptr, argv.data(), environ);
   }
   posix_spawn_file_actions_destroy(&actions);
   return error;
+}
+
+// The load's error as the probe reported it: its code on the first line, then its message.
+absl::Status LoadError(const std::string& label, absl::string_view report) {
+  const size_t newline = report.find('\n');
+  int code = 0;
+  if (newline == absl::string_view::npos || !absl::SimpleAtoi(report.substr(0, newline), &code) ||
+      code <= 0 || code > static_cast<int>(absl::StatusCode::kUnauthenticated)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(label, " could not be loaded (the probe process gave no reason)"));
+  }
+  return absl::Status(static_cast<absl::StatusCode>(code), report.substr(newline + 1));
 }
 
 }  // namespace
@@ -100,7 +112,7 @@ absl::Status ProbeFaissIndexFile(const std::string& path, const IndexProbeOption
                                                std::strerror(errno)));
   }
   pid_t child = -1;
-  const int spawn_error = SpawnProbe(program, path, options.mmap, extra, pipe_fds[1], &child);
+  const int spawn_error = SpawnProbe(program, path, options, extra, pipe_fds[1], &child);
   close(pipe_fds[1]);
   if (spawn_error != 0) {
     close(pipe_fds[0]);
@@ -135,27 +147,25 @@ absl::Status ProbeFaissIndexFile(const std::string& path, const IndexProbeOption
 
   if (timed_out) {
     return absl::InvalidArgumentError(absl::StrCat(
-        label, ": faiss's reader took more than ", absl::FormatDuration(options.timeout),
+        label, ": loading it took more than ", absl::FormatDuration(options.timeout),
         " in the probe process; the file is treated as corrupt"));
   }
   if (status == -1) {
     return absl::UnavailableError(absl::StrCat("cannot check ", label, ": waitpid failed"));
   }
   const int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  if (exit_code == static_cast<int>(IndexProbeExit::kReadOk)) return absl::OkStatus();
-  if (exit_code == static_cast<int>(IndexProbeExit::kFaissThrew)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        label, " is not a readable faiss index: ",
-        reason_length > 0 ? std::string(reason, reason_length) : "faiss's reader failed"));
+  if (exit_code == static_cast<int>(IndexProbeExit::kLoaded)) return absl::OkStatus();
+  if (exit_code == static_cast<int>(IndexProbeExit::kLoadFailed)) {
+    return LoadError(label, absl::string_view(reason, std::max<ssize_t>(reason_length, 0)));
   }
   if (WIFSIGNALED(status)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        label, " is not a readable faiss index: faiss's reader crashed on it (signal ",
+        label, " is not a readable faiss index: faiss crashed on it (signal ",
         WTERMSIG(status), ", ", strsignal(WTERMSIG(status)), ") in the probe process"));
   }
   return absl::InvalidArgumentError(absl::StrCat(
       label, " is not a readable faiss index: the probe process exited with code ",
-      WEXITSTATUS(status), " (out of memory while reading it?)"));
+      WEXITSTATUS(status), " (a crash, or out of memory while loading it?)"));
 }
 
 }  // namespace timbre

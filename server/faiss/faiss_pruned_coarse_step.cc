@@ -73,9 +73,23 @@ std::pair<float, float> RootBracket(double squared, double error) {
           static_cast<float>(std::sqrt(std::max(0.0, squared + error)))};
 }
 
+// An AVX2 clone of a function next to the default one, chosen when the program loads. Not under
+// ThreadSanitizer: the loader runs the clone's chooser before TSan's runtime is up, and the
+// instrumented chooser crashes.
+#if defined(__SANITIZE_THREAD__)
+#define TIMBRE_AVX2_CLONE
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TIMBRE_AVX2_CLONE
+#endif
+#endif
+#ifndef TIMBRE_AVX2_CLONE
+#define TIMBRE_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#endif
+
 // bounds[c] = scale * (gap_c^2 - 2 products[c]) + base[c] + query_constant, where gap_c is the
 // least possible |r_q - r_c| given the residual brackets. `bounds` may be `products`.
-__attribute__((target_clones("avx2", "default"))) void ComputeBounds(
+TIMBRE_AVX2_CLONE void ComputeBounds(
     int nlist, float scale, float query_constant, float residual_lo, float residual_hi,
     const float* products, const float* base, const float* centroid_lo,
     const float* centroid_hi, float* bounds) {

@@ -1,11 +1,12 @@
-// timbre-index-probe: reads one faiss index file with faiss and says whether faiss could.
+// timbre-index-probe: loads one faiss index file as the server would and says whether it could.
 //
-//   timbre-index-probe PATH MMAP EXTRA_BYTES
+//   timbre-index-probe PATH MMAP EXTRA_BYTES [VECTORS_PATH]
 //
 // Run by ProbeFaissIndexFile (faiss_index_probe.h) in a process of its own, never by hand. It
-// caps its own address space at what it uses at start plus EXTRA_BYTES (none if 0), reads PATH
-// (memory-mapping an IVF index's lists when MMAP is 1), and exits with one of the codes of
-// faiss_index_probe.h; when faiss throws, its reason goes to standard output.
+// caps its own address space at what it uses at start plus EXTRA_BYTES (none if 0), runs
+// FaissIndex::Load on PATH (memory-mapping an IVF index's lists when MMAP is 1; with the sidecar
+// of stored vectors VECTORS_PATH if given), and exits with one of the codes of
+// faiss_index_probe.h; when the load fails, its status code and message go to standard output.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -15,11 +16,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
-#include <memory>
+#include <string>
 
-#include <faiss/Index.h>
-#include <faiss/index_io.h>
+#include "absl/strings/str_cat.h"
+#include "server/faiss/faiss_index.h"
 #include "server/faiss/faiss_index_probe.h"
 
 namespace {
@@ -44,34 +44,38 @@ int64_t ParseCount(const char* text) {
   return value;
 }
 
+int Usage(const char* problem) {
+  std::fprintf(stderr, "timbre-index-probe: %s\nusage: timbre-index-probe PATH MMAP(0|1) "
+                       "EXTRA_BYTES [VECTORS_PATH]\n", problem);
+  return static_cast<int>(timbre::IndexProbeExit::kUsage);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using timbre::IndexProbeExit;
-  if (argc != 4 || (std::strcmp(argv[2], "0") != 0 && std::strcmp(argv[2], "1") != 0)) {
-    std::fprintf(stderr, "usage: timbre-index-probe PATH MMAP(0|1) EXTRA_BYTES\n");
-    return static_cast<int>(IndexProbeExit::kUsage);
+  if (argc != 4 && argc != 5) return Usage("wrong number of arguments");
+  if (std::strcmp(argv[2], "0") != 0 && std::strcmp(argv[2], "1") != 0) {
+    return Usage("MMAP must be 0 or 1");
   }
-  const bool mmap = argv[2][0] == '1';
   const int64_t extra = ParseCount(argv[3]);
-  if (extra < 0) {
-    std::fprintf(stderr, "timbre-index-probe: EXTRA_BYTES must be a count of bytes\n");
-    return static_cast<int>(IndexProbeExit::kUsage);
-  }
+  if (extra < 0) return Usage("EXTRA_BYTES must be a count of bytes");
   if (const int64_t current = AddressSpaceBytes(); extra > 0 && current > 0) {
     const rlim_t cap = static_cast<rlim_t>(current + extra);
     const rlimit limit{cap, cap};
     setrlimit(RLIMIT_AS, &limit);
   }
-  int code = static_cast<int>(IndexProbeExit::kReadOk);
-  try {
-    std::unique_ptr<faiss::Index> index(faiss::read_index(argv[1], mmap ? faiss::IO_FLAG_MMAP : 0));
-  } catch (const std::exception& e) {
-    const size_t length = std::min(std::strlen(e.what()), timbre::kMaxIndexProbeReasonBytes);
-    if (write(STDOUT_FILENO, e.what(), length) < 0) {
-      // The caller reports the exit code alone.
-    }
-    code = static_cast<int>(IndexProbeExit::kFaissThrew);
+  timbre::IndexLoadOptions options;
+  options.mmap = argv[2][0] == '1';
+  options.probe_in_child = false;  // this is the probe
+  if (argc == 5) options.vectors_path = argv[4];
+  const auto index = timbre::FaissIndex::Load(argv[1], options);
+  if (index.ok()) _exit(static_cast<int>(IndexProbeExit::kLoaded));
+  std::string report = absl::StrCat(static_cast<int>(index.status().code()), "\n",
+                                    index.status().message());
+  report.resize(std::min(report.size(), timbre::kMaxIndexProbeReasonBytes));
+  if (write(STDOUT_FILENO, report.data(), report.size()) < 0) {
+    // The caller reports the exit code alone.
   }
-  _exit(code);  // what faiss leaked on a corrupt file dies with the process, unchecked
+  _exit(static_cast<int>(IndexProbeExit::kLoadFailed));  // what faiss leaked dies unchecked
 }

@@ -202,7 +202,9 @@ struct OpenedNpy {
 absl::StatusOr<OpenedNpy> OpenNpy(const std::string& path, absl::string_view label,
                                   Sha256* digest) {
   OpenedNpy file;
-  file.fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer (it is then refused
+  // as not regular). Reads of a regular file ignore it.
+  file.fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (file.fd < 0) {
     return absl::NotFoundError(absl::StrCat("cannot open '", label, "': ", std::strerror(errno)));
   }

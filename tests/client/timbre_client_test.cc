@@ -278,6 +278,33 @@ TEST_F(TimbreClientTest, SessionReopensAfterUnavailableAndLosesNoBlock) {
   EXPECT_THAT(service_.headers().at("BlendStream"), ::testing::Each("alice"));
 }
 
+TEST_F(TimbreClientTest, SessionReopensAStreamResetByTheOtherSide) {
+  // What a client sees when a proxy's replica dies mid-stream or a replica's shutdown grace runs
+  // out with the stream open; a cancel of the client's own would read "Cancelled".
+  const std::vector<grpc::Status> resets = {
+      grpc::Status(grpc::StatusCode::UNKNOWN, "No status received"),
+      grpc::Status(grpc::StatusCode::INTERNAL, "Received RST_STREAM with error code 2"),
+      grpc::Status(grpc::StatusCode::CANCELLED, "Received RST_STREAM with error code 8")};
+  for (const grpc::Status& reset : resets) {
+    service_.blocks_per_stream = 1;
+    service_.stream_end = reset;
+    service_.streams_opened = 0;
+    auto client = Client(4);
+    auto session = client->OpenSession("alice", v1::RetrievalOptions());
+    for (int block = 0; block < 3; ++block) {
+      EXPECT_THAT(session->Send(Block(static_cast<float>(block))), IsOk())
+          << reset.error_message() << ", block " << block;
+    }
+    EXPECT_EQ(session->reopens(), 2) << reset.error_message();
+  }
+  service_.stream_end = grpc::Status(grpc::StatusCode::CANCELLED, "Cancelled");
+  auto client = Client(4);
+  auto session = client->OpenSession("alice", v1::RetrievalOptions());
+  EXPECT_THAT(session->Send(Block(1)), IsOk());
+  EXPECT_THAT(session->Send(Block(2)), StatusIs(absl::StatusCode::kCancelled, ::testing::_));
+  EXPECT_EQ(session->reopens(), 0);
+}
+
 TEST_F(TimbreClientTest, SessionGivesUpAfterRetriesReopeningsWithoutAnAnswer) {
   service_.blocks_per_stream = 0;
   service_.stream_end = grpc::Status(grpc::StatusCode::UNAVAILABLE, "replica gone");

@@ -90,6 +90,34 @@ TEST(FaissIndexProbeTest, ReaderThatTakesTooLongIsStopped) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("took more than")));
 }
 
+TEST(FaissIndexProbeTest, IndexThatCrashesOnceReadIsRefusedAndTheCallerLives) {
+  // Found by the faiss_index fuzzer: faiss reads this IVF-PQ file, but its product quantizer's
+  // tables do not match its codes and decoding the stored vectors (a step of every load)
+  // dereferences null. The whole load runs in the probe, so only the probe dies.
+  const std::string path = std::string(std::getenv("TIMBRE_TEST_DATA")) + "/pq_tables_mismatch.index";
+  EXPECT_THAT(ProbeFaissIndexFile(path),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("pq_tables_mismatch.index"), HasSubstr("crashed"))));
+  EXPECT_THAT(FaissIndex::Load(path), StatusIs(absl::StatusCode::kInvalidArgument,
+                                               HasSubstr("not a readable faiss index")));
+}
+
+TEST(FaissIndexProbeTest, LoadErrorsComeBackWithTheirCodeAndMessage) {
+  // The load's own checks (here: a Flat index of no vectors is refused) answer as they would in
+  // the server.
+  ScratchDir dir;
+  IndexProbeOptions options;
+  options.vectors_path = dir.Join("missing.vectors");
+  ASSERT_FALSE(OneVectorFlatIndex(dir).empty());
+  const absl::Status probed = ProbeFaissIndexFile(dir.Join("one.index"), options);
+  IndexLoadOptions load;
+  load.vectors_path = options.vectors_path;
+  load.probe_in_child = false;
+  const absl::Status loaded = FaissIndex::Load(dir.Join("one.index"), load).status();
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(probed, loaded);
+}
+
 TEST(FaissIndexProbeTest, MissingProbeProgramIsUnavailableNamingIt) {
   ScratchDir dir;
   ASSERT_FALSE(OneVectorFlatIndex(dir).empty());
@@ -114,7 +142,7 @@ TEST(FaissIndexProbeTest, ProbeRunsNoForkHandlers) {
 
 TEST(FaissIndexProbeTest, ProbeProgramRefusesBadArguments) {
   for (const std::string arguments : {"", " one.index", " one.index 2 0", " one.index 0 -5",
-                                      " one.index 0 12x"}) {
+                                      " one.index 0 12x", " one.index 0 0 v w"}) {
     const std::string command = TIMBRE_INDEX_PROBE_BUILD_PATH + arguments + " 2>/dev/null";
     const int status = std::system(command.c_str());
     ASSERT_TRUE(WIFEXITED(status)) << arguments;

@@ -1,5 +1,7 @@
 #include "server/io/npy_file.h"
 
+#include <sys/stat.h>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -130,6 +132,12 @@ TEST(NpyFileTest, HeaderErrorsNameTheFile) {
   EXPECT_THAT(ReadNpyHeader(dir.Join("missing.npy")),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing.npy")));
   EXPECT_THAT(ReadNpyHeader(dir.path()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a regular file")));
+  // A FIFO named like a feature file is refused at once: opening it does not wait for a writer.
+  ASSERT_EQ(mkfifo(dir.Join("fifo.npy").c_str(), 0600), 0);
+  EXPECT_THAT(ReadNpyHeader(dir.Join("fifo.npy")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a regular file")));
+  EXPECT_THAT(ReadNpy(dir.Join("fifo.npy")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a regular file")));
   timbre::testing::WriteFile(dir.Join("cut.npy"),
                              NpyHeaderBytes("{'descr': '<f4', }").substr(0, 20));

@@ -99,6 +99,7 @@ def test_a_stream_that_ends_without_an_answer_counts_as_unavailable(fake):
 @pytest.mark.parametrize("cut", [
     (grpc.StatusCode.UNKNOWN, "No status received"),                       # HAProxy
     (grpc.StatusCode.INTERNAL, "Received RST_STREAM with error code 2"),   # nginx
+    (grpc.StatusCode.CANCELLED, "Received RST_STREAM with error code 8"),  # shutdown grace ran out
 ])
 def test_a_stream_cut_by_a_proxy_is_reopened(fake, cut):
     fake.stream_plan = lambda stream, block: cut if (stream, block) == (0, 1) else ANSWER

@@ -30,12 +30,15 @@ _END = None  # put on a request queue: half-closes its stream
 def stream_was_cut(error: grpc.RpcError) -> bool:
     """Whether a stream that ended with `error` can go on on a new stream: UNAVAILABLE, or a proxy
     whose replica died mid-stream, which ends the stream without a gRPC status (HAProxy: UNKNOWN
-    "No status received") or resets it (nginx: INTERNAL "Received RST_STREAM with error code 2").
-    timbre's servers never end a stream either way. The same rule as the C++ client's."""
+    "No status received") or resets it (nginx: INTERNAL "Received RST_STREAM with error code 2";
+    a replica whose shutdown grace ran out: CANCELLED "Received RST_STREAM with error code 8").
+    timbre's servers never end a stream either way while they serve, and a cancel of the
+    client's own reads "Cancelled". The same rule as the C++ client's."""
     code, details = error.code(), error.details() or ""
     return (code == grpc.StatusCode.UNAVAILABLE
             or (code == grpc.StatusCode.UNKNOWN and details == "No status received")
-            or (code == grpc.StatusCode.INTERNAL and details.startswith("Received RST_STREAM")))
+            or (code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.CANCELLED)
+                and details.startswith("Received RST_STREAM")))
 
 class BlendSession:
     """One speaker's real-time session; make it with Client.session(), close it (or use `with`)."""
