@@ -166,6 +166,14 @@ absl::Status StartBuilds(const TimbreServer::Options& options, TimbreServer::Par
   if (!feature_sets.ok()) return feature_sets.status();
   parts->feature_sets = *std::move(feature_sets);
 
+  // This process publishes the speakers' versions: what a crash left half-published goes.
+  absl::StatusOr<int> leftovers = parts->repository->RemoveStagingLeftovers();
+  if (!leftovers.ok()) return leftovers.status();
+  if (*leftovers > 0) {
+    spdlog::info("removed {} staging directories left in speakers' directories by a crash",
+                 *leftovers);
+  }
+
   IndexBuilder::Options builder_options;
   builder_options.feature_sets = parts->feature_sets.get();
   builder_options.repository = parts->repository.get();

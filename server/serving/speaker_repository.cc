@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/io/durable_write.h"
+#include "server/io/posix_file.h"
 #include "server/io/json_proto_file.h"
 #include "server/serving/speaker_name.h"
 
@@ -145,6 +146,31 @@ absl::StatusOr<VersionSource> SpeakerRepository::ResolveServingVersion(
   return absl::FailedPreconditionError(absl::StrCat(
       "speaker '", speaker, "' has no index: expected a numbered version directory or an RVC "
       "added_*.index file"));
+}
+
+absl::StatusOr<int> SpeakerRepository::RemoveStagingLeftovers() const {
+  absl::StatusOr<std::vector<std::string>> speakers = ListSpeakers();
+  if (!speakers.ok()) return speakers.status();
+  int removed = 0;
+  for (const std::string& speaker : *speakers) {
+    std::error_code error;
+    const fs::path dir = fs::path(options_.root) / speaker;
+    std::vector<fs::path> leftovers;
+    for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
+      if (absl::StartsWith(it->path().filename().string(), kStagingDirectoryPrefix)) {
+        leftovers.push_back(it->path());
+      }
+    }
+    for (const fs::path& leftover : leftovers) {
+      std::error_code removal;
+      fs::remove_all(leftover, removal);
+      if (removal) {
+        return ErrnoStatus(removal.value(), absl::StrCat("removing '", leftover.string(), "'"));
+      }
+      ++removed;
+    }
+  }
+  return removed;
 }
 
 absl::StatusOr<std::string> SpeakerRepository::PublishVersion(

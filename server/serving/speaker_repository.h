@@ -75,6 +75,13 @@ class SpeakerRepository {
       absl::string_view speaker, timbre::v1::VersionMetadata metadata,
       absl::FunctionRef<absl::Status(const std::string& staging_dir)> write_files) const;
 
+  // Removes the staging directories a crash left in speakers' directories (a publish in progress
+  // when the process died) and returns how many. Only for the one process that publishes to the
+  // repository, before it publishes: another publisher's staging directory would go too.
+  // Errors: ListSpeakers' (INTERNAL if the root cannot be read); ErrnoStatus naming a directory
+  // that cannot be removed.
+  absl::StatusOr<int> RemoveStagingLeftovers() const;
+
  private:
   explicit SpeakerRepository(Options options) : options_(std::move(options)) {}
 

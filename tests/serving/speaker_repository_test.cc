@@ -31,6 +31,7 @@ using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::UnorderedElementsAre;
 using ::timbre::testing::IsOk;
+using ::timbre::testing::IsOkAndHolds;
 using ::timbre::testing::ListDir;
 using ::timbre::testing::ReadFile;
 using ::timbre::testing::ScratchDir;
@@ -185,6 +186,24 @@ TEST_F(SpeakerRepositoryTest, OnlyHiddenAndOtherFilesIsFailedPrecondition) {
   fs::create_directories(scratch_.Join("alice/v3"));
   EXPECT_THAT(repository_->ResolveServingVersion("alice"),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no index")));
+}
+
+TEST_F(SpeakerRepositoryTest, StagingLeftoversAreRemovedAndNothingElse) {
+  // What a crash during a publish leaves: a hidden staging directory holding a partial version.
+  WriteRvcFile("alice", "added_x.index");
+  WriteFile(scratch_.Join("alice/.staging-0123456789abcdef/index.faiss"), "half written");
+  WriteFile(scratch_.Join("bob/.staging-fedcba9876543210/index.faiss"), "half written");
+  WriteFile(scratch_.Join("bob/.partial.index"), "an operator's copy in progress");
+  auto removed = repository_->RemoveStagingLeftovers();
+  ASSERT_THAT(removed, IsOk());
+  EXPECT_EQ(*removed, 2);
+  EXPECT_FALSE(fs::exists(scratch_.Join("alice/.staging-0123456789abcdef")));
+  EXPECT_FALSE(fs::exists(scratch_.Join("bob/.staging-fedcba9876543210")));
+  EXPECT_TRUE(fs::exists(scratch_.Join("alice/added_x.index")));
+  EXPECT_TRUE(fs::exists(scratch_.Join("bob/.partial.index")));
+  EXPECT_THAT(repository_->RemoveStagingLeftovers(), IsOkAndHolds(0));
+  fs::remove_all(scratch_.path());  // the root itself gone: its error, nothing removed
+  EXPECT_THAT(repository_->RemoveStagingLeftovers(), StatusIs(absl::StatusCode::kInternal, HasSubstr("reading repository")));
 }
 
 TEST_F(SpeakerRepositoryTest, UnknownSpeakerIsNotFound) {
