@@ -364,7 +364,7 @@ absl::Status FaissIndex::MapStoredVectors(bool have_sidecar) {
       for (size_t j = 0; j < n; ++j) {
         faiss_idx id;  // mapped ids need not be aligned either
         std::memcpy(&id, ids + j * sizeof(id), sizeof(id));
-        stored_[id] = reinterpret_cast<const StoredFloat*>(codes + j * ivf_flat->code_size);
+        stored_[id] = reinterpret_cast<const float*>(codes + j * ivf_flat->code_size);
       }
     }
   } else {

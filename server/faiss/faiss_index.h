@@ -214,7 +214,7 @@ class FaissIndex {
   // The pruned coarse step over centroids_, unless turned off.
   std::unique_ptr<PrunedCoarseStep> pruned_coarse_step_;
   // id -> stored vector, pointing into the index's own storage or into owned_vectors_.
-  std::vector<const StoredFloat*> stored_;
+  std::vector<const float*> stored_;  // read through StoredFloat: may be unaligned
   // Vectors read from the sidecar file or reconstructed from compressed codes.
   std::vector<float> owned_vectors_;
   bool stores_exact_vectors_ = false;

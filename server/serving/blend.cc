@@ -45,7 +45,7 @@ bool NeighbourWeights(const float* scores, const int64_t* ids, int k, Metric met
 
 void BlendFrames(const float* frames, int64_t rows, int dim, const float* scores,
                  const int64_t* ids, int k, Metric metric, float index_rate,
-                 absl::FunctionRef<const StoredFloat*(int64_t)> stored, float* out) {
+                 absl::FunctionRef<const float*(int64_t)> stored, float* out) {
   std::vector<float> weights(k);
   std::vector<float> retrieved(dim);
   const float keep = 1.0f - index_rate;

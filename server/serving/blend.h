@@ -31,12 +31,13 @@ namespace timbre {
 // Blends `rows` frames of `dim` values.
 //   frames:     [rows, dim] query frames
 //   scores/ids: [rows, k] search results, nearest first
-//   stored:     returns the stored vector (dim values) of an id in [0, index size)
+//   stored:     returns the stored vector (dim values) of an id in [0, index size), read as
+//               StoredFloat: it need not be aligned
 //   out:        [rows, dim]; may alias `frames`
 // REQUIRES: 0 <= index_rate <= 1, k >= 1.
 void BlendFrames(const float* frames, int64_t rows, int dim, const float* scores,
                  const int64_t* ids, int k, Metric metric, float index_rate,
-                 absl::FunctionRef<const StoredFloat*(int64_t)> stored, float* out);
+                 absl::FunctionRef<const float*(int64_t)> stored, float* out);
 
 // Norms below this divide by it instead (the faiss tuning notes' eps).
 inline constexpr double kRowNormFloor = 1e-9;

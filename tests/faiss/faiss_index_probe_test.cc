@@ -93,11 +93,13 @@ TEST(FaissIndexProbeTest, ReaderThatTakesTooLongIsStopped) {
 TEST(FaissIndexProbeTest, IndexThatCrashesOnceReadIsRefusedAndTheCallerLives) {
   // Found by the faiss_index fuzzer: faiss reads this IVF-PQ file, but its product quantizer's
   // tables do not match its codes and decoding the stored vectors (a step of every load)
-  // dereferences null. The whole load runs in the probe, so only the probe dies.
+  // dereferences null. The whole load runs in the probe, so only the probe dies (of the signal;
+  // in a sanitizer build, by the sanitizer's exit after its report).
   const std::string path = std::string(std::getenv("TIMBRE_TEST_DATA")) + "/pq_tables_mismatch.index";
   EXPECT_THAT(ProbeFaissIndexFile(path),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       AllOf(HasSubstr("pq_tables_mismatch.index"), HasSubstr("crashed"))));
+                       AllOf(HasSubstr("pq_tables_mismatch.index"),
+                             HasSubstr("not a readable faiss index"))));
   EXPECT_THAT(FaissIndex::Load(path), StatusIs(absl::StatusCode::kInvalidArgument,
                                                HasSubstr("not a readable faiss index")));
 }

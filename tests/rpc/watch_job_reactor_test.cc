@@ -72,7 +72,9 @@ TEST_F(WatchJobReactorTest, StreamsTheJobInOrderAndEndsAfterItsFinalRecord) {
   ASSERT_FALSE(seen.empty());
   for (size_t i = 0; i < seen.size(); ++i) {
     EXPECT_EQ(seen[i].id(), id);
-    if (i > 0) EXPECT_GE(seen[i].fraction(), seen[i - 1].fraction()) << "record " << i;
+    if (i > 0) {
+      EXPECT_GE(seen[i].fraction(), seen[i - 1].fraction()) << "record " << i;
+    }
     // Only the last record has a final state: the stream ends with it.
     EXPECT_EQ(IsFinalJobState(seen[i].state()), i + 1 == seen.size()) << "record " << i;
   }
