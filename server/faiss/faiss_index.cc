@@ -36,6 +36,14 @@ namespace {
 
 using faiss_idx = faiss::Index::idx_t;
 
+// The j-th id of an inverted list. A memory-mapped list's ids sit wherever the file put them,
+// not always 8-byte aligned, so they are copied out rather than read in place.
+faiss_idx ListId(const faiss_idx* ids, size_t j) {
+  faiss_idx id;
+  std::memcpy(&id, reinterpret_cast<const char*>(ids) + j * sizeof(id), sizeof(id));
+  return id;
+}
+
 // ---- Structure ---------------------------------------------------------------------------------
 
 // M of an HNSW graph: level 0 has 2 * M neighbours, the levels above M.
@@ -317,11 +325,8 @@ absl::Status FaissIndex::CheckIvfIds() const {
   for (size_t list = 0; list < ivf_->nlist; ++list) {
     faiss::InvertedLists::ScopedIds ids(ivf_->invlists, list);
     const size_t n = ivf_->invlists->list_size(list);
-    // A memory-mapped list's ids sit wherever the file put them, not always 8-byte aligned.
-    const char* id_bytes = reinterpret_cast<const char*>(ids.get());
     for (size_t j = 0; j < n; ++j) {
-      faiss_idx id;
-      std::memcpy(&id, id_bytes + j * sizeof(id), sizeof(id));
+      const faiss_idx id = ListId(ids.get(), j);
       if (id < 0 || id >= size_ || seen[id]) {
         return absl::InvalidArgumentError(absl::StrCat(
             "the index has id ", id, "; only indexes with ids 0..", size_ - 1, " are supported"));
@@ -359,12 +364,10 @@ absl::Status FaissIndex::MapStoredVectors(bool have_sidecar) {
     // Ids were checked to be 0..size-1 by CheckIvfIds.
     for (size_t list = 0; list < ivf_flat->nlist; ++list) {
       const size_t n = ivf_flat->invlists->list_size(list);
-      const char* ids = reinterpret_cast<const char*>(ivf_flat->invlists->get_ids(list));
+      const faiss_idx* ids = ivf_flat->invlists->get_ids(list);
       const uint8_t* codes = ivf_flat->invlists->get_codes(list);
       for (size_t j = 0; j < n; ++j) {
-        faiss_idx id;  // mapped ids need not be aligned either
-        std::memcpy(&id, ids + j * sizeof(id), sizeof(id));
-        stored_[id] = reinterpret_cast<const float*>(codes + j * ivf_flat->code_size);
+        stored_[ListId(ids, j)] = reinterpret_cast<const float*>(codes + j * ivf_flat->code_size);
       }
     }
   } else {

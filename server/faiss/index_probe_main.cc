@@ -11,13 +11,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/faiss/faiss_index.h"
 #include "server/faiss/faiss_index_probe.h"
@@ -35,15 +34,6 @@ int64_t AddressSpaceBytes() {
   return pages < 0 ? -1 : pages * sysconf(_SC_PAGESIZE);
 }
 
-// The non-negative integer `text`, or -1.
-int64_t ParseCount(const char* text) {
-  errno = 0;
-  char* end = nullptr;
-  const long long value = std::strtoll(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0' || value < 0) return -1;
-  return value;
-}
-
 int Usage(const char* problem) {
   std::fprintf(stderr, "timbre-index-probe: %s\nusage: timbre-index-probe PATH MMAP(0|1) "
                        "EXTRA_BYTES [VECTORS_PATH]\n", problem);
@@ -58,8 +48,10 @@ int main(int argc, char** argv) {
   if (std::strcmp(argv[2], "0") != 0 && std::strcmp(argv[2], "1") != 0) {
     return Usage("MMAP must be 0 or 1");
   }
-  const int64_t extra = ParseCount(argv[3]);
-  if (extra < 0) return Usage("EXTRA_BYTES must be a count of bytes");
+  int64_t extra = -1;
+  if (!absl::SimpleAtoi(argv[3], &extra) || extra < 0) {
+    return Usage("EXTRA_BYTES must be a count of bytes");
+  }
   if (const int64_t current = AddressSpaceBytes(); extra > 0 && current > 0) {
     const rlim_t cap = static_cast<rlim_t>(current + extra);
     const rlimit limit{cap, cap};

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -87,6 +88,25 @@ absl::StatusOr<std::string> CreateStagingDirectory(const std::string& parent) {
     return ErrnoStatus(errno, absl::StrCat("creating staging directory '", dir, "'"));
   }
   return dir;
+}
+
+absl::StatusOr<int> RemoveStagingDirectories(const std::string& parent) {
+  std::error_code error;
+  std::vector<std::filesystem::path> leftovers;
+  for (std::filesystem::directory_iterator it(parent, error), end; !error && it != end;
+       it.increment(error)) {
+    if (absl::StartsWith(it->path().filename().string(), kStagingDirectoryPrefix)) {
+      leftovers.push_back(it->path());
+    }
+  }
+  if (error && error != std::errc::no_such_file_or_directory) {
+    return ErrnoStatus(error.value(), absl::StrCat("reading '", parent, "'"));
+  }
+  for (const std::filesystem::path& leftover : leftovers) {
+    std::filesystem::remove_all(leftover, error);
+    if (error) return ErrnoStatus(error.value(), absl::StrCat("removing '", leftover.string(), "'"));
+  }
+  return static_cast<int>(leftovers.size());
 }
 
 absl::StatusOr<std::string> PublishStagedDirectory(const std::string& staging_dir,

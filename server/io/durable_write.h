@@ -55,6 +55,12 @@ inline constexpr char kStagingDirectoryPrefix[] = ".staging-";
 // Errors: ErrnoStatus of mkdir (NOT_FOUND for a missing parent, INTERNAL if it is a file).
 absl::StatusOr<std::string> CreateStagingDirectory(const std::string& parent);
 
+// Removes every directory CreateStagingDirectory made in `parent` and a crash left there, with
+// everything in them; returns how many. Only for the one process that writes to `parent`, when
+// no write of its own runs. A missing `parent` holds none. Errors: ErrnoStatus of reading
+// `parent` or of removing a directory, naming it.
+absl::StatusOr<int> RemoveStagingDirectories(const std::string& parent);
+
 // Publishes `staging_dir` (filled, on the same file system as `parent`) as a directory of
 // `parent`: fsyncs every file and directory in it and the directory itself, then renames it to
 // "<parent>/<name>" for the first name from `next_name` that is free, calling `next_name` at most

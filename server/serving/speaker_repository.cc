@@ -10,7 +10,6 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/io/durable_write.h"
-#include "server/io/posix_file.h"
 #include "server/io/json_proto_file.h"
 #include "server/serving/speaker_name.h"
 
@@ -153,22 +152,9 @@ absl::StatusOr<int> SpeakerRepository::RemoveStagingLeftovers() const {
   if (!speakers.ok()) return speakers.status();
   int removed = 0;
   for (const std::string& speaker : *speakers) {
-    std::error_code error;
-    const fs::path dir = fs::path(options_.root) / speaker;
-    std::vector<fs::path> leftovers;
-    for (fs::directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
-      if (absl::StartsWith(it->path().filename().string(), kStagingDirectoryPrefix)) {
-        leftovers.push_back(it->path());
-      }
-    }
-    for (const fs::path& leftover : leftovers) {
-      std::error_code removal;
-      fs::remove_all(leftover, removal);
-      if (removal) {
-        return ErrnoStatus(removal.value(), absl::StrCat("removing '", leftover.string(), "'"));
-      }
-      ++removed;
-    }
+    absl::StatusOr<int> here = RemoveStagingDirectories((fs::path(options_.root) / speaker).string());
+    if (!here.ok()) return here.status();
+    removed += *here;
   }
   return removed;
 }

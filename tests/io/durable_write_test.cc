@@ -127,6 +127,23 @@ TEST(CreateStagingDirectoryTest, AMissingOrFileParentFailsNamingIt) {
   EXPECT_THAT(ListDir(dir.path()), ElementsAre("file"));
 }
 
+TEST(RemoveStagingDirectoriesTest, RemovesStagingDirectoriesAndNothingElse) {
+  ScratchDir dir;
+  auto first = CreateStagingDirectory(dir.path());
+  auto second = CreateStagingDirectory(dir.path());
+  ASSERT_THAT(first, IsOk());
+  ASSERT_THAT(second, IsOk());
+  WriteFile(*first + "/sub/index.faiss", "half written");
+  WriteFile(dir.Join("1/index.faiss"), "published");
+  WriteFile(dir.Join(".partial.index"), "someone else's");
+  EXPECT_THAT(RemoveStagingDirectories(dir.path()), IsOkAndHolds(2));
+  EXPECT_THAT(ListDir(dir.path()), ElementsAre(".partial.index", "1"));
+  EXPECT_THAT(RemoveStagingDirectories(dir.path()), IsOkAndHolds(0));
+  EXPECT_THAT(RemoveStagingDirectories(dir.Join("missing")), IsOkAndHolds(0));
+  EXPECT_THAT(RemoveStagingDirectories(dir.Join(".partial.index")),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr(".partial.index")));
+}
+
 // A staging directory in `parent` holding a.txt and sub/b.txt.
 std::string FilledStaging(const std::string& parent) {
   absl::StatusOr<std::string> staging = CreateStagingDirectory(parent);
