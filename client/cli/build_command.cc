@@ -37,6 +37,7 @@ v1::BuildIndexRequest BuildRequestFromFlags(const std::string& feature_set_id) {
     recipe.set_shuffle_seed(static_cast<uint32_t>(absl::GetFlag(FLAGS_seed)));
   }
   recipe.set_min_blend_cosine(absl::GetFlag(FLAGS_min_blend_cosine));
+  recipe.set_max_call_ms(absl::GetFlag(FLAGS_max_call_ms));
   return request;
 }
 
@@ -82,7 +83,7 @@ extern const Command kBuildCommand = {
     "[--recipe=rvc|fastscan|auto|FACTORY] [flags]",
     {"speaker", "features", "input", "chunk_mb", "recipe", "nlist", "nprobe", "k_factor",
      "cosine", "inner_product", "qe_neighbours", "qe_alpha", "kmeans_above", "kmeans_centroids",
-     "no_kmeans", "seed", "min_blend_cosine", "comment", "detach", "wait_serving",
+     "no_kmeans", "seed", "min_blend_cosine", "max_call_ms", "comment", "detach", "wait_serving",
      "wait_replicas", "wait_timeout"},
     {"speaker"},
     {"timbre build --speaker=alice --input=logs/alice/3_feature768 --recipe=rvc",

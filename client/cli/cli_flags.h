@@ -55,6 +55,7 @@ ABSL_DECLARE_FLAG(int, kmeans_centroids);
 ABSL_DECLARE_FLAG(bool, no_kmeans);
 ABSL_DECLARE_FLAG(int64_t, seed);
 ABSL_DECLARE_FLAG(double, min_blend_cosine);
+ABSL_DECLARE_FLAG(double, max_call_ms);
 ABSL_DECLARE_FLAG(std::string, comment);
 ABSL_DECLARE_FLAG(bool, detach);
 ABSL_DECLARE_FLAG(bool, wait_serving);

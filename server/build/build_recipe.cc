@@ -134,6 +134,11 @@ absl::Status PlanAuto(const Recipe& recipe, BuildPlan* plan) {
     return absl::InvalidArgumentError(absl::StrCat("recipe.min_blend_cosine ",
                                                    recipe.min_blend_cosine(), " is not in (0, 1]"));
   }
+  plan->max_call_ms = recipe.max_call_ms();
+  if (!(std::isfinite(plan->max_call_ms) && plan->max_call_ms >= 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("recipe.max_call_ms ", recipe.max_call_ms(),
+                                                   " must be finite and >= 0"));
+  }
   const int64_t rows = plan->indexed_rows;
   plan->held_out_frames =
       recipe.held_out_frames() != 0
@@ -147,25 +152,38 @@ absl::Status PlanAuto(const Recipe& recipe, BuildPlan* plan) {
         "set has ", rows, " rows"));
   }
   const Metric metric = plan->normalize ? Metric::kInnerProduct : Metric::kL2;
+  // From RVC's many small lists to few large ones. Frames whose neighbours straddle many lists
+  // (speech) need many probes; the pruned exact coarse step keeps many lists cheap to choose from.
   const int64_t rvc_lists = RvcListCount(train_rows);
   const int64_t few_lists = std::min(std::max<int64_t>(1, RootTimes(4, train_rows)), MaxLists(train_rows));
+  const int64_t fewest_lists =
+      std::min(std::max<int64_t>(1, RootTimes(1, train_rows)), MaxLists(train_rows));
   auto fast_lists = FastScanLists(0, train_rows, plan);
   if (!fast_lists.ok()) return fast_lists.status();
   plan->candidates.push_back(Candidate(absl::StrCat("IVF", rvc_lists, ",Flat"), metric,
-                                       {{1, 0}, {2, 0}, {4, 0}}));
+                                       {{1, 0}, {2, 0}, {4, 0}, {8, 0}, {16, 0}}));
   if (few_lists != rvc_lists) {
-    plan->candidates.push_back(
-        Candidate(absl::StrCat("IVF", few_lists, ",Flat"), metric, {{1, 0}, {2, 0}}));
+    plan->candidates.push_back(Candidate(absl::StrCat("IVF", few_lists, ",Flat"), metric,
+                                         {{1, 0}, {2, 0}, {4, 0}, {8, 0}, {16, 0}, {32, 0}}));
+  }
+  if (fewest_lists != few_lists) {
+    plan->candidates.push_back(Candidate(absl::StrCat("IVF", fewest_lists, ",Flat"), metric,
+                                         {{4, 0}, {8, 0}, {16, 0}, {32, 0}}));
   }
   if (plan->dim % 2 == 0) {
     plan->candidates.push_back(Candidate(FastScanDescription(*fast_lists, plan->dim), metric,
-                                         {{4, 4}, {8, 4}, {8, 8}}));
+                                         {{4, 4}, {8, 4}, {8, 8}, {16, 8}, {32, 8}}));
   }
-  plan->candidates.push_back(Candidate(absl::StrCat("IVF", rvc_lists, "_HNSW32,Flat"), metric,
-                                       {{1, 0}, {4, 0}}));
   for (CandidateIndex& candidate : plan->candidates) {
     const int nlist = static_cast<int>(FactoryListCount(candidate.train.description));
     for (SearchSetting& setting : candidate.settings) setting.nprobe = std::min(setting.nprobe, nlist);
+    // Settings that clamping made equal are measured once.
+    candidate.settings.erase(
+        std::unique(candidate.settings.begin(), candidate.settings.end(),
+                    [](const SearchSetting& a, const SearchSetting& b) {
+                      return a.nprobe == b.nprobe && a.k_factor == b.k_factor;
+                    }),
+        candidate.settings.end());
   }
   return absl::OkStatus();
 }

@@ -10,8 +10,9 @@
 //   fastscan  IVF{n},PQ{dim/2}x4fs,RFlat with n in [4*sqrt(N), 16*sqrt(N)] (default 8*sqrt(N)),
 //             stored nprobe (default 4) and k_factor (default 4).
 //   factory   any index_factory string, L2 or inner product.
-//   auto      candidates: rvc at nprobe 1/2/4, IVF{4*sqrt(N)},Flat at nprobe 1/2, fastscan at
-//             nprobe 4/8 with k_factor 4/8, and IVF{RvcListCount(N)}_HNSW32,Flat at nprobe 1/4.
+//   auto      candidates: rvc at nprobe 1/2/4/8/16, IVF{4*sqrt(N)},Flat at nprobe 1..32,
+//             IVF{sqrt(N)},Flat at nprobe 4..32, and fastscan at nprobe 4/8/16/32 with k_factor
+//             4/8 (candidate_choice.h says which is kept).
 // N is the number of rows indexed: after k-means compression, and without the held-out frames of
 // the auto recipe. faiss wants about 39 training rows per inverted list; a plan that gives fewer is
 // refused (explicit list counts) or clamped with a note (derived list counts).
@@ -68,6 +69,8 @@ struct BuildPlan {
   std::vector<CandidateIndex> candidates;  // exactly one unless kind == KIND_AUTO
   // auto only: fidelity target and frames held out of the candidates to measure them.
   double min_blend_cosine = 0.999;
+  // auto only: latency bound on a candidate's p50 call, ms; 0 = the default (candidate_choice.h).
+  double max_call_ms = 0.0;
   int64_t held_out_frames = 0;
   // Choices the planner made that the user should know about (clamped list counts).
   std::vector<std::string> notes;

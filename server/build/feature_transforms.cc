@@ -84,6 +84,11 @@ std::vector<int64_t> NumpyShufflePermutation(int64_t n, uint32_t seed) {
   return permutation;
 }
 
+void MoveRowsToEnd(int64_t first_row, std::vector<int64_t>* permutation) {
+  std::stable_partition(permutation->begin(), permutation->end(),
+                        [first_row](int64_t row) { return row < first_row; });
+}
+
 FrameMatrix PermuteRows(const FrameMatrix& rows, const std::vector<int64_t>& permutation) {
   FrameMatrix out;
   out.rows = static_cast<int64_t>(permutation.size());

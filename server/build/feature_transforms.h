@@ -37,6 +37,11 @@ std::vector<int64_t> NumpyShufflePermutation(int64_t n, uint32_t seed);
 // exposed so that its 64-bit branch can be checked against numpy without a 4-billion-row shuffle.
 uint64_t NumpyRandomInterval(uint64_t max, std::mt19937* engine);
 
+// Moves the entries of `permutation` that are >= first_row (rows from first_row on, in file order)
+// to its end, keeping the relative order of both parts: the auto recipe holds out the set's last
+// frames as whole clips, not frames scattered among their neighbours of 20 ms before and after.
+void MoveRowsToEnd(int64_t first_row, std::vector<int64_t>* permutation);
+
 // out.row(i) = rows.row(permutation[i]) for every i (numpy's big_npy[big_npy_idx]); out has
 // permutation.size() rows.
 // REQUIRES: 0 <= permutation[i] < rows.rows.

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/build/candidate_choice.h"
 #include "server/build/candidate_evaluation.h"
 #include "server/build/feature_transforms.h"
 #include "server/faiss/faiss_index.h"
@@ -70,7 +71,7 @@ absl::StatusOr<IndexEvaluation> Measure(FaissIndex& index, const SearchSetting& 
 
 // The auto recipe: trains and measures every candidate on all rows but the held-out ones, records
 // their figures in `report` and returns the kept (candidate, setting).
-absl::StatusOr<std::pair<const CandidateIndex*, SearchSetting>> ChooseCandidate(
+absl::StatusOr<std::pair<const CandidateIndex*, SearchSetting>> MeasureAndChoose(
     const BuildPlan& plan, const FrameMatrix& db, const FrameMatrix& frames,
     BuildProgress& progress, BuildReport* report) {
   const int64_t train_rows = db.rows - plan.held_out_frames;
@@ -104,25 +105,14 @@ absl::StatusOr<std::pair<const CandidateIndex*, SearchSetting>> ChooseCandidate(
     }
   }
 
-  // The fastest candidate that meets the target; failing that, the most faithful one.
-  int chosen = -1;
-  for (int i = 0; i < report->candidates_size(); ++i) {
-    const IndexEvaluation& figures = report->candidates(i);
-    if (figures.mean_blend_cosine() < plan.min_blend_cosine) continue;
-    if (chosen < 0 || figures.p50_call_ms() < report->candidates(chosen).p50_call_ms()) chosen = i;
-  }
-  if (chosen < 0) {
-    chosen = 0;
-    for (int i = 1; i < report->candidates_size(); ++i) {
-      if (report->candidates(i).mean_blend_cosine() > report->candidates(chosen).mean_blend_cosine()) {
-        chosen = i;
-      }
-    }
-    report->add_notes(absl::StrCat("no candidate reached mean blend cosine ", plan.min_blend_cosine,
-                                   "; kept the most faithful one"));
-  }
-  report->set_chosen_candidate(chosen);
-  return measured[chosen];
+  const std::vector<IndexEvaluation> figures(report->candidates().begin(),
+                                             report->candidates().end());
+  auto choice = ChooseCandidate(figures, plan.min_blend_cosine, plan.max_call_ms);
+  if (!choice.ok()) return choice.status();
+  for (const std::string& note : choice->notes) report->add_notes(note);
+  report->set_max_call_ms(choice->max_call_ms);
+  report->set_chosen_candidate(choice->chosen);
+  return measured[choice->chosen];
 }
 
 timbre::v1::VersionMetadata VersionFor(const BuildRequest& request, const BuildPlan& plan,
@@ -178,7 +168,12 @@ absl::StatusOr<BuildReport> IndexBuilder::Build(const BuildRequest& request,
   report.set_input_rows(frames->rows);
 
   progress.Begin(BuildStage::kShuffling);
-  *frames = PermuteRows(*frames, NumpyShufflePermutation(frames->rows, plan->shuffle_seed));
+  std::vector<int64_t> order = NumpyShufflePermutation(frames->rows, plan->shuffle_seed);
+  // auto measures its candidates on the set's last frames in file order: unseen speech.
+  if (plan->kind == timbre::v1::Recipe::KIND_AUTO && !plan->compress) {
+    MoveRowsToEnd(frames->rows - plan->held_out_frames, &order);
+  }
+  *frames = PermuteRows(*frames, order);
   if (IsCancelled(&progress)) return BuildCancelledError();
 
   if (plan->compress) {
@@ -218,7 +213,7 @@ absl::StatusOr<BuildReport> IndexBuilder::Build(const BuildRequest& request,
   SearchSetting setting = candidate->settings.front();
   if (plan->kind == timbre::v1::Recipe::KIND_AUTO) {
     report.set_min_blend_cosine(plan->min_blend_cosine);
-    auto chosen = ChooseCandidate(*plan, *db, *frames, progress, &report);
+    auto chosen = MeasureAndChoose(*plan, *db, *frames, progress, &report);
     if (!chosen.ok()) return chosen.status();
     std::tie(candidate, setting) = *chosen;
   }

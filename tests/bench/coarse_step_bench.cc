@@ -1,10 +1,10 @@
 // Times FaissIndex's coarse step and whole search on one index with several projection sizes of
 // the pruned exact coarse step (0 = every centroid scored by one sgemm), one thread, in one run.
-//   coarse_step_bench INDEX QUERIES.npy [DIMS...]
-// Prints, per projection size, the median microseconds of CPU time of the calling thread per call
-// of 16 queries and per query in calls of 256, for the coarse step alone and for the search (k 8,
-// the stored nprobe). CPU time rather than wall time: on a shared machine it measures the work
-// and not the waits for a core.
+//   coarse_step_bench INDEX QUERIES.npy [nprobe=N] [DIMS...]
+// (nprobe defaults to the stored one.) Prints, per projection size, the median microseconds of
+// CPU time of the calling thread per call of 16 queries and per query in calls of 256, for the
+// coarse step alone and for the search (k 8). CPU time rather than wall time: on a shared machine
+// it measures the work and not the waits for a core.
 #include <time.h>
 
 #include <algorithm>
@@ -59,10 +59,19 @@ int main(int argc, char** argv) {
   const int dim = static_cast<int>(array->shape[1]);
   std::vector<float> queries(array->data.size() / sizeof(float));
   std::memcpy(queries.data(), array->data.data(), array->data.size());
+  int nprobe = 0;
   std::vector<int> dims_list;
-  for (int i = 3; i < argc; ++i) dims_list.push_back(std::atoi(argv[i]));
+  for (int i = 3; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("nprobe=", 0) == 0) {
+      nprobe = std::atoi(arg.c_str() + 7);
+      continue;
+    }
+    dims_list.push_back(std::atoi(arg.c_str()));
+  }
   if (dims_list.empty()) dims_list = {0, 64, 128};
-  std::printf("dims coarse16_us coarse256_us_per_query search16_us search256_us_per_query memory_mb\n");
+  std::printf("dims nprobe coarse16_us coarse256_us_per_query search16_us search256_us_per_query "
+              "memory_mb\n");
   for (int dims : dims_list) {
     timbre::IndexLoadOptions options;
     options.coarse_projection_dims = dims;
@@ -76,16 +85,21 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "queries have dim %d, the index %d\n", dim, ix.dim());
       return 2;
     }
-    std::vector<int64_t> lists(256 * std::max(1, ix.nprobe()));
+    const int probes = nprobe > 0 ? nprobe : std::max(1, ix.nprobe());
+    std::vector<int64_t> lists(256 * probes);
     std::vector<float> scores(256 * 8);
     std::vector<int64_t> ids(256 * 8);
-    auto coarse = [&](const float* q, int n) { (void)ix.CoarseLists(q, n, 0, 1, lists.data()); };
+    auto coarse = [&](const float* q, int n) {
+      (void)ix.CoarseLists(q, n, probes, 1, lists.data());
+    };
     timbre::SearchParams params;
     params.k = 8;
+    params.nprobe = probes;
     auto search = [&](const float* q, int n) {
       (void)ix.Search(q, n, params, 1, scores.data(), ids.data());
     };
-    std::printf("%d %.1f %.2f %.1f %.2f %.1f\n", dims, MedianMicros(queries, dim, 16, 400, coarse),
+    std::printf("%d %d %.1f %.2f %.1f %.2f %.1f\n", dims, probes,
+                MedianMicros(queries, dim, 16, 400, coarse),
                 MedianMicros(queries, dim, 256, 40, coarse) / 256,
                 MedianMicros(queries, dim, 16, 400, search),
                 MedianMicros(queries, dim, 256, 40, search) / 256, ix.memory_bytes() / 1e6);

@@ -27,48 +27,16 @@ OUT="$DATA/release_compare.txt"
 echo "bench: RVC's in-process step"
 echo "rvc|rvc|$(PYTHONPATH="$AVX2_PY" /usr/bin/python3 tests/bench/rvc_step.py "$INDEX" "$DATA/queries.npy" 16 400)" >> "$OUT"
 
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-SERVER=
-stop_server() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; SERVER=; fi; }
-trap stop_server EXIT
-bench() {  # timbre bench flags; prints the JSON report
-  local json
-  json=$(build/client/timbre bench --server="127.0.0.1:$PORT" --speaker=bench --frames=16 \
-    --queries="$DATA/queries.npy" --duration="${SECONDS_PER_RUN}s" --warmup=2s --json "$@") || true
-  [[ "$json" == "{"* ]] || { echo "bench: no report for $*" >&2; exit 1; }
-  echo "$json"
-}
-# True if N real-time callers are served with p99 <= 5 ms and no errors; records the run.
-realtime_ok() {
-  local name="$1" n="$2" json
-  json=$(bench --concurrency="$n" --rate=4 --mode=stream)
-  echo "$name|realtime $n|$json" >> "$OUT"
-  /usr/bin/python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["p99_ms"] <= 5.0 and r["errors"] == 0 else 1)' "$json"
-}
+# shellcheck source=tests/bench/bench_servers.sh
+source tests/bench/bench_servers.sh
 measure() {  # name, server binary
-  local name="$1" binary="$2"
-  "$binary" --repo="$DATA/repo" --host=127.0.0.1 --port="$PORT" --metrics_port=-1 \
-    --poll_interval=0 > "$DATA/server.log" 2>&1 &
-  SERVER=$!
-  for _ in $(seq 100); do
-    build/client/timbre speakers --server="127.0.0.1:$PORT" >/dev/null 2>&1 && break
-    sleep 0.2
-  done
+  local name="$1" binary="$2" queries="$DATA/queries.npy"
+  start_server "$binary" "$DATA/repo"
   echo "bench: $name"
-  echo "$name|1 caller|$(bench --concurrency=1)" >> "$OUT"
-  echo "$name|16 callers|$(bench --concurrency=16 --mode=stream)" >> "$OUT"
-  echo "$name|32 callers|$(bench --concurrency=32 --mode=stream)" >> "$OUT"
-  # Real-time clients: double from 8 while served, then bisect between the last good and bad.
-  local good=0 bad=0 n=8
-  while [ "$bad" -eq 0 ] && [ "$n" -le 1024 ]; do
-    if realtime_ok "$name" "$n"; then good=$n; n=$((n * 2)); else bad=$n; fi
-  done
-  [ "$bad" -eq 0 ] && bad=$((good * 2))
-  while [ $((bad - good)) -gt $((good / 8 > 1 ? good / 8 : 1)) ]; do
-    n=$(((good + bad) / 2))
-    if realtime_ok "$name" "$n"; then good=$n; else bad=$n; fi
-  done
-  echo "$name|clients|{\"clients\": $good}" >> "$OUT"
+  echo "$name|1 caller|$(bench bench "$queries" "$SECONDS_PER_RUN" --concurrency=1)" >> "$OUT"
+  echo "$name|16 callers|$(bench bench "$queries" "$SECONDS_PER_RUN" --concurrency=16 --mode=stream)" >> "$OUT"
+  echo "$name|32 callers|$(bench bench "$queries" "$SECONDS_PER_RUN" --concurrency=32 --mode=stream)" >> "$OUT"
+  echo "$name|clients|{\"clients\": $(realtime_clients "$name" bench "$queries" "$SECONDS_PER_RUN" "$OUT")}" >> "$OUT"
   stop_server
 }
 for round in $(seq "$ROUNDS"); do

@@ -191,23 +191,45 @@ TEST(PlanBuildTest, RvcRefusesCosineAndQueryExpansion) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("RVC's L2 index")));
 }
 
-TEST(PlanBuildTest, AutoBuildsRvcFastScanMoreListsAndHnswCandidates) {
+TEST(PlanBuildTest, AutoGoesFromRvcListsToFewListsWithManyProbesAndFastScan) {
   auto plan = PlanBuild(Kind(Recipe::KIND_AUTO), 130000, 768, 1);
   ASSERT_THAT(plan, IsOk());
   EXPECT_EQ(plan->held_out_frames, 1000);
   EXPECT_DOUBLE_EQ(plan->min_blend_cosine, 0.999);
+  EXPECT_DOUBLE_EQ(plan->max_call_ms, 0.0) << "the default bound, resolved after measuring";
   const int64_t n = 130000 - 1000;
   const int64_t rvc = RvcListCount(n);
+  const double root = std::sqrt(double(n));
   EXPECT_THAT(Descriptions(*plan),
               ElementsAre(absl::StrCat("IVF", rvc, ",Flat"),
-                          absl::StrCat("IVF", static_cast<int64_t>(4 * std::sqrt(double(n))), ",Flat"),
-                          absl::StrCat("IVF", static_cast<int64_t>(8 * std::sqrt(double(n))),
-                                       ",PQ384x4fs,RFlat"),
-                          absl::StrCat("IVF", rvc, "_HNSW32,Flat")));
-  // Several nprobe values per index.
-  EXPECT_EQ(plan->candidates[0].settings.size(), 3u);
-  EXPECT_EQ(plan->candidates[2].settings[0].k_factor, 4);
+                          absl::StrCat("IVF", static_cast<int64_t>(4 * root), ",Flat"),
+                          absl::StrCat("IVF", static_cast<int64_t>(root), ",Flat"),
+                          absl::StrCat("IVF", static_cast<int64_t>(8 * root), ",PQ384x4fs,RFlat")));
+  auto probes = [&](int candidate) {
+    std::vector<int> nprobe;
+    for (const SearchSetting& s : plan->candidates[candidate].settings) nprobe.push_back(s.nprobe);
+    return nprobe;
+  };
+  EXPECT_THAT(probes(0), ElementsAre(1, 2, 4, 8, 16)) << "RVC's recipe first, at nprobe 1";
+  EXPECT_THAT(probes(1), ElementsAre(1, 2, 4, 8, 16, 32));
+  EXPECT_THAT(probes(2), ElementsAre(4, 8, 16, 32));
+  EXPECT_THAT(probes(3), ElementsAre(4, 8, 8, 16, 32));
+  EXPECT_EQ(plan->candidates[3].settings[0].k_factor, 4);
+  EXPECT_EQ(plan->candidates[3].settings[2].k_factor, 8);
   EXPECT_EQ(plan->candidates[0].settings[0].k_factor, 0);
+}
+
+TEST(PlanBuildTest, AutoMeasuresEachSettingOnceWhenListsAreFewerThanProbes) {
+  // 660 rows, 16 held out: 644 to train on leave 16 lists of 39 rows, so nprobe 32 becomes 16.
+  auto plan = PlanBuild(Kind(Recipe::KIND_AUTO), 660, 8, 1);
+  ASSERT_THAT(plan, IsOk());
+  ASSERT_EQ(plan->candidates.size(), 2u) << "the list counts all clamp to 16";
+  const CandidateIndex& fastscan = plan->candidates[1];
+  EXPECT_EQ(fastscan.train.description, "IVF16,PQ4x4fs,RFlat");
+  std::vector<std::pair<int, int>> settings;
+  for (const SearchSetting& s : fastscan.settings) settings.emplace_back(s.nprobe, s.k_factor);
+  EXPECT_THAT(settings, ElementsAre(std::pair(4, 4), std::pair(8, 4), std::pair(8, 8),
+                                    std::pair(16, 8)));
 }
 
 TEST(PlanBuildTest, AutoValidatesTargetAndSize) {
@@ -217,6 +239,13 @@ TEST(PlanBuildTest, AutoValidatesTargetAndSize) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("min_blend_cosine")));
   EXPECT_THAT(PlanBuild(Kind(Recipe::KIND_AUTO), 500, 256, 1),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("held-out")));
+  recipe.set_min_blend_cosine(0.999);
+  for (double bound : {-1.0, std::nan(""), HUGE_VAL}) {
+    recipe.set_max_call_ms(bound);
+    EXPECT_THAT(PlanBuild(recipe, 130000, 768, 1),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("recipe.max_call_ms")))
+        << bound;
+  }
 }
 
 TEST(PlanBuildTest, RefusesUnknownKindTinySetsAndStrayNlist) {

@@ -129,6 +129,16 @@ TEST(PermuteRowsTest, GathersRowsInPermutationOrder) {
   EXPECT_THAT(PermuteRows(rows, {1, 1}).values, ElementsAre(10, 11, 10, 11));
 }
 
+TEST(MoveRowsToEndTest, MovesTheLastRowsInFileOrderToTheEndKeepingBothOrders) {
+  std::vector<int64_t> order = {5, 0, 3, 7, 1, 6, 2, 4};
+  MoveRowsToEnd(6, &order);
+  EXPECT_THAT(order, ElementsAre(5, 0, 3, 1, 2, 4, 7, 6));
+  MoveRowsToEnd(8, &order);
+  EXPECT_THAT(order, ElementsAre(5, 0, 3, 1, 2, 4, 7, 6)) << "nothing at or after row 8";
+  MoveRowsToEnd(0, &order);
+  EXPECT_THAT(order, ElementsAre(5, 0, 3, 1, 2, 4, 7, 6)) << "every row moves: order kept";
+}
+
 double Norm(const float* row, int dim) {
   double sum = 0.0;
   for (int c = 0; c < dim; ++c) sum += static_cast<double>(row[c]) * row[c];

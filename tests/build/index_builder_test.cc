@@ -311,6 +311,39 @@ TEST_F(IndexBuilderTest, AutoMeasuresEveryCandidateAndKeepsOneMeetingTheTarget) 
   EXPECT_EQ((*index)->size(), 6000) << "the held-out frames are in the published index too";
 }
 
+// Speech-like frames (tests/bench/speech_features.py: eSpeak NG speech through a fixed random
+// network; a stand-in for HuBERT features, not HuBERT): 3,000 frames of dim 256, float16.
+TEST_F(IndexBuilderTest, AutoOnSpeechLikeFramesMeetsItsTargetOrSaysNoneDoes) {
+  fs::create_directories(dir_.Join("import/speech"));
+  fs::copy_file(::timbre::testing::DataPath("speech_like_3000x256_f16.npy"),
+                dir_.Join("import/speech/0000.npy"));
+  auto set = store_->ImportDirectory("speech");
+  ASSERT_THAT(set, IsOk());
+  auto report = builder_->Build(Request(set->id, Kind(Recipe::KIND_AUTO)), nullptr);
+  ASSERT_THAT(report, IsOk());
+  ASSERT_GE(report->candidates_size(), 2);
+  EXPECT_DOUBLE_EQ(report->max_call_ms(), 2 * report->candidates(0).p50_call_ms())
+      << "the default bound: twice RVC's recipe, the first candidate";
+  const auto& chosen = report->candidates(report->chosen_candidate());
+  EXPECT_LE(chosen.p50_call_ms(), report->max_call_ms());
+  bool any_faithful_within = false;
+  for (const auto& candidate : report->candidates()) {
+    if (candidate.p50_call_ms() > report->max_call_ms()) continue;
+    if (candidate.mean_blend_cosine() >= 0.999) {
+      any_faithful_within = true;
+      EXPECT_GE(candidate.p50_call_ms(), chosen.p50_call_ms()) << "the fastest faithful one";
+    } else if (chosen.mean_blend_cosine() < 0.999) {
+      EXPECT_GE(chosen.mean_blend_cosine(), candidate.mean_blend_cosine()) << "the most faithful";
+    }
+  }
+  if (any_faithful_within) {
+    EXPECT_GE(chosen.mean_blend_cosine(), 0.999);
+    EXPECT_THAT(report->notes(), ::testing::Not(::testing::Contains(HasSubstr("no candidate"))));
+  } else {
+    EXPECT_THAT(report->notes(), ::testing::Contains(HasSubstr("no candidate reached")));
+  }
+}
+
 TEST_F(IndexBuilderTest, CancelledBuildPublishesNothing) {
   const FrameMatrix rows = GenerateClusteredFrames(3000, 256, 16, 7);
   for (BuildStage stage : {BuildStage::kShuffling, BuildStage::kTraining, BuildStage::kPublishing}) {

@@ -81,12 +81,23 @@ done
 start=$(date +%s)
 end=$((start + DURATION))
 slice=$(( DURATION < 300 ? DURATION : 300 ))
-echo "seconds,rss_kb,threads,fds" >"$OUT/resources.csv"
-(while [ "$(date +%s)" -lt "$end" ]; do
-   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status" 2>/dev/null)
-   threads=$(awk '/^Threads/ {print $2}' "/proc/$server_pid/status" 2>/dev/null)
+settle=$(( DURATION >= 1500 ? 300 : DURATION / 5 ))
+echo "seconds,rss_kb,rss_anon_kb,rss_file_kb,threads,fds" >"$OUT/resources.csv"
+(snapshot=0
+ while [ "$(date +%s)" -lt "$end" ]; do
+   status="/proc/$server_pid/status"
+   rss=$(awk '/^VmRSS/ {print $2}' "$status" 2>/dev/null)
+   anon=$(awk '/^RssAnon/ {print $2}' "$status" 2>/dev/null)
+   file=$(awk '/^RssFile/ {print $2}' "$status" 2>/dev/null)
+   threads=$(awk '/^Threads/ {print $2}' "$status" 2>/dev/null)
    fds=$(ls "/proc/$server_pid/fd" 2>/dev/null | wc -l)
-   echo "$(( $(date +%s) - start )),$rss,$threads,$fds" >>"$OUT/resources.csv"
+   now=$(( $(date +%s) - start ))
+   echo "$now,$rss,$anon,$file,$threads,$fds" >>"$OUT/resources.csv"
+   # The memory map at the end of the warm-up and at the end, for the summary's per-mapping growth.
+   if [ "$snapshot" -eq 0 ] && [ "$now" -ge "$settle" ]; then
+     cp "/proc/$server_pid/smaps" "$OUT/smaps.settled" 2>/dev/null; snapshot=1
+   fi
+   cp "/proc/$server_pid/smaps" "$OUT/smaps.last" 2>/dev/null
    sleep 10
  done) & pids+=($!)
 
@@ -167,11 +178,35 @@ out, duration, server_code = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rows = [r for r in csv.DictReader(open(f"{out}/resources.csv")) if r["rss_kb"]]
 settle = 300 if duration >= 1500 else duration // 5
 base = [r for r in rows if int(r["seconds"]) >= settle] or rows
-rss0 = int(base[0]["rss_kb"])
-rss_max = max(int(r["rss_kb"]) for r in base)
 print(f"soak of {duration} s; server exit code after SIGTERM: {server_code}")
-print(f"RSS: {int(rows[0]['rss_kb'])} kB at start, {rss0} kB at {base[0]['seconds']} s, "
-      f"max {rss_max} kB after it: growth {100.0 * (rss_max - rss0) / rss0:.1f}%")
+for key, name in (("rss_kb", "RSS"), ("rss_anon_kb", "  anonymous"), ("rss_file_kb", "  file-backed")):
+    first, settled = int(rows[0][key]), int(base[0][key])
+    top = max(int(r[key]) for r in base)
+    print(f"{name}: {first} kB at start, {settled} kB at {base[0]['seconds']} s, "
+          f"max {top} kB after it: growth {100.0 * (top - settled) / settled:.1f}%")
+
+
+def mappings(path):  # smaps: the Rss of each mapping, summed by what it maps
+    sizes, name = {}, None
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return sizes
+    for line in lines:
+        head = line.split()
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            # Anonymous mappings by address: an arena or a buffer shows as one that grew or is new.
+            name = head[5] if len(head) > 5 else f"anonymous {head[0]}"
+        elif head and head[0] == "Rss:":
+            sizes[name] = sizes.get(name, 0) + int(head[1])
+    return sizes
+
+
+before, after = mappings(f"{out}/smaps.settled"), mappings(f"{out}/smaps.last")
+grown = sorted(((after.get(k, 0) - before.get(k, 0), k) for k in set(before) | set(after)), reverse=True)
+if before and after:
+    print("RSS change by mapping, end of warm-up to end (largest 5): " +
+          ", ".join(f"{k} {d:+d} kB" for d, k in grown[:5]))
 for key in ("threads", "fds"):
     values = [int(r[key]) for r in base]
     print(f"{key}: {min(values)}..{max(values)} after {base[0]['seconds']} s "

@@ -21,11 +21,6 @@
 
 namespace timbre::testing {
 
-std::string DataPath(const std::string& name) {
-  const char* dir = getenv("TIMBRE_TEST_DATA");
-  return absl::StrCat(dir != nullptr ? dir : "data", "/", name);
-}
-
 std::vector<float> ReadFloats(const std::string& name, int64_t* rows, int* dim) {
   absl::StatusOr<NpyArray> array = ReadNpy(DataPath(name));
   EXPECT_TRUE(array.ok()) << array.status();

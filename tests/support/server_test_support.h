@@ -19,9 +19,6 @@ namespace timbre::testing {
 // An RVC-written IVF25,Flat index of 1,000 vectors of dim 256 (tests/data).
 inline constexpr char kFixtureIndex[] = "added_IVF25_Flat_nprobe_1_fixture_v1.index";
 
-// The path of a file in tests/data ($TIMBRE_TEST_DATA).
-std::string DataPath(const std::string& name);
-
 // A float32 .npy matrix from tests/data, row-major, with its shape.
 std::vector<float> ReadFloats(const std::string& name, int64_t* rows, int* dim);
 

@@ -48,6 +48,11 @@ std::string ReadFile(const std::string& path) {
   return contents.str();
 }
 
+std::string DataPath(const std::string& name) {
+  const char* dir = getenv("TIMBRE_TEST_DATA");
+  return absl::StrCat(dir != nullptr ? dir : "data", "/", name);
+}
+
 std::vector<std::string> ListDir(const std::string& dir) {
   std::vector<std::string> names;
   std::error_code error;

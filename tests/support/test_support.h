@@ -40,6 +40,9 @@ std::string ReadFile(const std::string& path);
 // The names in `dir`, sorted; empty if it cannot be read. For checking that nothing was left.
 std::vector<std::string> ListDir(const std::string& dir);
 
+// The path of a file in tests/data ($TIMBRE_TEST_DATA, which every test has).
+std::string DataPath(const std::string& name);
+
 // Trains `description` (an index_factory string) with `metric` and stored `nprobe` on all of
 // `frames`; on error fails the test and returns null.
 std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric metric,
