@@ -271,7 +271,10 @@ absl::Status FaissIndex::Prepare(const IndexLoadOptions& options) {
   }
   absl::Status mapped = MapStoredVectors(!vectors_path.empty());
   if (!mapped.ok()) return mapped;
-  if (centroids_ != nullptr && options.coarse_projection_dims > 0 && dim_ >= 2) {
+  static_assert(kChooseCoarseProjectionDims == PrunedCoarseStep::kChooseDims);
+  if (centroids_ != nullptr && dim_ >= 2 &&
+      (options.coarse_projection_dims > 0 ||
+       options.coarse_projection_dims == kChooseCoarseProjectionDims)) {
     absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> pruned = PrunedCoarseStep::Create(
         centroids_, nlist_, dim_, metric_, options.coarse_projection_dims);
     if (!pruned.ok()) return pruned.status();

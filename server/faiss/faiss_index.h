@@ -57,6 +57,9 @@ struct TrainOptions {
   int k_factor = 0;          // stored in a refined index; 0 leaves faiss's default (1); >= 0
 };
 
+// IndexLoadOptions::coarse_projection_dims that lets the centroids choose.
+inline constexpr int kChooseCoarseProjectionDims = -1;
+
 // How an index file is read.
 struct IndexLoadOptions {
   // Optional sidecar file of the exact stored vectors: raw little-endian float32, size() * dim()
@@ -72,9 +75,11 @@ struct IndexLoadOptions {
   bool mmap = false;
   // Size of the projection of the pruned exact coarse step (IVF indexes with a flat coarse
   // quantizer; faiss_pruned_coarse_step.h), clamped to dim / 2. 0 scores every centroid instead
-  // (one sgemm). Either way the lists searched are the nearest ones. Default 256: on the
-  // benchmark's index (768-d, IVF3333) it measured fastest of 64..384 (README, Benchmark).
-  int coarse_projection_dims = 256;
+  // (one sgemm). Either way the lists searched are the nearest ones. Default
+  // kChooseCoarseProjectionDims: the fewest of 64, 128 and 192 directions that keep 85% of the
+  // centroids' variance, otherwise 256. On the benchmark's Gaussian index (768-d, IVF3333) 256
+  // measured fastest of 64..384; on speech-like frames, 64 (README, Benchmark).
+  int coarse_projection_dims = kChooseCoarseProjectionDims;
   // Read the file once in a child process before reading it here (faiss_index_probe.h), so that
   // a corrupt file on which faiss's reader would crash, hang or exhaust memory fails this load
   // and not the process. Costs one more read of the file and a process start. Default true.

@@ -106,7 +106,7 @@ TIMBRE_AVX2_CLONE void ComputeBounds(
 
 absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> PrunedCoarseStep::Create(
     const float* centroids, int nlist, int dim, Metric metric, int dims) {
-  if (nlist < 1 || dim < 2 || dims < 1) {
+  if (nlist < 1 || dim < 2 || (dims < 1 && dims != kChooseDims)) {
     return absl::InvalidArgumentError(absl::StrCat("a pruned coarse step needs nlist >= 1 (is ",
                                                    nlist, "), dim >= 2 (is ", dim,
                                                    ") and dims >= 1 (is ", dims, ")"));
@@ -115,11 +115,12 @@ absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> PrunedCoarseStep::Create(
   step->centroids_ = centroids;
   step->nlist_ = nlist;
   step->dim_ = dim;
-  step->dims_ = std::max(1, std::min(dims, dim / 2));
+  const bool choose = dims == kChooseDims;
+  step->dims_ = std::max(1, std::min(choose ? kLargestChosenDims : dims, dim / 2));
   step->metric_ = metric;
-  step->slack_ = static_cast<float>(4.0 * (dim + step->dims_ + 16) * std::ldexp(1.0, -24));
   const int principal = std::min(step->dims_, nlist);
   std::vector<float> directions;
+  std::vector<float> variances;  // per principal direction, largest first
   absl::Status trained =
       CallFaiss("principal directions of the coarse centroids", absl::StatusCode::kInternal,
                 nullptr, [&] {
@@ -127,8 +128,25 @@ absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> PrunedCoarseStep::Create(
                   pca.train(nlist, centroids);
                   step->mean_ = pca.mean;
                   directions = pca.A;
+                  variances = pca.eigenvalues;
                 });
   if (!trained.ok()) return trained;
+  if (choose) {
+    double total = 0.0;
+    for (float v : variances) total += std::max(0.0f, v);
+    for (int candidate : kChosenDims) {
+      if (candidate >= step->dims_) break;
+      double kept = 0.0;
+      for (int i = 0; i < candidate && i < static_cast<int>(variances.size()); ++i) {
+        kept += std::max(0.0f, variances[i]);
+      }
+      if (kept >= kChosenVariance * total) {
+        step->dims_ = candidate;
+        break;
+      }
+    }
+  }
+  step->slack_ = static_cast<float>(4.0 * (dim + step->dims_ + 16) * std::ldexp(1.0, -24));
   step->basis_ = Orthonormalise(directions, principal, dim, step->dims_);
 
   const int p = step->dims_;

@@ -36,9 +36,17 @@ namespace timbre {
 
 class PrunedCoarseStep {
  public:
+  // `dims` that chooses the projection from the centroids: the fewest of kChosenDims directions
+  // that keep kChosenVariance of the centroids' variance, otherwise kLargestChosenDims.
+  static constexpr int kChooseDims = -1;
+  static constexpr int kChosenDims[] = {64, 128, 192};
+  static constexpr int kLargestChosenDims = 256;
+  static constexpr double kChosenVariance = 0.85;
+
   // `centroids` ([nlist, dim], not copied: must outlive the step) are the flat quantizer's;
-  // `dims` (>= 1) is the size of the projection, clamped to dim / 2 (at least 1).
-  // Errors: INVALID_ARGUMENT for nlist < 1, dim < 2 or dims < 1; INTERNAL if faiss's PCA fails.
+  // `dims` (>= 1, or kChooseDims) is the size of the projection, clamped to dim / 2 (at least 1).
+  // Errors: INVALID_ARGUMENT for nlist < 1, dim < 2 or dims < 1 other than kChooseDims; INTERNAL
+  // if faiss's PCA fails.
   static absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> Create(const float* centroids,
                                                                   int nlist, int dim,
                                                                   Metric metric, int dims);

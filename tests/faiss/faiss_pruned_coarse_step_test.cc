@@ -4,6 +4,7 @@
 #include "server/faiss/faiss_pruned_coarse_step.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -248,6 +249,47 @@ TEST_P(RandomDataTest, SearchesReturnTheNeighboursOfTheFullStep) {
 INSTANTIATE_TEST_SUITE_P(Metrics, RandomDataTest,
                          ::testing::Values(Metric::kL2, Metric::kInnerProduct));
 
+// Centroids spread over `rank` orthogonal directions of `dim` (plus faint noise in every
+// direction), with the variance of direction i falling as 1 / (1 + i / 16).
+std::vector<float> CentroidsOfRank(int nlist, int dim, int rank, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> centroids(static_cast<size_t>(nlist) * dim);
+  for (int c = 0; c < nlist; ++c) {
+    float* row = centroids.data() + static_cast<size_t>(c) * dim;
+    for (int j = 0; j < dim; ++j) row[j] = 0.01f * normal(random);
+    for (int i = 0; i < rank; ++i) row[i] += normal(random) / std::sqrt(1.0f + i / 16.0f);
+  }
+  return centroids;
+}
+
+TEST(PrunedCoarseStepTest, ChosenDimsAreTheFewestThatKeepMostOfTheVariance) {
+  const int choose = PrunedCoarseStep::kChooseDims;
+  auto chosen = [&](const std::vector<float>& centroids, int nlist, int dim) {
+    absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> step =
+        PrunedCoarseStep::Create(centroids.data(), nlist, dim, Metric::kL2, choose);
+    EXPECT_TRUE(step.ok()) << step.status();
+    return step.ok() ? (*step)->dims() : -1;
+  };
+  EXPECT_EQ(chosen(CentroidsOfRank(500, 256, 24, 1), 500, 256), 64) << "speech-like: few directions";
+  EXPECT_EQ(chosen(CentroidsOfRank(500, 384, 120, 2), 500, 384), 128);
+  EXPECT_EQ(chosen(CentroidsOfRank(600, 768, 768, 3), 600, 768), 256)
+      << "isotropic, as the benchmark's Gaussian centres: no few directions keep 85%";
+  EXPECT_EQ(chosen(CentroidsOfRank(100, 64, 64, 4), 100, 64), 32) << "clamped to dim / 2";
+  // The default load options choose too, and the lists stay exact.
+  const std::string file =
+      std::string(std::getenv("TIMBRE_TEST_DATA")) + "/added_IVF25_Flat_nprobe_1_fixture_v1.index";
+  std::unique_ptr<FaissIndex> index = LoadOrDie(file, kChooseCoarseProjectionDims);
+  ASSERT_NE(index, nullptr);
+  EXPECT_TRUE(index->pruned_coarse_step());
+  EXPECT_EQ(IndexLoadOptions().coarse_projection_dims, kChooseCoarseProjectionDims);
+  const std::vector<float> queries = QueriesNear(*index, 200, 0.3f, 12);
+  for (int nprobe : {1, 3, index->nlist()}) {
+    EXPECT_EQ(ListsOrDie(*index, queries, nprobe), FaissQuantizerLists(file, queries, nprobe))
+        << "nprobe " << nprobe;
+  }
+}
+
 TEST(PrunedCoarseStepTest, MemoryIsCountedInTheIndexBytes) {
   const FrameMatrix frames = GenerateClusteredFrames(4000, 64, 50, 5);
   std::unique_ptr<FaissIndex> trained = TrainOrDie("IVF100,Flat", Metric::kL2, frames);
@@ -294,6 +336,8 @@ TEST(PrunedCoarseStepTest, CreateRejectsBadShapes) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dim >= 2 (is 1)")));
   EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kL2, 0).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dims >= 1 (is 0)")));
+  EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kL2, -2).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dims >= 1 (is -2)")));
   // Identical centroids (no principal direction at all) still give a full basis.
   absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> step =
       PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kL2, 4);

@@ -14,9 +14,11 @@
 #   - every 120 s a credential rotation: a new user token is added to the token file.
 # Every 10 s the server's RSS, threads and open descriptors go to OUT_DIR/resources.csv; the load
 # runs in slices of 5 minutes (shorter runs: one slice) whose p50/p99 and errors by code go to
-# OUT_DIR/slices.csv. The summary (OUT_DIR/summary.txt, also printed) gives RSS growth after the
-# first 5 minutes (or the first fifth of a shorter run), descriptor and thread ranges, errors by
-# code from the server's metrics, and p99 per slice. Loopback only; stops everything it starts.
+# OUT_DIR/slices.csv. The summary (OUT_DIR/summary.txt, also printed) gives RSS (total, anonymous,
+# file-backed) after the first 5 minutes (or the first fifth of a shorter run): its peak, and its
+# growth from the median of the next 5 minutes to the median of the last 5; the mappings whose
+# RSS grew most over the run (smaps); descriptor and thread ranges, errors by code from the
+# server's metrics, and p99 per slice. Loopback only; stops everything it starts.
 set -uo pipefail
 SERVER="$(realpath "$1")"
 CLI="$(realpath "$2")"
@@ -179,11 +181,26 @@ rows = [r for r in csv.DictReader(open(f"{out}/resources.csv")) if r["rss_kb"]]
 settle = 300 if duration >= 1500 else duration // 5
 base = [r for r in rows if int(r["seconds"]) >= settle] or rows
 print(f"soak of {duration} s; server exit code after SIGTERM: {server_code}")
+
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+# Peaks come and go with the builds; the trend compares the first and the last window after the
+# warm-up (5 minutes each, or a fifth of a shorter run).
+window = settle
+early = [r for r in base if int(r["seconds"]) < settle + window] or base[:1]
+late = [r for r in base if int(r["seconds"]) >= duration - window] or base[-1:]
 for key, name in (("rss_kb", "RSS"), ("rss_anon_kb", "  anonymous"), ("rss_file_kb", "  file-backed")):
     first, settled = int(rows[0][key]), int(base[0][key])
     top = max(int(r[key]) for r in base)
+    start_median = median([int(r[key]) for r in early])
+    end_median = median([int(r[key]) for r in late])
     print(f"{name}: {first} kB at start, {settled} kB at {base[0]['seconds']} s, "
-          f"max {top} kB after it: growth {100.0 * (top - settled) / settled:.1f}%")
+          f"max {top} kB after it ({100.0 * (top - settled) / settled:+.1f}%); "
+          f"median {start_median} kB in the first {window} s after the warm-up, "
+          f"{end_median} kB in the last {window} s: growth {100.0 * (end_median - start_median) / start_median:+.1f}%")
 
 
 def mappings(path):  # smaps: the Rss of each mapping, summed by what it maps
