@@ -16,7 +16,6 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
-#include "server/io/process_memory.h"
 #include "server/timbre_server.h"
 #include "spdlog/spdlog.h"
 
@@ -201,8 +200,6 @@ int WaitForStopSignal() {
 
 int main(int argc, char** argv) {
   PreferAvx512Blas(argv);
-  // Refused only by other allocators (the sanitizers' own), which have no such threshold.
-  const bool allocator_policy = timbre::KeepLargeBlocksInTheirOwnMappings();
   absl::SetProgramUsageMessage("Serves RVC speaker indexes over gRPC.\n  timbre-server --repo=DIR");
   absl::ParseCommandLine(argc, argv);
   // from_str answers `off` for a name it does not know: a typo would silence every warning.
@@ -216,7 +213,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::set_level(level);
-  if (!allocator_policy) spdlog::warn("timbre: the allocator refused a fixed mmap threshold");
 
   if (!CatchStopSignals()) {
     std::perror("timbre-server: cannot catch SIGINT and SIGTERM");

@@ -33,6 +33,11 @@ int64_t RootTimes(double factor, int64_t n) {
 // The largest list count that leaves kRowsPerList training rows per list, at least 1.
 int64_t MaxLists(int64_t rows) { return std::max<int64_t>(1, rows / kRowsPerList); }
 
+// factor * sqrt(rows) lists, at least 1 and at most MaxLists(rows).
+int64_t RootListCount(double factor, int64_t rows) {
+  return std::min(std::max<int64_t>(1, RootTimes(factor, rows)), MaxLists(rows));
+}
+
 std::string FastScanDescription(int64_t nlist, int dim) {
   return absl::StrCat("IVF", nlist, ",PQ", dim / 2, "x4fs,RFlat");
 }
@@ -155,9 +160,8 @@ absl::Status PlanAuto(const Recipe& recipe, BuildPlan* plan) {
   // From RVC's many small lists to few large ones. Frames whose neighbours straddle many lists
   // (speech) need many probes; the pruned exact coarse step keeps many lists cheap to choose from.
   const int64_t rvc_lists = RvcListCount(train_rows);
-  const int64_t few_lists = std::min(std::max<int64_t>(1, RootTimes(4, train_rows)), MaxLists(train_rows));
-  const int64_t fewest_lists =
-      std::min(std::max<int64_t>(1, RootTimes(1, train_rows)), MaxLists(train_rows));
+  const int64_t few_lists = RootListCount(4, train_rows);
+  const int64_t fewest_lists = RootListCount(1, train_rows);
   auto fast_lists = FastScanLists(0, train_rows, plan);
   if (!fast_lists.ok()) return fast_lists.status();
   plan->candidates.push_back(Candidate(absl::StrCat("IVF", rvc_lists, ",Flat"), metric,
