@@ -22,10 +22,8 @@ rvc_avx2=$(PYTHONPATH="$AVX2_PY" /usr/bin/python3 tests/bench/rvc_step.py "$INDE
 rvc_generic=$(/usr/bin/python3 tests/bench/rvc_step.py "$INDEX" "$DATA/queries.npy" 16 100)
 echo "$rvc_avx2"; echo "$rvc_generic"
 
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-SERVER=
-stop_server() { if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true; SERVER=; fi; }
-trap stop_server EXIT
+# shellcheck source=tests/bench/bench_servers.sh
+source tests/bench/bench_servers.sh  # PORT, SERVER, stop_server
 run() {  # name, then timbre bench flags
   local name="$1"; shift
   local json
