@@ -2,8 +2,10 @@
 // drain the server (SIGTERM waits --drain_grace for load balancers first) and exit 0; a second
 // signal ends it at once.
 #include <fcntl.h>
+#include <malloc.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -136,6 +138,21 @@ void PreferAvx512Blas(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure: keep running as we are
 }
 
+// glibc raises its mmap threshold (and twice that, its trim threshold) whenever a large mapped
+// block is freed, up to 32 MB. The first build frees such blocks, so the search path's per-batch
+// buffers (a few MB) moved from fresh mappings into the threads' arenas, which then kept them: the
+// soak's RSS stepped up at each of the first builds (README, Hardening). Starting in that state
+// keeps memory flat after the warm-up, and the buffers are reused rather than mapped and faulted
+// in on every batch. Arenas are capped at twice the cores (glibc allows eight times) so that fewer
+// of them each hold such buffers.
+void FixAllocatorThresholds() {
+  constexpr int kMmapThreshold = 32 << 20;
+  mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+  mallopt(M_TRIM_THRESHOLD, 2 * kMmapThreshold);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  mallopt(M_ARENA_MAX, std::max(4, 2 * cores));
+}
+
 timbre::ConnectionOptions ConnectionFlags() {
   timbre::ConnectionOptions connection;
   connection.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
@@ -200,6 +217,7 @@ int WaitForStopSignal() {
 
 int main(int argc, char** argv) {
   PreferAvx512Blas(argv);
+  FixAllocatorThresholds();
   absl::SetProgramUsageMessage("Serves RVC speaker indexes over gRPC.\n  timbre-server --repo=DIR");
   absl::ParseCommandLine(argc, argv);
   // from_str answers `off` for a name it does not know: a typo would silence every warning.

@@ -86,6 +86,13 @@ absl::StatusOr<int64_t> FastScanLists(uint32_t requested, int64_t rows, BuildPla
   return wanted;
 }
 
+// Dimensions of auto's projected candidate: a sixth of dim rounded up to a multiple of 32
+// (768 -> 128, 256 -> 64); 0 (no such candidate) below 128 dimensions.
+int ProjectedDims(int dim) {
+  if (dim < 128) return 0;
+  return (dim / 6 + 31) / 32 * 32;
+}
+
 bool IsRefined(const std::string& description) {
   return absl::StrContains(description, "RFlat") || absl::StrContains(description, "Refine");
 }
@@ -178,9 +185,18 @@ absl::Status PlanAuto(const Recipe& recipe, BuildPlan* plan) {
     plan->candidates.push_back(Candidate(FastScanDescription(*fast_lists, plan->dim), metric,
                                          {{4, 4}, {8, 4}, {8, 8}, {16, 8}, {32, 8}}));
   }
+  // Many probes scanned in a sixth of the dimensions, then re-ranked on the exact vectors: the
+  // probes speech frames need at about the cost of RVC's one.
+  if (const int projected = ProjectedDims(plan->dim);
+      projected > 0 && train_rows >= 4 * plan->dim) {
+    plan->candidates.push_back(
+        Candidate(absl::StrCat("PCA", projected, ",IVF", few_lists, ",Flat,RFlat"), metric,
+                  {{8, 4}, {16, 4}, {32, 4}, {64, 4}}));
+  }
   for (CandidateIndex& candidate : plan->candidates) {
     const int nlist = static_cast<int>(FactoryListCount(candidate.train.description));
-    for (SearchSetting& setting : candidate.settings) setting.nprobe = std::min(setting.nprobe, nlist);
+    for (SearchSetting& setting : candidate.settings)
+      setting.nprobe = std::min(setting.nprobe, nlist);
     // Settings that clamping made equal are measured once.
     candidate.settings.erase(
         std::unique(candidate.settings.begin(), candidate.settings.end(),

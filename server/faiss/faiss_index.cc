@@ -18,7 +18,9 @@
 #include <faiss/IndexPQ.h>
 #include <faiss/IndexPQFastScan.h>
 #include <faiss/IVFlib.h>
+#include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
+#include <faiss/VectorTransform.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 #include <faiss/invlists/InvertedLists.h>
@@ -49,7 +51,22 @@ faiss_idx ListId(const faiss_idx* ids, size_t j) {
 // M of an HNSW graph: level 0 has 2 * M neighbours, the levels above M.
 int HnswM(const faiss::IndexHNSW& index) { return index.hnsw.nb_neighbors(1); }
 
+std::string DescribeTransform(const faiss::VectorTransform* transform) {
+  if (dynamic_cast<const faiss::PCAMatrix*>(transform))
+    return absl::StrCat("PCA", transform->d_out);
+  if (dynamic_cast<const faiss::OPQMatrix*>(transform))
+    return absl::StrCat("OPQ", transform->d_out);
+  return "(transform)";
+}
+
 std::string DescribeIndex(const faiss::Index* index) {
+  if (auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+    std::string chain;
+    for (const faiss::VectorTransform* transform : pre->chain) {
+      absl::StrAppend(&chain, DescribeTransform(transform), ",");
+    }
+    return chain + DescribeIndex(pre->index);
+  }
   if (auto* refine = dynamic_cast<const faiss::IndexRefine*>(index)) {
     const bool flat = dynamic_cast<const faiss::IndexFlat*>(refine->refine_index) != nullptr;
     return absl::StrCat(DescribeIndex(refine->base_index), flat ? ",RFlat" : ",Refine");
@@ -82,6 +99,19 @@ std::string DescribeIndex(const faiss::Index* index) {
 }
 
 int64_t EstimateBytes(const faiss::Index* index) {
+  if (auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+    int64_t bytes = EstimateBytes(pre->index);
+    for (const faiss::VectorTransform* transform : pre->chain) {
+      if (auto* linear = dynamic_cast<const faiss::LinearTransform*>(transform)) {
+        bytes += static_cast<int64_t>((linear->A.size() + linear->b.size()) * sizeof(float));
+      }
+      if (auto* pca = dynamic_cast<const faiss::PCAMatrix*>(transform)) {
+        bytes += static_cast<int64_t>(
+            (pca->mean.size() + pca->eigenvalues.size() + pca->PCAMat.size()) * sizeof(float));
+      }
+    }
+    return bytes;
+  }
   if (auto* refine = dynamic_cast<const faiss::IndexRefine*>(index)) {
     return EstimateBytes(refine->base_index) + EstimateBytes(refine->refine_index);
   }
@@ -272,11 +302,11 @@ absl::Status FaissIndex::Prepare(const IndexLoadOptions& options) {
   absl::Status mapped = MapStoredVectors(!vectors_path.empty());
   if (!mapped.ok()) return mapped;
   static_assert(kChooseCoarseProjectionDims == PrunedCoarseStep::kChooseDims);
-  if (centroids_ != nullptr && dim_ >= 2 &&
+  if (centroids_ != nullptr && ivf_dim_ >= 2 &&
       (options.coarse_projection_dims > 0 ||
        options.coarse_projection_dims == kChooseCoarseProjectionDims)) {
     absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> pruned = PrunedCoarseStep::Create(
-        centroids_, nlist_, dim_, metric_, options.coarse_projection_dims);
+        centroids_, nlist_, ivf_dim_, metric_, options.coarse_projection_dims);
     if (!pruned.ok()) return pruned.status();
     pruned_coarse_step_ = *std::move(pruned);
   }
@@ -295,9 +325,15 @@ void FaissIndex::FindStructure() {
                                                                 : Metric::kL2;
   description_ = DescribeIndex(index_.get());
   refine_ = dynamic_cast<const faiss::IndexRefine*>(index_.get());
-  ivf_ = dynamic_cast<const faiss::IndexIVF*>(refine_ != nullptr ? refine_->base_index
-                                                                  : index_.get());
-  if (ivf_ == nullptr) return;
+  const faiss::Index* base = refine_ != nullptr ? refine_->base_index : index_.get();
+  pretransform_ = dynamic_cast<const faiss::IndexPreTransform*>(base);
+  ivf_ =
+      dynamic_cast<const faiss::IndexIVF*>(pretransform_ != nullptr ? pretransform_->index : base);
+  if (ivf_ == nullptr) {
+    pretransform_ = nullptr;  // other indexes behind a transform are searched by faiss
+    return;
+  }
+  ivf_dim_ = static_cast<int>(ivf_->d);
   nprobe_ = static_cast<int>(ivf_->nprobe);
   nlist_ = static_cast<int>(ivf_->nlist);
   fixed_nprobe_ = dynamic_cast<const faiss::IndexIVFFastScan*>(ivf_) != nullptr;
@@ -307,9 +343,9 @@ void FaissIndex::FindStructure() {
     centroids_ = flat->get_xb();
     centroid_norms_.resize(nlist_);
     for (int c = 0; c < nlist_; ++c) {
-      const float* centroid = centroids_ + static_cast<int64_t>(c) * dim_;
+      const float* centroid = centroids_ + static_cast<int64_t>(c) * ivf_dim_;
       float norm = 0.0f;
-      for (int j = 0; j < dim_; ++j) norm += centroid[j] * centroid[j];
+      for (int j = 0; j < ivf_dim_; ++j) norm += centroid[j] * centroid[j];
       centroid_norms_[c] = norm;
     }
   }

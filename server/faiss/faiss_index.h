@@ -19,6 +19,10 @@
 // have no search_preassigned) and IVF indexes with another coarse quantizer (e.g. HNSW) go
 // through faiss's own search; other indexes through faiss's Index::search.
 //
+// IVF indexes behind a PCA ("PCA128,IVF1436,Flat,RFlat") take the same paths in the reduced
+// space: the queries are projected once per call, then the coarse step and the scan run on the
+// projections.
+//
 // Refined indexes ("...,RFlat", "...,Refine(...)") are re-ranked here rather than by faiss's
 // IndexRefine::search, which takes no per-call knobs: the base index is searched (by the paths
 // above) for k * k_factor candidates, which are re-scored by the refine index and the best k kept.
@@ -41,6 +45,7 @@
 namespace faiss {
 struct Index;
 struct IndexIVF;
+struct IndexPreTransform;
 struct IndexRefine;
 }  // namespace faiss
 
@@ -187,6 +192,7 @@ class FaissIndex {
   void FindStructure();
   absl::Status MapStoredVectors(bool have_sidecar);
   absl::Status CheckIvfIds() const;
+  const float* Project(const float* queries, int64_t count, std::unique_ptr<float[]>* owned) const;
   void SearchBase(const float* queries, int64_t count, int64_t k, int nprobe, int threads,
                   float* scores, int64_t* ids) const;
   void Rerank(const float* queries, int64_t count, int k, int64_t candidates,
@@ -208,8 +214,13 @@ class FaissIndex {
   double list_imbalance_ = 0.0;
   // The refined index, if index_ is one; its base is searched, its refine index re-scores.
   const faiss::IndexRefine* refine_ = nullptr;
-  // The IVF index searched (index_ or the base of refine_), if any.
+  // The transform in front of the IVF index (a PCA), if any: queries are projected before the
+  // coarse step and the scan.
+  const faiss::IndexPreTransform* pretransform_ = nullptr;
+  // The IVF index searched (index_, the base of refine_ or the index behind pretransform_), if any.
   const faiss::IndexIVF* ivf_ = nullptr;
+  // Dimension of the IVF index's centroids and lists: dim_, or the PCA's output.
+  int ivf_dim_ = 0;
   // True for IVF FastScan: faiss searches it only with its stored nprobe.
   bool fixed_nprobe_ = false;
   // Set for IVF indexes with a flat coarse quantizer and search_preassigned: the centroids and

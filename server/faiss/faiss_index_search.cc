@@ -8,6 +8,7 @@
 
 #include <faiss/Index.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
 #include <faiss/impl/DistanceComputer.h>
 #include <faiss/utils/Heap.h>
@@ -53,12 +54,13 @@ void FaissIndex::AssignLists(const float* queries, int64_t count, int nprobe, in
 void FaissIndex::ScoreEveryList(const float* queries, int64_t count, int nprobe, int threads,
                                 float* coarse_scores, int64_t* coarse_lists) const {
   const bool l2 = metric_ == Metric::kL2;
+  const int dim = ivf_dim_;
   const int block_rows = static_cast<int>(std::min<int64_t>(count, kCoarseBlock));
   std::vector<float> products(static_cast<size_t>(block_rows) * nlist_);
   const int shards = std::max(1, std::min(threads, nlist_ / 64 + 1));
   for (int64_t start = 0; start < count; start += kCoarseBlock) {
     const int rows = static_cast<int>(std::min<int64_t>(kCoarseBlock, count - start));
-    const float* block = queries + start * dim_;
+    const float* block = queries + start * dim;
     // products[r, c] = <query r, centroid c>, computed by centroid range per shard.
 #pragma omp parallel for num_threads(shards) if (shards > 1)
     for (int shard = 0; shard < shards; ++shard) {
@@ -66,16 +68,16 @@ void FaissIndex::ScoreEveryList(const float* queries, int64_t count, int nprobe,
       const int end = static_cast<int>(static_cast<int64_t>(nlist_) * (shard + 1) / shards);
       const int m = end - begin;
       const float one = 1.0f, zero = 0.0f;
-      sgemm_("T", "N", &m, &rows, &dim_, &one, centroids_ + static_cast<int64_t>(begin) * dim_,
-             &dim_, block, &dim_, &zero, products.data() + begin, &nlist_);
+      sgemm_("T", "N", &m, &rows, &dim, &one, centroids_ + static_cast<int64_t>(begin) * dim, &dim,
+             block, &dim, &zero, products.data() + begin, &nlist_);
     }
     for (int r = 0; r < rows; ++r) {
       const float* row = products.data() + static_cast<int64_t>(r) * nlist_;
       // L2: ||q - c||^2 = ||q||^2 + ||c||^2 - 2<q, c>; inner product: <q, c>.
       float query_norm = 0.0f;
       if (l2) {
-        const float* q = block + static_cast<int64_t>(r) * dim_;
-        for (int j = 0; j < dim_; ++j) query_norm += q[j] * q[j];
+        const float* q = block + static_cast<int64_t>(r) * dim;
+        for (int j = 0; j < dim; ++j) query_norm += q[j] * q[j];
       }
       SelectNearest(metric_, nprobe, coarse_scores + (start + r) * nprobe,
                     coarse_lists + (start + r) * nprobe, [&](auto& best) {
@@ -88,9 +90,24 @@ void FaissIndex::ScoreEveryList(const float* queries, int64_t count, int nprobe,
   }
 }
 
-void FaissIndex::SearchBase(const float* queries, int64_t count, int64_t k, int nprobe,
-                            int threads, float* scores, int64_t* ids) const {
+const float* FaissIndex::Project(const float* queries, int64_t count,
+                                 std::unique_ptr<float[]>* owned) const {
+  if (pretransform_ == nullptr) return queries;
+  // apply_chain returns a new[] array, or its input for an empty chain.
+  const float* projected = pretransform_->apply_chain(count, queries);
+  if (projected != queries) owned->reset(const_cast<float*>(projected));
+  return projected;
+}
+
+void FaissIndex::SearchBase(const float* queries, int64_t count, int64_t k, int nprobe, int threads,
+                            float* scores, int64_t* ids) const {
   const faiss::Index* base = refine_ != nullptr ? refine_->base_index : index_.get();
+  std::unique_ptr<float[]> projected;
+  if (ivf_ != nullptr) {
+    // From here on in the IVF index's own space (the same as base's without a transform).
+    queries = Project(queries, count, &projected);
+    base = ivf_;
+  }
   if (centroids_ != nullptr) {
     std::vector<float> coarse_scores(static_cast<size_t>(count) * nprobe);
     std::vector<int64_t> coarse_lists(static_cast<size_t>(count) * nprobe);
@@ -142,7 +159,9 @@ absl::Status FaissIndex::CoarseLists(const float* queries, int64_t count, int np
   std::vector<float> scores(static_cast<size_t>(count) * probes);
   ScopedOmpThreads omp_threads(std::max(1, threads));
   return CallFaiss("coarse step", absl::StatusCode::kInternal, nullptr, [&] {
-    AssignLists(queries, count, probes, std::max(1, threads), scores.data(), lists);
+    std::unique_ptr<float[]> projected;
+    AssignLists(Project(queries, count, &projected), count, probes, std::max(1, threads),
+                scores.data(), lists);
   });
 }
 

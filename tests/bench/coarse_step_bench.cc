@@ -1,10 +1,11 @@
 // Times FaissIndex's coarse step and whole search on one index with several projection sizes of
 // the pruned exact coarse step (0 = every centroid scored by one sgemm), one thread, in one run.
-//   coarse_step_bench INDEX QUERIES.npy [nprobe=N] [DIMS...]
-// (nprobe defaults to the stored one.) Prints, per projection size, the median microseconds of
-// CPU time of the calling thread per call of 16 queries and per query in calls of 256, for the
-// coarse step alone and for the search (k 8). CPU time rather than wall time: on a shared machine
-// it measures the work and not the waits for a core.
+//   coarse_step_bench INDEX QUERIES.npy [nprobe=N] [mmap] [DIMS...]
+// (nprobe defaults to the stored one; `mmap` maps the inverted lists, which faiss then scans
+// itself.) Prints, per projection size, the median microseconds of CPU time of the calling thread
+// per call of 16 queries and per query in calls of 256, for the coarse step alone and for the
+// search (k 8). CPU time rather than wall time: on a shared machine it measures the work and not
+// the waits for a core.
 #include <time.h>
 
 #include <algorithm>
@@ -60,11 +61,16 @@ int main(int argc, char** argv) {
   std::vector<float> queries(array->data.size() / sizeof(float));
   std::memcpy(queries.data(), array->data.data(), array->data.size());
   int nprobe = 0;
+  bool mmap = false;
   std::vector<int> dims_list;
   for (int i = 3; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("nprobe=", 0) == 0) {
       nprobe = std::atoi(arg.c_str() + 7);
+      continue;
+    }
+    if (arg == "mmap") {
+      mmap = true;
       continue;
     }
     dims_list.push_back(std::atoi(arg.c_str()));
@@ -75,6 +81,7 @@ int main(int argc, char** argv) {
   for (int dims : dims_list) {
     timbre::IndexLoadOptions options;
     options.coarse_projection_dims = dims;
+    options.mmap = mmap;
     auto index = timbre::FaissIndex::Load(argv[1], options);
     if (!index.ok()) {
       std::fprintf(stderr, "%s\n", index.status().ToString().c_str());

@@ -13,8 +13,11 @@ import faiss
 import numpy as np
 
 index_path, queries_path, nprobe = sys.argv[1], sys.argv[2], int(sys.argv[3])
-index = faiss.read_index(index_path)
-faiss.extract_index_ivf(index).nprobe = nprobe
+loaded = faiss.read_index(index_path)
+index = faiss.downcast_index(loaded)  # a view: `loaded` keeps owning the index
+# faiss 1.7.3's extract_index_ivf does not look behind a refine step.
+base = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
+faiss.extract_index_ivf(base).nprobe = nprobe
 stored = index.reconstruct_n(0, index.ntotal)
 queries = np.load(queries_path).astype(np.float32)
 exact = faiss.IndexFlatL2(index.d)

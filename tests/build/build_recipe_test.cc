@@ -200,11 +200,13 @@ TEST(PlanBuildTest, AutoGoesFromRvcListsToFewListsWithManyProbesAndFastScan) {
   const int64_t n = 130000 - 1000;
   const int64_t rvc = RvcListCount(n);
   const double root = std::sqrt(double(n));
-  EXPECT_THAT(Descriptions(*plan),
-              ElementsAre(absl::StrCat("IVF", rvc, ",Flat"),
-                          absl::StrCat("IVF", static_cast<int64_t>(4 * root), ",Flat"),
-                          absl::StrCat("IVF", static_cast<int64_t>(root), ",Flat"),
-                          absl::StrCat("IVF", static_cast<int64_t>(8 * root), ",PQ384x4fs,RFlat")));
+  EXPECT_THAT(
+      Descriptions(*plan),
+      ElementsAre(absl::StrCat("IVF", rvc, ",Flat"),
+                  absl::StrCat("IVF", static_cast<int64_t>(4 * root), ",Flat"),
+                  absl::StrCat("IVF", static_cast<int64_t>(root), ",Flat"),
+                  absl::StrCat("IVF", static_cast<int64_t>(8 * root), ",PQ384x4fs,RFlat"),
+                  absl::StrCat("PCA128,IVF", static_cast<int64_t>(4 * root), ",Flat,RFlat")));
   auto probes = [&](int candidate) {
     std::vector<int> nprobe;
     for (const SearchSetting& s : plan->candidates[candidate].settings) nprobe.push_back(s.nprobe);
@@ -217,6 +219,24 @@ TEST(PlanBuildTest, AutoGoesFromRvcListsToFewListsWithManyProbesAndFastScan) {
   EXPECT_EQ(plan->candidates[3].settings[0].k_factor, 4);
   EXPECT_EQ(plan->candidates[3].settings[2].k_factor, 8);
   EXPECT_EQ(plan->candidates[0].settings[0].k_factor, 0);
+  EXPECT_THAT(probes(4), ElementsAre(8, 16, 32, 64));
+  EXPECT_EQ(plan->candidates[4].settings[3].k_factor, 4);
+}
+
+TEST(PlanBuildTest, AutoProjectsASixthOfTheDimensionsFrom128Up) {
+  auto last = [](int dim) {
+    auto plan = PlanBuild(Kind(Recipe::KIND_AUTO), 20000, dim, 1);
+    EXPECT_THAT(plan, IsOk());
+    return plan.ok() ? plan->candidates.back().train.description : "";
+  };
+  EXPECT_THAT(last(256), ::testing::StartsWith("PCA64,IVF"));
+  EXPECT_THAT(last(768), ::testing::StartsWith("PCA128,IVF"));
+  EXPECT_THAT(last(64), ::testing::Not(::testing::HasSubstr("PCA"))) << "too few dimensions";
+  // Too few rows to train a 768-d PCA on: no projected candidate.
+  auto few = PlanBuild(Kind(Recipe::KIND_AUTO), 3000, 768, 1);
+  ASSERT_THAT(few, IsOk());
+  EXPECT_THAT(few->candidates.back().train.description,
+              ::testing::Not(::testing::HasSubstr("PCA")));
 }
 
 TEST(PlanBuildTest, AutoMeasuresEachSettingOnceWhenListsAreFewerThanProbes) {

@@ -624,6 +624,8 @@ INSTANTIATE_TEST_SUITE_P(
                                          Recipe{"IVF8,PQ8x4fs,RFlat", 8, 1, true, true},
                                          Recipe{"IVF8,PQ8x4fs", 8, 0, false, false},
                                          Recipe{"IVF8_HNSW32,Flat", 8, 0, true, true},
+                                         Recipe{"PCA8,IVF8,Flat,RFlat", 8, 1, true, true},
+                                         Recipe{"PCA8,IVF8,Flat", 8, 0, false, false},
                                          Recipe{"Flat", 0, 0, true, true}),
                        ::testing::Values(Metric::kL2, Metric::kInnerProduct)),
     [](const ::testing::TestParamInfo<std::tuple<Recipe, Metric>>& info) {
@@ -703,6 +705,42 @@ TEST_F(FaissIndexTest, RefinedIvfPqTakesPerCallNprobe) {
               Metric::kL2);
   const Neighbours one_list = SearchOrDie(*index, queries, kK, 0, 1, /*k_factor=*/200);
   EXPECT_NE(one_list.ids, all_lists.ids);
+}
+
+TEST_F(FaissIndexTest, PcaIvfTakesPerCallNprobeWithTheCoarseStepInTheReducedSpace) {
+  const FrameMatrix& data = *pq_frames_;
+  std::unique_ptr<FaissIndex> trained = TrainOrDie("PCA8,IVF8,Flat,RFlat", Metric::kL2, data);
+  ASSERT_NE(trained, nullptr);
+  IndexLoadOptions every_list;
+  every_list.coarse_projection_dims = 0;
+  std::unique_ptr<FaissIndex> pruned = WriteAndLoad(*trained);
+  std::unique_ptr<FaissIndex> scored = WriteAndLoad(*trained, every_list);
+  ASSERT_NE(pruned, nullptr);
+  ASSERT_NE(scored, nullptr);
+  EXPECT_TRUE(pruned->pruned_coarse_step());
+  EXPECT_FALSE(scored->pruned_coarse_step());
+  // The refine index's raw vectors, the lists' 8-d codes and the PCA's matrix are all counted.
+  EXPECT_GE(pruned->memory_bytes(),
+            kPqRows * (kDim + 8) * static_cast<int64_t>(sizeof(float)) + 8 * kDim * 4);
+
+  const FrameMatrix queries = Queries(data, 40, 13);
+  constexpr int kK = 6;
+  // Both coarse steps choose the same lists in the projected space.
+  std::vector<int64_t> lists_pruned(queries.rows * 3), lists_scored(queries.rows * 3);
+  ASSERT_THAT(pruned->CoarseLists(queries.values.data(), queries.rows, 3, 1, lists_pruned.data()),
+              IsOk());
+  ASSERT_THAT(scored->CoarseLists(queries.values.data(), queries.rows, 3, 1, lists_scored.data()),
+              IsOk());
+  EXPECT_EQ(lists_pruned, lists_scored);
+  EXPECT_THAT(lists_pruned, Each(AllOf(::testing::Ge(0), ::testing::Lt(kNlist))));
+
+  const Neighbours all_lists = SearchOrDie(*pruned, queries, kK, kNlist, 1, /*k_factor=*/200);
+  ExpectExact(all_lists, BruteForce(data, queries, kK, Metric::kL2), data, queries, kK,
+              Metric::kL2);
+  const Neighbours one_list = SearchOrDie(*pruned, queries, kK, 1, 1, /*k_factor=*/200);
+  EXPECT_NE(one_list.ids, all_lists.ids);
+  const Neighbours one_list_scored = SearchOrDie(*scored, queries, kK, 1, 1, /*k_factor=*/200);
+  EXPECT_EQ(one_list.ids, one_list_scored.ids);
 }
 
 TEST_F(FaissIndexTest, FastScanRejectsAnotherNprobe) {
