@@ -158,6 +158,48 @@ absl::Status CheckMappedLists(faiss::OnDiskInvertedLists& lists) {
   return absl::OkStatus();
 }
 
+// faiss's reader takes each part's dimensions from the file without checking that the parts fit
+// together; a search through parts that do not would read past their arrays.
+absl::Status CheckTransforms(const faiss::IndexPreTransform& pre) {
+  int64_t dim = pre.d;
+  for (const faiss::VectorTransform* transform : pre.chain) {
+    const auto* linear = dynamic_cast<const faiss::LinearTransform*>(transform);
+    if (linear == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the index's ", DescribeTransform(transform),
+          " transform is not supported; linear ones (PCA, OPQ, rotations) are"));
+    }
+    const int64_t in = linear->d_in, out = linear->d_out;
+    if (in != dim || out <= 0 || !linear->is_trained ||
+        static_cast<int64_t>(linear->A.size()) != in * out ||
+        (linear->have_bias && static_cast<int64_t>(linear->b.size()) != out)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the index's ", DescribeTransform(transform), " transform is malformed: it maps ", in,
+          " to ", out, " dimensions after ", dim, ", with a ", linear->A.size(), "-value matrix"));
+    }
+    dim = out;
+  }
+  if (pre.index->d != dim) {
+    return absl::InvalidArgumentError(absl::StrCat("the index's transforms output ", dim,
+                                                   " dimensions but its index takes ",
+                                                   pre.index->d));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckQuantizer(const faiss::IndexIVF& ivf) {
+  const faiss::Index* quantizer = ivf.quantizer;
+  if (quantizer == nullptr || quantizer->d != ivf.d ||
+      (dynamic_cast<const faiss::IndexFlat*>(quantizer) != nullptr &&
+       quantizer->ntotal != static_cast<faiss_idx>(ivf.nlist))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the index's coarse quantizer does not match its ", ivf.nlist, " lists of ", ivf.d,
+        " dimensions (it holds ", quantizer == nullptr ? 0 : quantizer->ntotal, " centroids of ",
+        quantizer == nullptr ? 0 : quantizer->d, ")"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 FaissIndex::FaissIndex(std::unique_ptr<faiss::Index> index) : index_(std::move(index)) {}
@@ -275,6 +317,8 @@ absl::Status FaissIndex::Prepare(const IndexLoadOptions& options) {
       index_->metric_type != faiss::METRIC_INNER_PRODUCT) {
     return absl::InvalidArgumentError("only L2 and inner-product indexes are supported");
   }
+  absl::Status shapes = CheckShapes();
+  if (!shapes.ok()) return shapes;
   FindStructure();
   if (size_ == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -315,6 +359,25 @@ absl::Status FaissIndex::Prepare(const IndexLoadOptions& options) {
                                        owned_vectors_.size() * sizeof(float) +
                                        centroid_norms_.size() * sizeof(float)) +
                   (pruned_coarse_step_ != nullptr ? pruned_coarse_step_->memory_bytes() : 0);
+  return absl::OkStatus();
+}
+
+absl::Status FaissIndex::CheckShapes() const {
+  const faiss::Index* index = index_.get();
+  if (auto* refine = dynamic_cast<const faiss::IndexRefine*>(index)) {
+    if (refine->base_index->d != refine->d || refine->refine_index->d != refine->d) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the refined index's parts take ", refine->base_index->d, " and ",
+          refine->refine_index->d, " dimensions, not its ", refine->d));
+    }
+    index = refine->base_index;
+  }
+  if (auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
+    absl::Status transforms = CheckTransforms(*pre);
+    if (!transforms.ok()) return transforms;
+    index = pre->index;
+  }
+  if (auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) return CheckQuantizer(*ivf);
   return absl::OkStatus();
 }
 

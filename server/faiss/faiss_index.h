@@ -189,6 +189,7 @@ class FaissIndex {
  private:
   explicit FaissIndex(std::unique_ptr<faiss::Index> index);
   absl::Status Prepare(const IndexLoadOptions& options);
+  absl::Status CheckShapes() const;
   void FindStructure();
   absl::Status MapStoredVectors(bool have_sidecar);
   absl::Status CheckIvfIds() const;

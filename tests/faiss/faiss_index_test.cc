@@ -241,6 +241,74 @@ TEST_F(FaissIndexTest, IvfIndexClaimingMoreVectorsThanItsListsHoldIsRefusedWitho
                        AllOf(HasSubstr(path), HasSubstr("inverted lists hold 64"))));
 }
 
+// faiss's reader takes each part's dimensions from the file and checks a transform's matrix
+// against them before it has read them: a file whose parts do not fit together loaded, and a
+// search through it read past the matrix.
+TEST_F(FaissIndexTest, IndexWhosePartsDoNotFitTogetherIsRefused) {
+  std::vector<float> rows(64 * 8);
+  std::mt19937 random(5);
+  std::normal_distribution<float> normal;
+  for (float& value : rows) value = normal(random);
+  auto write = [&](const std::string& description) {
+    TrainOptions options;
+    options.description = description;
+    auto index = FaissIndex::Train(options, rows.data(), 64, 8);
+    EXPECT_THAT(index, IsOk());
+    const std::string path = scratch_.Join(description + ".index");
+    EXPECT_THAT((*index)->Write(path), IsOk());
+    EXPECT_THAT(FaissIndex::Load(path), IsOk());
+    return path;
+  };
+  auto patched = [&](const std::string& path, size_t offset, auto value) {
+    std::string bytes = ReadFile(path);
+    std::memcpy(bytes.data() + offset, &value, sizeof(value));
+    const std::string out = path + ".patched";
+    WriteFile(out, bytes);
+    return out;
+  };
+  auto field = [](const std::string& bytes, size_t offset, auto* value) {
+    std::memcpy(value, bytes.data() + offset, sizeof(*value));
+  };
+
+  // "PCA4,IVF2,Flat": the PCA's d_in, d_out (int32) and is_trained (1 byte) come just before the
+  // IVF index's fourcc.
+  const std::string pca = write("PCA4,IVF2,Flat");
+  const std::string pca_bytes = ReadFile(pca);
+  const size_t ivf = pca_bytes.find("IwFl");
+  int32_t d_in = 0, d_out = 0;
+  ASSERT_NE(ivf, std::string::npos);
+  field(pca_bytes, ivf - 9, &d_in);
+  field(pca_bytes, ivf - 5, &d_out);
+  if (d_in != 8 || d_out != 4) GTEST_SKIP() << "unexpected IndexPreTransform layout";
+  EXPECT_THAT(FaissIndex::Load(patched(pca, ivf - 5, int32_t{8})),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("PCA"), HasSubstr("maps 8 to 8 dimensions"),
+                             HasSubstr("32-value matrix"))));
+  EXPECT_THAT(FaissIndex::Load(patched(pca, ivf - 9, int32_t{4})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("after 8")));
+
+  // "IVF2,Flat": a quantizer of 1 centroid of 16 dimensions holds as many floats as the 2 of 8
+  // the lists need, so faiss reads it.
+  const std::string plain = write("IVF2,Flat");
+  const std::string plain_bytes = ReadFile(plain);
+  const size_t quantizer = plain_bytes.find("IxF2");
+  ASSERT_NE(quantizer, std::string::npos);
+  int32_t quantizer_d = 0;
+  field(plain_bytes, quantizer + 4, &quantizer_d);
+  if (quantizer_d != 8) GTEST_SKIP() << "unexpected IndexFlat layout";
+  std::string bytes = plain_bytes;
+  const int32_t wide = 16;
+  const int64_t one = 1;
+  std::memcpy(bytes.data() + quantizer + 4, &wide, sizeof(wide));
+  std::memcpy(bytes.data() + quantizer + 8, &one, sizeof(one));
+  const std::string mismatched = scratch_.Join("quantizer.index");
+  WriteFile(mismatched, bytes);
+  EXPECT_THAT(FaissIndex::Load(mismatched),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(mismatched), HasSubstr("coarse quantizer"),
+                             HasSubstr("1 centroids of 16"))));
+}
+
 TEST_F(FaissIndexTest, LoadTruncatedIndexIsInvalidArgument) {
   const std::string whole = scratch_.Join("whole.index");
   WriteRvcIndex(*frames_, kNlist, whole);
