@@ -185,13 +185,13 @@ absl::Status PlanAuto(const Recipe& recipe, BuildPlan* plan) {
     plan->candidates.push_back(Candidate(FastScanDescription(*fast_lists, plan->dim), metric,
                                          {{4, 4}, {8, 4}, {8, 8}, {16, 8}, {32, 8}}));
   }
-  // Many probes scanned in a sixth of the dimensions, then re-ranked on the exact vectors: the
-  // probes speech frames need at about the cost of RVC's one.
+  // Many probes scanned in a sixth of the dimensions as 8-bit codes (a sixteenth of the bytes of
+  // RVC's lists per frame), then re-ranked on the exact vectors: the probes speech frames need.
   if (const int projected = ProjectedDims(plan->dim);
       projected > 0 && train_rows >= 4 * plan->dim) {
     plan->candidates.push_back(
-        Candidate(absl::StrCat("PCA", projected, ",IVF", few_lists, ",Flat,RFlat"), metric,
-                  {{8, 4}, {16, 4}, {32, 4}, {64, 4}}));
+        Candidate(absl::StrCat("PCA", projected, ",IVF", few_lists, ",SQ8,RFlat"), metric,
+                  {{8, 4}, {16, 4}, {24, 4}, {32, 4}}));
   }
   for (CandidateIndex& candidate : plan->candidates) {
     const int nlist = static_cast<int>(FactoryListCount(candidate.train.description));

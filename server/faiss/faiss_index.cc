@@ -29,7 +29,9 @@
 #include "absl/strings/str_cat.h"
 #include "server/faiss/faiss_call.h"
 #include "server/faiss/faiss_index_probe.h"
+#include "server/faiss/faiss_list_id.h"
 #include "server/faiss/faiss_pruned_coarse_step.h"
+#include "server/faiss/faiss_sq8_scan.h"
 #include "server/io/vectors_file.h"
 
 
@@ -37,14 +39,6 @@ namespace timbre {
 namespace {
 
 using faiss_idx = faiss::Index::idx_t;
-
-// The j-th id of an inverted list. A memory-mapped list's ids sit wherever the file put them,
-// not always 8-byte aligned, so they are copied out rather than read in place.
-faiss_idx ListId(const faiss_idx* ids, size_t j) {
-  faiss_idx id;
-  std::memcpy(&id, reinterpret_cast<const char*>(ids) + j * sizeof(id), sizeof(id));
-  return id;
-}
 
 // ---- Structure ---------------------------------------------------------------------------------
 
@@ -348,17 +342,20 @@ absl::Status FaissIndex::Prepare(const IndexLoadOptions& options) {
   static_assert(kChooseCoarseProjectionDims == PrunedCoarseStep::kChooseDims);
   if (centroids_ != nullptr && ivf_dim_ >= 2 &&
       (options.coarse_projection_dims > 0 ||
-       options.coarse_projection_dims == kChooseCoarseProjectionDims)) {
+       (options.coarse_projection_dims == kChooseCoarseProjectionDims &&
+        ivf_dim_ >= PrunedCoarseStep::kChosenMinDim))) {
     absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> pruned = PrunedCoarseStep::Create(
         centroids_, nlist_, ivf_dim_, metric_, options.coarse_projection_dims);
     if (!pruned.ok()) return pruned.status();
     pruned_coarse_step_ = *std::move(pruned);
   }
+  if (centroids_ != nullptr) sq8_scan_ = Sq8Scan::Create(*ivf_);
   memory_bytes_ = EstimateBytes(index_.get()) +
                   static_cast<int64_t>(stored_.size() * sizeof(float*) +
                                        owned_vectors_.size() * sizeof(float) +
                                        centroid_norms_.size() * sizeof(float)) +
-                  (pruned_coarse_step_ != nullptr ? pruned_coarse_step_->memory_bytes() : 0);
+                  (pruned_coarse_step_ != nullptr ? pruned_coarse_step_->memory_bytes() : 0) +
+                  (sq8_scan_ != nullptr ? sq8_scan_->memory_bytes() : 0);
   return absl::OkStatus();
 }
 

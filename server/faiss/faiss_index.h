@@ -1,8 +1,8 @@
 // FaissIndex: the one adapter between timbre and faiss.
 //
 // Only the adapter's files (faiss_index.cc, faiss_index_probe.cc, faiss_index_search.cc,
-// faiss_kmeans.cc, faiss_pruned_coarse_step.cc, faiss_call.cc and faiss_best_k.h) include faiss
-// headers and catch faiss::FaissException; everything above sees this class, FaissKmeans,
+// faiss_kmeans.cc, faiss_pruned_coarse_step.cc, faiss_sq8_scan.cc, faiss_call.cc, faiss_best_k.h
+// and faiss_list_id.h) include faiss headers and catch faiss::FaissException; everything above sees this class, FaissKmeans,
 // absl::Status and the types of search_types.h.
 //
 // A FaissIndex is immutable once created: Search() and StoredVector() are const, never touch
@@ -22,6 +22,10 @@
 // IVF indexes behind a PCA ("PCA128,IVF1436,Flat,RFlat") take the same paths in the reduced
 // space: the queries are projected once per call, then the coarse step and the scan run on the
 // projections.
+//
+// The lists of IVF indexes with 8-bit scalar codes ("PCA128,IVF1436,SQ8,RFlat") are scanned by
+// timbre's Sq8Scan (faiss_sq8_scan.h: weights per query and list, one multiply-add per code byte)
+// instead of faiss's, which decodes every code for every query.
 //
 // Refined indexes ("...,RFlat", "...,Refine(...)") are re-ranked here rather than by faiss's
 // IndexRefine::search, which takes no per-call knobs: the base index is searched (by the paths
@@ -52,6 +56,7 @@ struct IndexRefine;
 namespace timbre {
 
 class PrunedCoarseStep;
+class Sq8Scan;
 
 // How an index is trained from vectors.
 struct TrainOptions {
@@ -82,8 +87,9 @@ struct IndexLoadOptions {
   // quantizer; faiss_pruned_coarse_step.h), clamped to dim / 2. 0 scores every centroid instead
   // (one sgemm). Either way the lists searched are the nearest ones. Default
   // kChooseCoarseProjectionDims: the fewest of 64, 128 and 192 directions that keep 85% of the
-  // centroids' variance, otherwise 256. On the benchmark's Gaussian index (768-d, IVF3333) 256
-  // measured fastest of 64..384; on speech-like frames, 64 (README, Benchmark).
+  // centroids' variance, otherwise 256; centroids of fewer than 192 dimensions (those of a
+  // PCA-reduced index) are scored in full instead. On the benchmark's Gaussian index (768-d,
+  // IVF3333) 256 measured fastest of 64..384; on speech-like frames, 64 (README, Benchmark).
   int coarse_projection_dims = kChooseCoarseProjectionDims;
   // Read the file once in a child process before reading it here (faiss_index_probe.h), so that
   // a corrupt file on which faiss's reader would crash, hang or exhaust memory fails this load
@@ -181,6 +187,9 @@ class FaissIndex {
                            int64_t* lists) const;
   // True if searches use the pruned exact coarse step (IndexLoadOptions::coarse_projection_dims).
   bool pruned_coarse_step() const { return pruned_coarse_step_ != nullptr; }
+  // True if the lists are scanned by timbre's Sq8Scan (IVF with 8-bit scalar codes and a flat
+  // coarse quantizer) rather than by faiss.
+  bool sq8_scan() const { return sq8_scan_ != nullptr; }
 
   // The stored vector with this id (dim() values); see stores_exact_vectors().
   // REQUIRES: 0 <= id < size().
@@ -230,6 +239,9 @@ class FaissIndex {
   std::vector<float> centroid_norms_;
   // The pruned coarse step over centroids_, unless turned off.
   std::unique_ptr<PrunedCoarseStep> pruned_coarse_step_;
+  // timbre's scan of 8-bit scalar codes, for IVF indexes with a flat coarse quantizer that have
+  // them; otherwise faiss's search_preassigned scans the lists.
+  std::unique_ptr<Sq8Scan> sq8_scan_;
   // id -> stored vector, pointing into the index's own storage or into owned_vectors_.
   std::vector<const float*> stored_;  // read through StoredFloat: may be unaligned
   // Vectors read from the sidecar file or reconstructed from compressed codes.

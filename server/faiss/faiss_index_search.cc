@@ -19,6 +19,7 @@
 #include "server/faiss/faiss_call.h"
 #include "server/faiss/faiss_index.h"
 #include "server/faiss/faiss_pruned_coarse_step.h"
+#include "server/faiss/faiss_sq8_scan.h"
 
 namespace timbre {
 namespace {
@@ -112,6 +113,11 @@ void FaissIndex::SearchBase(const float* queries, int64_t count, int64_t k, int 
     std::vector<float> coarse_scores(static_cast<size_t>(count) * nprobe);
     std::vector<int64_t> coarse_lists(static_cast<size_t>(count) * nprobe);
     AssignLists(queries, count, nprobe, threads, coarse_scores.data(), coarse_lists.data());
+    if (sq8_scan_ != nullptr) {
+      sq8_scan_->Search(queries, count, k, nprobe, coarse_lists.data(), coarse_scores.data(),
+                        scores, ids);
+      return;
+    }
     faiss::SearchParametersIVF ivf_params;
     ivf_params.nprobe = nprobe;
     // Single-threaded scan of the chosen lists; the coarse step above used `threads`.

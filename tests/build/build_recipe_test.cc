@@ -206,7 +206,7 @@ TEST(PlanBuildTest, AutoGoesFromRvcListsToFewListsWithManyProbesAndFastScan) {
                   absl::StrCat("IVF", static_cast<int64_t>(4 * root), ",Flat"),
                   absl::StrCat("IVF", static_cast<int64_t>(root), ",Flat"),
                   absl::StrCat("IVF", static_cast<int64_t>(8 * root), ",PQ384x4fs,RFlat"),
-                  absl::StrCat("PCA128,IVF", static_cast<int64_t>(4 * root), ",Flat,RFlat")));
+                  absl::StrCat("PCA128,IVF", static_cast<int64_t>(4 * root), ",SQ8,RFlat")));
   auto probes = [&](int candidate) {
     std::vector<int> nprobe;
     for (const SearchSetting& s : plan->candidates[candidate].settings) nprobe.push_back(s.nprobe);
@@ -219,7 +219,7 @@ TEST(PlanBuildTest, AutoGoesFromRvcListsToFewListsWithManyProbesAndFastScan) {
   EXPECT_EQ(plan->candidates[3].settings[0].k_factor, 4);
   EXPECT_EQ(plan->candidates[3].settings[2].k_factor, 8);
   EXPECT_EQ(plan->candidates[0].settings[0].k_factor, 0);
-  EXPECT_THAT(probes(4), ElementsAre(8, 16, 32, 64));
+  EXPECT_THAT(probes(4), ElementsAre(8, 16, 24, 32));
   EXPECT_EQ(plan->candidates[4].settings[3].k_factor, 4);
 }
 

@@ -290,13 +290,32 @@ TEST(PrunedCoarseStepTest, ChosenDimsAreTheFewestThatKeepMostOfTheVariance) {
   }
 }
 
-TEST(PrunedCoarseStepTest, MemoryIsCountedInTheIndexBytes) {
+// An IVF100,Flat index of 4,000 clustered 64-d frames, written into `dir`; its path.
+std::string Write64DimIndex(const ScratchDir& dir) {
   const FrameMatrix frames = GenerateClusteredFrames(4000, 64, 50, 5);
   std::unique_ptr<FaissIndex> trained = TrainOrDie("IVF100,Flat", Metric::kL2, frames);
-  ASSERT_NE(trained, nullptr);
+  const std::string path = dir.Join("ivf100.index");
+  EXPECT_TRUE(trained != nullptr && trained->Write(path).ok());
+  return path;
+}
+
+TEST(PrunedCoarseStepTest, ByDefaultCentroidsOfFewDimensionsAreScoredInFull) {
   ScratchDir dir;
-  const std::string path = dir.Join("memory.index");
-  ASSERT_TRUE(trained->Write(path).ok());
+  const std::string path = Write64DimIndex(dir);
+  ASSERT_LT(64, PrunedCoarseStep::kChosenMinDim);
+  std::unique_ptr<FaissIndex> chosen = LoadOrDie(path, kChooseCoarseProjectionDims);
+  std::unique_ptr<FaissIndex> asked = LoadOrDie(path, 16);
+  ASSERT_NE(chosen, nullptr);
+  ASSERT_NE(asked, nullptr);
+  EXPECT_FALSE(chosen->pruned_coarse_step());
+  EXPECT_TRUE(asked->pruned_coarse_step()) << "an explicit projection is used at any dimension";
+  const std::vector<float> queries = QueriesNear(*chosen, 100, 0.3f, 4);
+  EXPECT_EQ(ListsOrDie(*chosen, queries, 3), ListsOrDie(*asked, queries, 3));
+}
+
+TEST(PrunedCoarseStepTest, MemoryIsCountedInTheIndexBytes) {
+  ScratchDir dir;
+  const std::string path = Write64DimIndex(dir);
   std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, 128);
   std::unique_ptr<FaissIndex> full = LoadOrDie(path, 0);
   ASSERT_NE(pruned, nullptr);

@@ -116,7 +116,8 @@ def main():
     data = rng.standard_normal((64, 8)).astype("float32")
     for name, description in [("flat", "Flat"), ("ivf_flat", "IVF2,Flat"), ("pq", "PQ2x4"),
                               ("ivf_pq_rflat", "IVF2,PQ4x4fs,RFlat"),
-                              ("pca_ivf_rflat", "PCA4,IVF2,Flat,RFlat")]:
+                              ("pca_ivf_rflat", "PCA4,IVF2,Flat,RFlat"),
+                              ("pca_ivf_sq8_rflat", "PCA4,IVF2,SQ8,RFlat")]:
         index = faiss.index_factory(8, description)
         index.train(data)
         index.add(data)

@@ -1,0 +1,23 @@
+// ListId: reading the ids of faiss's inverted lists, shared by the adapter's files that walk them
+// (faiss_index.cc, faiss_sq8_scan.cc). Includes faiss headers: only the adapter's files include it.
+#ifndef TIMBRE_SERVER_FAISS_FAISS_LIST_ID_H_
+#define TIMBRE_SERVER_FAISS_FAISS_LIST_ID_H_
+
+#include <cstddef>
+#include <cstring>
+
+#include <faiss/Index.h>
+
+namespace timbre {
+
+// The j-th id of an inverted list. A memory-mapped list's ids sit wherever the file put them,
+// not always 8-byte aligned, so they are copied out rather than read in place.
+inline faiss::Index::idx_t ListId(const faiss::Index::idx_t* ids, size_t j) {
+  faiss::Index::idx_t id;
+  std::memcpy(&id, reinterpret_cast<const char*>(ids) + j * sizeof(id), sizeof(id));
+  return id;
+}
+
+}  // namespace timbre
+
+#endif  // TIMBRE_SERVER_FAISS_FAISS_LIST_ID_H_
