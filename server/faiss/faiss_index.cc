@@ -20,6 +20,7 @@
 #include <faiss/IVFlib.h>
 #include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
+#include <faiss/IndexScalarQuantizer.h>
 #include <faiss/VectorTransform.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
@@ -53,6 +54,21 @@ std::string DescribeTransform(const faiss::VectorTransform* transform) {
   return "(transform)";
 }
 
+// index_factory's name of scalar codes ("SQ8", "SQfp16").
+std::string DescribeScalarCodes(faiss::ScalarQuantizer::QuantizerType type) {
+  using Sq = faiss::ScalarQuantizer;
+  switch (type) {
+    case Sq::QT_8bit: return "SQ8";
+    case Sq::QT_4bit: return "SQ4";
+    case Sq::QT_6bit: return "SQ6";
+    case Sq::QT_fp16: return "SQfp16";
+    case Sq::QT_8bit_uniform: return "SQ8_uniform";
+    case Sq::QT_4bit_uniform: return "SQ4_uniform";
+    case Sq::QT_8bit_direct: return "SQ8_direct";
+  }
+  return "SQ(other)";
+}
+
 std::string DescribeIndex(const faiss::Index* index) {
   if (auto* pre = dynamic_cast<const faiss::IndexPreTransform*>(index)) {
     std::string chain;
@@ -77,6 +93,9 @@ std::string DescribeIndex(const faiss::Index* index) {
     if (auto* pq = dynamic_cast<const faiss::IndexIVFPQ*>(index)) {
       return absl::StrCat(coarse, ",PQ", pq->pq.M, "x", pq->pq.nbits);
     }
+    if (auto* sq = dynamic_cast<const faiss::IndexIVFScalarQuantizer*>(index)) {
+      return absl::StrCat(coarse, ",", DescribeScalarCodes(sq->sq.qtype));
+    }
     return coarse + ",(other)";
   }
   if (dynamic_cast<const faiss::IndexFlat*>(index)) return "Flat";
@@ -88,6 +107,9 @@ std::string DescribeIndex(const faiss::Index* index) {
   }
   if (auto* pq = dynamic_cast<const faiss::IndexPQ*>(index)) {
     return absl::StrCat("PQ", pq->pq.M, "x", pq->pq.nbits);
+  }
+  if (auto* sq = dynamic_cast<const faiss::IndexScalarQuantizer*>(index)) {
+    return DescribeScalarCodes(sq->sq.qtype);
   }
   return "(unknown)";
 }
@@ -121,6 +143,9 @@ int64_t EstimateBytes(const faiss::Index* index) {
   }
   if (auto* flat = dynamic_cast<const faiss::IndexFlat*>(index)) {
     return static_cast<int64_t>(flat->codes.size());
+  }
+  if (auto* sq = dynamic_cast<const faiss::IndexScalarQuantizer*>(index)) {
+    return static_cast<int64_t>(sq->codes.size());
   }
   return index->ntotal * static_cast<int64_t>(index->d * sizeof(float));
 }

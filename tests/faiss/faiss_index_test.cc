@@ -694,6 +694,9 @@ INSTANTIATE_TEST_SUITE_P(
                                          Recipe{"IVF8_HNSW32,Flat", 8, 0, true, true},
                                          Recipe{"PCA8,IVF8,Flat,RFlat", 8, 1, true, true},
                                          Recipe{"PCA8,IVF8,Flat", 8, 0, false, false},
+                                         Recipe{"PCA8,IVF8,SQ8,RFlat", 8, 1, true, true},
+                                         Recipe{"IVF8,SQ8", 8, 0, false, false},
+                                         Recipe{"SQfp16", 0, 0, false, false},
                                          Recipe{"Flat", 0, 0, true, true}),
                        ::testing::Values(Metric::kL2, Metric::kInnerProduct)),
     [](const ::testing::TestParamInfo<std::tuple<Recipe, Metric>>& info) {
