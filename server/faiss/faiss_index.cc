@@ -54,7 +54,8 @@ std::string DescribeTransform(const faiss::VectorTransform* transform) {
   return "(transform)";
 }
 
-// index_factory's name of scalar codes ("SQ8", "SQfp16").
+// The name of scalar codes: index_factory's ("SQ8", "SQfp16"), or one in its style for the types
+// it cannot build ("SQ8_uniform").
 std::string DescribeScalarCodes(faiss::ScalarQuantizer::QuantizerType type) {
   using Sq = faiss::ScalarQuantizer;
   switch (type) {
@@ -167,7 +168,9 @@ absl::Status CheckMappedLists(faiss::OnDiskInvertedLists& lists) {
   const size_t entry_bytes = lists.code_size + sizeof(faiss_idx);
   for (size_t list = 0; list < lists.nlist; ++list) {
     const faiss::OnDiskOneList& extent = lists.lists[list];
-    if (extent.offset + extent.size * entry_bytes > lists.totsize) {
+    // Compared without the product, which a hostile size would make wrap around.
+    if (extent.offset > lists.totsize ||
+        extent.size > (lists.totsize - extent.offset) / entry_bytes) {
       return absl::InvalidArgumentError(absl::StrCat(
           "the file is truncated: inverted list ", list, " ends at byte ",
           extent.offset + extent.size * entry_bytes, " of a ", lists.totsize, "-byte file"));
@@ -202,6 +205,26 @@ absl::Status CheckTransforms(const faiss::IndexPreTransform& pre) {
     return absl::InvalidArgumentError(absl::StrCat("the index's transforms output ", dim,
                                                    " dimensions but its index takes ",
                                                    pre.index->d));
+  }
+  return absl::OkStatus();
+}
+
+// The scalar quantizer's own dimension, code size and trained ranges, which faiss's reader takes
+// from the file, against the index it codes for.
+absl::Status CheckScalarCodes(const faiss::ScalarQuantizer& sq, int64_t dim, size_t code_size) {
+  using Sq = faiss::ScalarQuantizer;
+  size_t ranges = 0;  // QT_fp16 and QT_8bit_direct need none
+  if (sq.qtype == Sq::QT_8bit || sq.qtype == Sq::QT_4bit || sq.qtype == Sq::QT_6bit) {
+    ranges = 2 * static_cast<size_t>(dim);
+  } else if (sq.qtype == Sq::QT_8bit_uniform || sq.qtype == Sq::QT_4bit_uniform) {
+    ranges = 2;
+  }
+  if (static_cast<int64_t>(sq.d) != dim || sq.code_size != code_size ||
+      sq.trained.size() != ranges) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the index's scalar quantizer does not match it: ", sq.d, " dimensions and ", sq.code_size,
+        "-byte codes with ", sq.trained.size(), " trained values, for an index of ", dim,
+        " dimensions and ", code_size, "-byte codes"));
   }
   return absl::OkStatus();
 }
@@ -399,7 +422,21 @@ absl::Status FaissIndex::CheckShapes() const {
     if (!transforms.ok()) return transforms;
     index = pre->index;
   }
-  if (auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) return CheckQuantizer(*ivf);
+  if (auto* sq = dynamic_cast<const faiss::IndexScalarQuantizer*>(index)) {
+    if (sq->codes.size() != static_cast<size_t>(sq->ntotal) * sq->code_size) {
+      return absl::InvalidArgumentError(absl::StrCat("the index holds ", sq->codes.size(),
+                                                     " bytes of codes for ", sq->ntotal,
+                                                     " vectors of ", sq->code_size, " bytes"));
+    }
+    return CheckScalarCodes(sq->sq, sq->d, sq->code_size);
+  }
+  if (auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index)) {
+    absl::Status quantizer = CheckQuantizer(*ivf);
+    if (!quantizer.ok()) return quantizer;
+    if (auto* sq = dynamic_cast<const faiss::IndexIVFScalarQuantizer*>(ivf)) {
+      return CheckScalarCodes(sq->sq, sq->d, sq->code_size);
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -444,6 +481,17 @@ absl::Status FaissIndex::CheckIvfIds() const {
   if (size_ < 0 || listed != static_cast<size_t>(size_)) {
     return absl::InvalidArgumentError(absl::StrCat("the index claims ", size_,
                                                    " vectors but its inverted lists hold ", listed));
+  }
+  // faiss's legacy formats ("IvFL", "IvSQ", ...) read a list's ids and codes as two vectors of
+  // any lengths; every scan reads list_size codes.
+  if (auto* array = dynamic_cast<const faiss::ArrayInvertedLists*>(ivf_->invlists)) {
+    for (size_t list = 0; list < ivf_->nlist; ++list) {
+      if (array->codes[list].size() != array->ids[list].size() * array->code_size) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "the index's list ", list, " holds ", array->ids[list].size(), " ids but ",
+            array->codes[list].size(), " bytes of codes (", array->code_size, " per vector)"));
+      }
+    }
   }
   std::vector<bool> seen(size_, false);
   for (size_t list = 0; list < ivf_->nlist; ++list) {

@@ -22,8 +22,7 @@ using faiss_idx = faiss::Index::idx_t;
 constexpr int kCodesPerBlock = 64;
 
 // sums[v] = sum_i weights[i] * codes[v * dim + i] for the `count` codes of `dim` bytes at `codes`.
-void DotCodesPortable(const float* weights, const uint8_t* codes, int dim, int count,
-                      float* sums) {
+void DotCodesPortable(const float* weights, const uint8_t* codes, int dim, int count, float* sums) {
   for (int v = 0; v < count; ++v) {
     const uint8_t* code = codes + static_cast<int64_t>(v) * dim;
     float sum = 0.0f;
@@ -82,13 +81,12 @@ __attribute__((target("avx2,fma"))) void DotCodesAvx2(const float* weights, cons
 
 using DotCodesFn = void (*)(const float*, const uint8_t*, int, int, float*);
 
+// The kernel this CPU runs best.
 DotCodesFn ChooseDotCodes() {
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return avx2 ? DotCodesAvx2 : DotCodesPortable;
 }
-
-const DotCodesFn kDotCodes = ChooseDotCodes();
 
 // Lists whose codes and ids stay where they are between calls (no copy per access).
 bool ListsReadInPlace(const faiss::InvertedLists* lists) {
@@ -116,6 +114,7 @@ std::unique_ptr<Sq8Scan> Sq8Scan::Create(const faiss::IndexIVF& ivf) {
   scan->dim_ = ivf.d;
   scan->metric_ = ivf.metric_type == faiss::METRIC_L2 ? Metric::kL2 : Metric::kInnerProduct;
   scan->by_residual_ = sq->by_residual;
+  scan->dot_codes_ = ChooseDotCodes();
   scan->offset_.resize(dim);
   scan->step_.resize(dim);
   for (size_t i = 0; i < dim; ++i) {
@@ -181,10 +180,12 @@ void Sq8Scan::Search(const float* queries, int64_t count, int64_t k, int nprobe,
         const float* norms = norms_.data() + norm_start_[list];
         for (size_t begin = 0; begin < n; begin += kCodesPerBlock) {
           const int block = static_cast<int>(std::min<size_t>(kCodesPerBlock, n - begin));
-          kDotCodes(weights.data(), codes + begin * dim_, dim_, block, dots);
+          dot_codes_(weights.data(), codes + begin * dim_, dim_, block, dots);
           for (int j = 0; j < block; ++j) {
             const float dot = base + dots[j];
-            best.Offer(l2 ? t_norm - 2.0f * dot + norms[begin + j] : shift + dot,
+            // Expanded, the L2 distance can round below 0, which a blend would take for an
+            // exact match.
+            best.Offer(l2 ? std::max(0.0f, t_norm - 2.0f * dot + norms[begin + j]) : shift + dot,
                        ListId(list_ids, begin + j));
           }
         }

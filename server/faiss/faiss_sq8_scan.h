@@ -4,15 +4,16 @@
 // faiss 1.7.3 decodes every code again for every query that scans its list (per dimension: widen,
 // offset by half a step, scale, shift, subtract, multiply-add). Decoding is affine per dimension,
 // value_i = vmin_i + (code_i + 0.5) * step_i, so for a query (minus the list's centroid when the
-// codes hold residuals) t, <t, value> = <t, vmin + step / 2> + sum_i (t_i step_i) code_i: one set of
-// weights per (query, list), then one multiply-add per code byte. With the squared norm of every
+// codes hold residuals) t, <t, value> = <t, vmin + step / 2> + sum_i (t_i step_i) code_i: one set
+// of weights per (query, list), then one multiply-add per code byte. With the squared norm of every
 // decoded vector computed at creation, the L2 distance is ||t||^2 - 2 <t, value> + ||value||^2,
 // and the inner product the coarse score plus <t, value> (faiss's formulas). The bytes are
 // multiplied with an AVX2 kernel where the CPU has one.
 //
 // Results are faiss's up to float rounding: the same vectors decoded, the same distances summed in
-// another order. Candidates are offered to faiss's heap list by list in the coarse step's order,
-// as faiss does.
+// another order and, for L2, expanded (||t||^2 - 2 <t, value> + ||value||^2, whose rounding grows
+// with ||t||^2 rather than with the distance; clamped at 0). Candidates are offered to faiss's heap
+// list by list in the coarse step's order, as faiss does.
 //
 // Part of the faiss adapter (faiss_index.h): only its files use this class.
 // Thread-safe (immutable once created).
@@ -54,6 +55,10 @@ class Sq8Scan {
   float Weigh(const float* t, float* weights) const;
 
   const faiss::IndexIVF& ivf_;
+  // sums[v] = <weights, code v> for `count` consecutive codes: the AVX2 kernel where the CPU has
+  // AVX2 and FMA, a portable loop otherwise.
+  void (*dot_codes_)(const float* weights, const uint8_t* codes, int dim, int count,
+                     float* sums) = nullptr;
   int dim_ = 0;
   Metric metric_ = Metric::kL2;
   bool by_residual_ = false;

@@ -15,7 +15,9 @@
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexScalarQuantizer.h>
+#include <faiss/impl/io.h>
 #include <faiss/index_io.h>
+#include <faiss/invlists/InvertedLists.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -26,8 +28,11 @@
 namespace timbre {
 namespace {
 
+using ::testing::HasSubstr;
 using ::timbre::testing::ScratchDir;
+using ::timbre::testing::StatusIs;
 using ::timbre::testing::TrainOrDie;
+using ::timbre::testing::WriteFile;
 
 constexpr int kDim = 20;  // not a multiple of 8: the kernel's tail is used too
 constexpr int kNlist = 12;
@@ -101,10 +106,52 @@ void ExpectSameNeighbours(const Neighbours& ours, const Neighbours& faiss, int k
     const bool tie_before = rank > 0 && faiss.scores[i] - faiss.scores[i - 1] <= tolerance;
     const bool tie_after = rank + 1 < static_cast<size_t>(k) &&
                            std::abs(faiss.scores[i + 1] - faiss.scores[i]) <= tolerance;
-    EXPECT_TRUE(tie_before || tie_after) << what << ", result " << i << ": id " << ours.ids[i]
-                                         << " instead of " << faiss.ids[i];
+    EXPECT_TRUE(tie_before || tie_after)
+        << what << ", result " << i << ": id " << ours.ids[i] << " instead of " << faiss.ids[i];
   }
   EXPECT_LE(differing_ids, static_cast<int>(ours.ids.size() / 100)) << what;
+}
+
+// `index` in faiss's legacy "IvSQ" format, which its reader still reads: a list's ids and codes
+// are two vectors of any lengths. With `short_list` >= 0 that list's codes lack one vector.
+std::string LegacyIvsqBytes(const faiss::IndexIVFScalarQuantizer& index, int short_list) {
+  std::string bytes = "IvSQ";
+  auto put = [&](const auto& value) {
+    bytes.append(reinterpret_cast<const char*>(&value), sizeof(value));
+  };
+  auto put_vector = [&](const auto* data, size_t count) {
+    put(count);
+    bytes.append(reinterpret_cast<const char*>(data), count * sizeof(*data));
+  };
+  put(index.d);
+  put(index.ntotal);
+  put(faiss::Index::idx_t{0});
+  put(faiss::Index::idx_t{0});
+  put(index.is_trained);
+  put(index.metric_type);
+  put(index.nlist);
+  put(index.nprobe);
+  faiss::VectorIOWriter quantizer;
+  faiss::write_index(index.quantizer, &quantizer);
+  bytes.append(quantizer.data.begin(), quantizer.data.end());
+  auto& lists = dynamic_cast<const faiss::ArrayInvertedLists&>(*index.invlists);
+  for (size_t list = 0; list < index.nlist; ++list) {
+    put_vector(lists.ids[list].data(), lists.ids[list].size());
+  }
+  put(char{0});    // no direct map
+  put(size_t{0});  // and its empty array
+  put(index.sq.qtype);
+  put(index.sq.rangestat);
+  put(index.sq.rangestat_arg);
+  put(index.sq.d);
+  put(index.sq.code_size);
+  put_vector(index.sq.trained.data(), index.sq.trained.size());
+  put(index.code_size);
+  for (size_t list = 0; list < index.nlist; ++list) {
+    const size_t cut = static_cast<int>(list) == short_list ? index.code_size : 0;
+    put_vector(lists.codes[list].data(), lists.codes[list].size() - cut);
+  }
+  return bytes;
 }
 
 class Sq8ScanTest : public ::testing::Test {
@@ -114,16 +161,23 @@ class Sq8ScanTest : public ::testing::Test {
   }
   static void TearDownTestSuite() { delete frames_; }
 
-  // An IVF{kNlist},SQ8 index of frames_, built with faiss's API, written to the scratch dir.
+  // An IVF{kNlist},SQ8 index of frames_, built with faiss's API.
+  static std::unique_ptr<faiss::IndexIVFScalarQuantizer> MakeSq8Index(
+      faiss::MetricType metric, bool by_residual, faiss::ScalarQuantizer::QuantizerType type) {
+    auto* quantizer = new faiss::IndexFlat(kDim, metric);
+    auto index = std::make_unique<faiss::IndexIVFScalarQuantizer>(quantizer, kDim, kNlist, type,
+                                                                  metric, by_residual);
+    index->own_fields = true;
+    index->train(frames_->rows, frames_->values.data());
+    index->add(frames_->rows, frames_->values.data());
+    return index;
+  }
+
+  // MakeSq8Index's index written to the scratch dir.
   std::string WriteSq8Index(faiss::MetricType metric, bool by_residual,
                             faiss::ScalarQuantizer::QuantizerType type) {
-    auto* quantizer = new faiss::IndexFlat(kDim, metric);
-    faiss::IndexIVFScalarQuantizer index(quantizer, kDim, kNlist, type, metric, by_residual);
-    index.own_fields = true;
-    index.train(frames_->rows, frames_->values.data());
-    index.add(frames_->rows, frames_->values.data());
     const std::string path = scratch_.Join("sq8.index");
-    faiss::write_index(&index, path.c_str());
+    faiss::write_index(MakeSq8Index(metric, by_residual, type).get(), path.c_str());
     return path;
   }
 
@@ -155,9 +209,44 @@ TEST_F(Sq8ScanTest, FindsFaissNeighboursForEveryMetricCodingAndRange) {
   }
 }
 
+TEST_F(Sq8ScanTest, ScoresOfThePrunedCoarseStepGiveTheSameNeighbours) {
+  // Inner product on residual codes adds the coarse step's scores to the codes' products.
+  const FrameMatrix queries = QueriesNear(*frames_, 100, 6);
+  for (faiss::MetricType metric : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
+    const std::string path = WriteSq8Index(metric, true, faiss::ScalarQuantizer::QT_8bit);
+    IndexLoadOptions pruned;
+    pruned.coarse_projection_dims = 8;
+    absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(path, pruned);
+    ASSERT_TRUE(index.ok()) << index.status();
+    ASSERT_TRUE((*index)->pruned_coarse_step());
+    ExpectSameNeighbours(TimbreSearch(**index, queries, 8, 3), FaissSearch(path, queries, 8, 3), 8,
+                         metric == faiss::METRIC_L2 ? "L2, pruned" : "IP, pruned");
+  }
+}
+
+TEST_F(Sq8ScanTest, FilesWhoseCodesDoNotFitTheirListsOrQuantizerAreRefused) {
+  std::unique_ptr<faiss::IndexIVFScalarQuantizer> index =
+      MakeSq8Index(faiss::METRIC_L2, true, faiss::ScalarQuantizer::QT_8bit);
+  // The legacy format as written loads; with list 3's codes one vector short it is refused.
+  const std::string whole = scratch_.Join("legacy.index");
+  WriteFile(whole, LegacyIvsqBytes(*index, -1));
+  absl::StatusOr<std::unique_ptr<FaissIndex>> loaded = FaissIndex::Load(whole);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE((*loaded)->sq8_scan());
+  const std::string cut = scratch_.Join("cut.index");
+  WriteFile(cut, LegacyIvsqBytes(*index, 3));
+  EXPECT_THAT(FaissIndex::Load(cut).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("list 3 holds")));
+  // A scalar quantizer of other dimensions than the index's (faiss derives its code size).
+  const std::string wide = scratch_.Join("wide.index");
+  index->sq.d = kDim + 4;
+  faiss::write_index(index.get(), wide.c_str());
+  EXPECT_THAT(FaissIndex::Load(wide).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("scalar quantizer")));
+}
+
 TEST_F(Sq8ScanTest, MemoryMappedListsSearchAsLoadedOnes) {
-  const std::string path =
-      WriteSq8Index(faiss::METRIC_L2, true, faiss::ScalarQuantizer::QT_8bit);
+  const std::string path = WriteSq8Index(faiss::METRIC_L2, true, faiss::ScalarQuantizer::QT_8bit);
   IndexLoadOptions mmap;
   mmap.mmap = true;
   absl::StatusOr<std::unique_ptr<FaissIndex>> mapped = FaissIndex::Load(path, mmap);
@@ -174,8 +263,7 @@ TEST_F(Sq8ScanTest, MemoryMappedListsSearchAsLoadedOnes) {
 }
 
 TEST_F(Sq8ScanTest, ListsShorterThanKLeaveMissingNeighbours) {
-  const std::string path =
-      WriteSq8Index(faiss::METRIC_L2, true, faiss::ScalarQuantizer::QT_8bit);
+  const std::string path = WriteSq8Index(faiss::METRIC_L2, true, faiss::ScalarQuantizer::QT_8bit);
   absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(path);
   ASSERT_TRUE(index.ok()) << index.status();
   const FrameMatrix queries = QueriesNear(*frames_, 20, 9);
@@ -212,16 +300,15 @@ TEST_F(Sq8ScanTest, BehindAPcaWithReRankingReachesTheExactNeighbours) {
 }
 
 TEST_F(Sq8ScanTest, MemoryOfTheNormsIsCounted) {
-  const std::string path =
-      WriteSq8Index(faiss::METRIC_L2, true, faiss::ScalarQuantizer::QT_8bit);
+  const std::string path = WriteSq8Index(faiss::METRIC_L2, true, faiss::ScalarQuantizer::QT_8bit);
   IndexLoadOptions options;
   options.coarse_projection_dims = 0;  // no pruned coarse step: nothing else of timbre's counted
   absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(path, options);
   ASSERT_TRUE(index.ok()) << index.status();
   // faiss's part: the centroids, and per row its code (kDim bytes) and id. timbre's: the
   // centroids' norms, per row a pointer and the reconstruction StoredVector returns.
-  const int64_t without_scan = kNlist * kDim * 4 + kRows * (kDim + 8) + kNlist * 4 +
-                               kRows * (8 + kDim * 4);
+  const int64_t without_scan =
+      kNlist * kDim * 4 + kRows * (kDim + 8) + kNlist * 4 + kRows * (8 + kDim * 4);
   // The scan adds a norm per row.
   EXPECT_GE((*index)->memory_bytes(), without_scan + kRows * 4);
 }
