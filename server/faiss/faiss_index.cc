@@ -527,9 +527,7 @@ absl::Status FaissIndex::MapStoredVectors(bool have_sidecar) {
   stores_exact_vectors_ = HoldsRawVectors(exact);
   auto* ivf_flat = dynamic_cast<const faiss::IndexIVFFlat*>(exact);
   const bool array_lists =
-      ivf_flat == ivf_ && ivf_flat != nullptr &&
-      (dynamic_cast<const faiss::ArrayInvertedLists*>(ivf_flat->invlists) != nullptr ||
-       dynamic_cast<const faiss::OnDiskInvertedLists*>(ivf_flat->invlists) != nullptr);
+      ivf_flat == ivf_ && ivf_flat != nullptr && ListsReadInPlace(ivf_flat->invlists);
   if (auto* flat = dynamic_cast<const faiss::IndexFlat*>(exact)) {
     for (faiss_idx id = 0; id < size_; ++id) stored_[id] = flat->get_xb() + id * dim_;
   } else if (array_lists) {

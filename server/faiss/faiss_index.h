@@ -2,8 +2,8 @@
 //
 // Only the adapter's files (faiss_index.cc, faiss_index_probe.cc, faiss_index_search.cc,
 // faiss_kmeans.cc, faiss_pruned_coarse_step.cc, faiss_sq8_scan.cc, faiss_call.cc, faiss_best_k.h
-// and faiss_list_id.h) include faiss headers and catch faiss::FaissException; everything above sees this class, FaissKmeans,
-// absl::Status and the types of search_types.h.
+// and faiss_list_id.h) include faiss headers and catch faiss::FaissException; everything above
+// sees this class, FaissKmeans, absl::Status and the types of search_types.h.
 //
 // A FaissIndex is immutable once created: Search() and StoredVector() are const, never touch
 // shared faiss state, and take per-call knobs as arguments, so one index serves any number of

@@ -6,8 +6,6 @@
 #include <vector>
 
 #include <faiss/IndexScalarQuantizer.h>
-#include <faiss/invlists/InvertedLists.h>
-#include <faiss/invlists/OnDiskInvertedLists.h>
 #include <faiss/utils/distances.h>
 
 #include "server/faiss/faiss_best_k.h"
@@ -86,12 +84,6 @@ DotCodesFn ChooseDotCodes() {
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return avx2 ? DotCodesAvx2 : DotCodesPortable;
-}
-
-// Lists whose codes and ids stay where they are between calls (no copy per access).
-bool ListsReadInPlace(const faiss::InvertedLists* lists) {
-  return dynamic_cast<const faiss::ArrayInvertedLists*>(lists) != nullptr ||
-         dynamic_cast<const faiss::OnDiskInvertedLists*>(lists) != nullptr;
 }
 
 }  // namespace
