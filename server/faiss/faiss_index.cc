@@ -387,13 +387,9 @@ absl::Status FaissIndex::Prepare(const IndexLoadOptions& options) {
   }
   absl::Status mapped = MapStoredVectors(!vectors_path.empty());
   if (!mapped.ok()) return mapped;
-  static_assert(kChooseCoarseProjectionDims == PrunedCoarseStep::kChooseDims);
-  if (centroids_ != nullptr && ivf_dim_ >= 2 &&
-      (options.coarse_projection_dims > 0 ||
-       (options.coarse_projection_dims == kChooseCoarseProjectionDims &&
-        ivf_dim_ >= PrunedCoarseStep::kChosenMinDim))) {
-    absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> pruned = PrunedCoarseStep::Create(
-        centroids_, nlist_, ivf_dim_, metric_, options.coarse_projection_dims);
+  if (centroids_ != nullptr && options.prune_coarse_step && ivf_dim_ <= PrunedCoarseStep::kMaxDim) {
+    absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> pruned =
+        PrunedCoarseStep::Create(centroids_, nlist_, ivf_dim_, metric_);
     if (!pruned.ok()) return pruned.status();
     pruned_coarse_step_ = *std::move(pruned);
   }

@@ -11,7 +11,7 @@
 //
 // Search on IVF indexes with a flat coarse quantizer (every RVC index) runs its own exact coarse
 // step, followed by faiss's IndexIVF::search_preassigned on the chosen lists: by default the
-// pruned one of faiss_pruned_coarse_step.h (lower bounds from a projection of the centroids
+// pruned one of faiss_pruned_coarse_step.h (lower bounds from 8-bit codes of the centroids
 // computed at load, exact distances only for the few centroids the bounds cannot exclude; the same
 // lists as scoring every centroid), otherwise one sgemm against every centroid with their norms
 // computed once at load, split across threads by centroid range. Both are used for any batch
@@ -67,9 +67,6 @@ struct TrainOptions {
   int k_factor = 0;          // stored in a refined index; 0 leaves faiss's default (1); >= 0
 };
 
-// IndexLoadOptions::coarse_projection_dims that lets the centroids choose.
-inline constexpr int kChooseCoarseProjectionDims = -1;
-
 // How an index file is read.
 struct IndexLoadOptions {
   // Optional sidecar file of the exact stored vectors: raw little-endian float32, size() * dim()
@@ -83,14 +80,11 @@ struct IndexLoadOptions {
   // The file must not be modified or truncated while the index lives (replace it by rename).
   // Default false.
   bool mmap = false;
-  // Size of the projection of the pruned exact coarse step (IVF indexes with a flat coarse
-  // quantizer; faiss_pruned_coarse_step.h), clamped to dim / 2. 0 scores every centroid instead
-  // (one sgemm). Either way the lists searched are the nearest ones. Default
-  // kChooseCoarseProjectionDims: the fewest of 64, 128 and 192 directions that keep 85% of the
-  // centroids' variance, otherwise 256; centroids of fewer than 192 dimensions (those of a
-  // PCA-reduced index) are scored in full instead. On the benchmark's Gaussian index (768-d,
-  // IVF3333) 256 measured fastest of 64..384; on speech-like frames, 64 (README, Benchmark).
-  int coarse_projection_dims = kChooseCoarseProjectionDims;
+  // Use the pruned exact coarse step (IVF indexes with a flat coarse quantizer;
+  // faiss_pruned_coarse_step.h: 8-bit codes of the centroids bound every distance, exact
+  // distances only where the bounds cannot decide). False scores every centroid instead (one
+  // sgemm). Either way the lists searched are the nearest ones. Default true.
+  bool prune_coarse_step = true;
   // Read the file once in a child process before reading it here (faiss_index_probe.h), so that
   // a corrupt file on which faiss's reader would crash, hang or exhaust memory fails this load
   // and not the process. Costs one more read of the file and a process start. Default true.
@@ -185,7 +179,7 @@ class FaissIndex {
   // for an nprobe outside 0..nlist(); INTERNAL if faiss fails.
   absl::Status CoarseLists(const float* queries, int64_t count, int nprobe, int threads,
                            int64_t* lists) const;
-  // True if searches use the pruned exact coarse step (IndexLoadOptions::coarse_projection_dims).
+  // True if searches use the pruned exact coarse step (IndexLoadOptions::prune_coarse_step).
   bool pruned_coarse_step() const { return pruned_coarse_step_ != nullptr; }
   // True if the lists are scanned by timbre's Sq8Scan (IVF with 8-bit scalar codes and a flat
   // coarse quantizer) rather than by faiss.

@@ -1,11 +1,11 @@
-// Times FaissIndex's coarse step and whole search on one index with several projection sizes of
-// the pruned exact coarse step (0 = every centroid scored by one sgemm), one thread, in one run.
-//   coarse_step_bench INDEX QUERIES.npy [nprobe=N] [mmap] [DIMS...]
+// Times FaissIndex's coarse step and whole search on one index with the pruned exact coarse step
+// and with every centroid scored by one sgemm (`full`), one thread, in one run.
+//   coarse_step_bench INDEX QUERIES.npy [nprobe=N] [mmap] [pruned|full ...]
 // (nprobe defaults to the stored one; `mmap` maps the inverted lists, which faiss then scans
-// itself.) Prints, per projection size, the median microseconds of CPU time of the calling thread
-// per call of 16 queries and per query in calls of 256, for the coarse step alone and for the
-// search (k 8). CPU time rather than wall time: on a shared machine it measures the work and not
-// the waits for a core.
+// itself; the steps default to `full pruned`.) Prints, per step, the median microseconds of CPU
+// time of the calling thread per call of 16 queries and per query in calls of 256, for the coarse
+// step alone and for the search (k 8). CPU time rather than wall time: on a shared machine it
+// measures the work and not the waits for a core.
 #include <time.h>
 
 #include <algorithm>
@@ -48,7 +48,8 @@ double MedianMicros(const std::vector<float>& queries, int dim, int batch, int c
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s INDEX QUERIES.npy [DIMS...]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s INDEX QUERIES.npy [nprobe=N] [mmap] [pruned|full ...]\n",
+                 argv[0]);
     return 2;
   }
   timbre::UseSingleThreadedBlas();
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
   std::memcpy(queries.data(), array->data.data(), array->data.size());
   int nprobe = 0;
   bool mmap = false;
-  std::vector<int> dims_list;
+  std::vector<std::string> steps;
   for (int i = 3; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("nprobe=", 0) == 0) {
@@ -73,14 +74,19 @@ int main(int argc, char** argv) {
       mmap = true;
       continue;
     }
-    dims_list.push_back(std::atoi(arg.c_str()));
+    if (arg != "pruned" && arg != "full") {
+      std::fprintf(stderr, "unknown argument %s\n", arg.c_str());
+      return 2;
+    }
+    steps.push_back(arg);
   }
-  if (dims_list.empty()) dims_list = {0, 64, 128};
-  std::printf("dims nprobe coarse16_us coarse256_us_per_query search16_us search256_us_per_query "
-              "memory_mb\n");
-  for (int dims : dims_list) {
+  if (steps.empty()) steps = {"full", "pruned"};
+  std::printf(
+      "step nprobe coarse16_us coarse256_us_per_query search16_us search256_us_per_query "
+      "memory_mb\n");
+  for (const std::string& step : steps) {
     timbre::IndexLoadOptions options;
-    options.coarse_projection_dims = dims;
+    options.prune_coarse_step = step == "pruned";
     options.mmap = mmap;
     auto index = timbre::FaissIndex::Load(argv[1], options);
     if (!index.ok()) {
@@ -105,7 +111,7 @@ int main(int argc, char** argv) {
     auto search = [&](const float* q, int n) {
       (void)ix.Search(q, n, params, 1, scores.data(), ids.data());
     };
-    std::printf("%d %d %.1f %.2f %.1f %.2f %.1f\n", dims, probes,
+    std::printf("%s %d %.1f %.2f %.1f %.2f %.1f\n", step.c_str(), probes,
                 MedianMicros(queries, dim, 16, 400, coarse),
                 MedianMicros(queries, dim, 256, 40, coarse) / 256,
                 MedianMicros(queries, dim, 16, 400, search),

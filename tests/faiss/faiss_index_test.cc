@@ -783,8 +783,7 @@ TEST_F(FaissIndexTest, PcaIvfTakesPerCallNprobeWithTheCoarseStepInTheReducedSpac
   std::unique_ptr<FaissIndex> trained = TrainOrDie("PCA8,IVF8,Flat,RFlat", Metric::kL2, data);
   ASSERT_NE(trained, nullptr);
   IndexLoadOptions every_list, projected;
-  every_list.coarse_projection_dims = 0;
-  projected.coarse_projection_dims = 4;  // the default scores 8-d centroids in full
+  every_list.prune_coarse_step = false;
   std::unique_ptr<FaissIndex> pruned = WriteAndLoad(*trained, projected);
   std::unique_ptr<FaissIndex> scored = WriteAndLoad(*trained, every_list);
   ASSERT_NE(pruned, nullptr);

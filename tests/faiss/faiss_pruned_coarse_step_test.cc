@@ -1,12 +1,14 @@
-// The pruned exact coarse step (faiss_pruned_coarse_step.h), seen through FaissIndex: the same
-// lists as scoring every centroid, on RVC's files and on random data with ties, for L2 and inner
-// product, any nprobe and tiny nlist.
+// The pruned exact coarse step (faiss_pruned_coarse_step.h), seen through FaissIndex and on its
+// own with each integer kernel: the same lists as scoring every centroid, on RVC's files and on
+// random data with ties, for L2 and inner product, any nprobe and tiny nlist, and centroids whose
+// 8-bit codes are poor.
 #include "server/faiss/faiss_pruned_coarse_step.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -33,9 +35,9 @@ using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
 using ::timbre::testing::TrainOrDie;
 
-std::unique_ptr<FaissIndex> LoadOrDie(const std::string& path, int projection_dims) {
+std::unique_ptr<FaissIndex> LoadOrDie(const std::string& path, bool prune) {
   IndexLoadOptions options;
-  options.coarse_projection_dims = projection_dims;
+  options.prune_coarse_step = prune;
   absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(path, options);
   EXPECT_TRUE(index.ok()) << index.status();
   return index.ok() ? *std::move(index) : nullptr;
@@ -84,8 +86,8 @@ std::vector<int64_t> FaissQuantizerLists(const std::string& path, const std::vec
 // differs from faiss's: for data whose distances are exact in float).
 void ExpectSameListsAsFaiss(const std::string& path, const std::vector<float>& queries,
                             const std::vector<int>& nprobes, bool also_full_step) {
-  std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, 128);
-  std::unique_ptr<FaissIndex> full = LoadOrDie(path, 0);
+  std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, true);
+  std::unique_ptr<FaissIndex> full = LoadOrDie(path, false);
   ASSERT_NE(pruned, nullptr);
   ASSERT_NE(full, nullptr);
   ASSERT_TRUE(pruned->pruned_coarse_step());
@@ -105,7 +107,7 @@ TEST(PrunedCoarseStepTest, RvcFilesGetTheListsOfTheFullStep) {
   const std::string data = std::getenv("TIMBRE_TEST_DATA");
   for (const std::string& file : {data + "/added_IVF25_Flat_nprobe_1_fixture_v1.index",
                                   data + "/rvc_build/added_IVF61_Flat_nprobe_1_fixture_v1.index"}) {
-    std::unique_ptr<FaissIndex> index = LoadOrDie(file, 128);
+    std::unique_ptr<FaissIndex> index = LoadOrDie(file, true);
     ASSERT_NE(index, nullptr);
     const std::vector<float> queries = QueriesNear(*index, 300, 0.3f, 11);
     ExpectSameListsAsFaiss(file, queries, {1, 2, 5, index->nlist()}, /*also_full_step=*/false);
@@ -173,7 +175,7 @@ TEST_P(IntegerDataTest, TiesAndTinyNlistGetTheListsOfTheFullStep) {
   // And the lists are the exact answer: the nprobe best scores, best first; for L2 of equal
   // distances the smaller lists, by list id (faiss's inner-product heaps resolve ties by the
   // order scores arrive in, which the comparison with faiss above covers).
-  std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, 4);
+  std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, true);
   ASSERT_NE(pruned, nullptr);
   ASSERT_TRUE(pruned->pruned_coarse_step());
   const std::vector<float> centroids = IntegerCentroids(nlist, kDim, 2, 100 + nlist);
@@ -227,8 +229,8 @@ TEST_P(RandomDataTest, SearchesReturnTheNeighboursOfTheFullStep) {
   const std::vector<float> queries = QueriesNear(*trained, 500, 0.5f, 9);
   ExpectSameListsAsFaiss(path, queries, {1, 2, 4, 8, 150}, /*also_full_step=*/false);
 
-  std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, 128);
-  std::unique_ptr<FaissIndex> full = LoadOrDie(path, 0);
+  std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, true);
+  std::unique_ptr<FaissIndex> full = LoadOrDie(path, false);
   ASSERT_NE(pruned, nullptr);
   ASSERT_NE(full, nullptr);
   for (int nprobe : {1, 4}) {
@@ -249,47 +251,6 @@ TEST_P(RandomDataTest, SearchesReturnTheNeighboursOfTheFullStep) {
 INSTANTIATE_TEST_SUITE_P(Metrics, RandomDataTest,
                          ::testing::Values(Metric::kL2, Metric::kInnerProduct));
 
-// Centroids spread over `rank` orthogonal directions of `dim` (plus faint noise in every
-// direction), with the variance of direction i falling as 1 / (1 + i / 16).
-std::vector<float> CentroidsOfRank(int nlist, int dim, int rank, uint32_t seed) {
-  std::mt19937 random(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> centroids(static_cast<size_t>(nlist) * dim);
-  for (int c = 0; c < nlist; ++c) {
-    float* row = centroids.data() + static_cast<size_t>(c) * dim;
-    for (int j = 0; j < dim; ++j) row[j] = 0.01f * normal(random);
-    for (int i = 0; i < rank; ++i) row[i] += normal(random) / std::sqrt(1.0f + i / 16.0f);
-  }
-  return centroids;
-}
-
-TEST(PrunedCoarseStepTest, ChosenDimsAreTheFewestThatKeepMostOfTheVariance) {
-  const int choose = PrunedCoarseStep::kChooseDims;
-  auto chosen = [&](const std::vector<float>& centroids, int nlist, int dim) {
-    absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> step =
-        PrunedCoarseStep::Create(centroids.data(), nlist, dim, Metric::kL2, choose);
-    EXPECT_TRUE(step.ok()) << step.status();
-    return step.ok() ? (*step)->dims() : -1;
-  };
-  EXPECT_EQ(chosen(CentroidsOfRank(500, 256, 24, 1), 500, 256), 64) << "speech-like: few directions";
-  EXPECT_EQ(chosen(CentroidsOfRank(500, 384, 120, 2), 500, 384), 128);
-  EXPECT_EQ(chosen(CentroidsOfRank(600, 768, 768, 3), 600, 768), 256)
-      << "isotropic, as the benchmark's Gaussian centres: no few directions keep 85%";
-  EXPECT_EQ(chosen(CentroidsOfRank(100, 64, 64, 4), 100, 64), 32) << "clamped to dim / 2";
-  // The default load options choose too, and the lists stay exact.
-  const std::string file =
-      std::string(std::getenv("TIMBRE_TEST_DATA")) + "/added_IVF25_Flat_nprobe_1_fixture_v1.index";
-  std::unique_ptr<FaissIndex> index = LoadOrDie(file, kChooseCoarseProjectionDims);
-  ASSERT_NE(index, nullptr);
-  EXPECT_TRUE(index->pruned_coarse_step());
-  EXPECT_EQ(IndexLoadOptions().coarse_projection_dims, kChooseCoarseProjectionDims);
-  const std::vector<float> queries = QueriesNear(*index, 200, 0.3f, 12);
-  for (int nprobe : {1, 3, index->nlist()}) {
-    EXPECT_EQ(ListsOrDie(*index, queries, nprobe), FaissQuantizerLists(file, queries, nprobe))
-        << "nprobe " << nprobe;
-  }
-}
-
 // An IVF100,Flat index of 4,000 clustered 64-d frames, written into `dir`; its path.
 std::string Write64DimIndex(const ScratchDir& dir) {
   const FrameMatrix frames = GenerateClusteredFrames(4000, 64, 50, 5);
@@ -299,30 +260,27 @@ std::string Write64DimIndex(const ScratchDir& dir) {
   return path;
 }
 
-TEST(PrunedCoarseStepTest, ByDefaultCentroidsOfFewDimensionsAreScoredInFull) {
+TEST(PrunedCoarseStepTest, ByDefaultEveryFlatCoarseQuantizerIsPruned) {
   ScratchDir dir;
   const std::string path = Write64DimIndex(dir);
-  ASSERT_LT(64, PrunedCoarseStep::kChosenMinDim);
-  std::unique_ptr<FaissIndex> chosen = LoadOrDie(path, kChooseCoarseProjectionDims);
-  std::unique_ptr<FaissIndex> asked = LoadOrDie(path, 16);
-  ASSERT_NE(chosen, nullptr);
-  ASSERT_NE(asked, nullptr);
-  EXPECT_FALSE(chosen->pruned_coarse_step());
-  EXPECT_TRUE(asked->pruned_coarse_step()) << "an explicit projection is used at any dimension";
-  const std::vector<float> queries = QueriesNear(*chosen, 100, 0.3f, 4);
-  EXPECT_EQ(ListsOrDie(*chosen, queries, 3), ListsOrDie(*asked, queries, 3));
+  EXPECT_TRUE(IndexLoadOptions().prune_coarse_step);
+  absl::StatusOr<std::unique_ptr<FaissIndex>> by_default = FaissIndex::Load(path);
+  ASSERT_TRUE(by_default.ok()) << by_default.status();
+  EXPECT_TRUE((*by_default)->pruned_coarse_step());
+  const std::vector<float> queries = QueriesNear(**by_default, 100, 0.3f, 4);
+  EXPECT_EQ(ListsOrDie(**by_default, queries, 3), FaissQuantizerLists(path, queries, 3));
 }
 
 TEST(PrunedCoarseStepTest, MemoryIsCountedInTheIndexBytes) {
   ScratchDir dir;
   const std::string path = Write64DimIndex(dir);
-  std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, 128);
-  std::unique_ptr<FaissIndex> full = LoadOrDie(path, 0);
+  std::unique_ptr<FaissIndex> pruned = LoadOrDie(path, true);
+  std::unique_ptr<FaissIndex> full = LoadOrDie(path, false);
   ASSERT_NE(pruned, nullptr);
   ASSERT_NE(full, nullptr);
-  // 128 is clamped to dim / 2 = 32: the basis [32, 64], the projections [100, 32], the mean and
-  // three constants per centroid.
-  const int64_t expected = 4 * (32 * 64 + 100 * 32 + 64 + 3 * 100);
+  // The codes of 100 centroids padded to 128 (two blocks of 16 at a time), 64 bytes each; the
+  // mean, and five constants per centroid.
+  const int64_t expected = 128 * 64 + 4 * (64 + 5 * 100);
   EXPECT_EQ(pruned->memory_bytes() - full->memory_bytes(), expected);
 }
 
@@ -347,21 +305,155 @@ TEST(PrunedCoarseStepTest, NprobeOutsideTheListsIsInvalidArgument) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nprobe is -1")));
 }
 
-TEST(PrunedCoarseStepTest, CreateRejectsBadShapes) {
-  const std::vector<float> centroids(64, 1.0f);
-  EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 0, 8, Metric::kL2, 4).status(),
+TEST(PrunedCoarseStepTest, CreateRejectsBadShapesAndValues) {
+  std::vector<float> centroids(64, 1.0f);
+  EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 0, 8, Metric::kL2).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("nlist >= 1 (is 0)")));
-  EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 8, 1, Metric::kL2, 4).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dim >= 2 (is 1)")));
-  EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kL2, 0).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dims >= 1 (is 0)")));
-  EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kL2, -2).status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dims >= 1 (is -2)")));
-  // Identical centroids (no principal direction at all) still give a full basis.
+  EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 8, 0, Metric::kL2).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("dim in 1..65536 (is 0)")));
+  EXPECT_THAT(
+      PrunedCoarseStep::Create(centroids.data(), 1, PrunedCoarseStep::kMaxDim + 1, Metric::kL2)
+          .status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("(is 65537)")));
+  centroids[5 * 8 + 3] = std::nanf("");
+  EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kL2).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("coarse centroid 5 has a value that is not finite")));
+  centroids[5 * 8 + 3] = -std::numeric_limits<float>::infinity();
+  EXPECT_THAT(PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kInnerProduct).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("coarse centroid 5")));
+}
+
+TEST(PrunedCoarseStepTest, IndexWithACentroidThatIsNotFiniteIsRefused) {
+  ScratchDir dir;
+  constexpr int kDim = 8;
+  std::vector<float> centroids = IntegerCentroids(4, kDim, 2, 3);
+  centroids[2 * kDim + 1] = std::nanf("");
+  auto* quantizer = new faiss::IndexFlat(kDim, faiss::METRIC_L2);
+  quantizer->add(4, centroids.data());
+  faiss::IndexIVFFlat ivf(quantizer, kDim, 4, faiss::METRIC_L2);
+  ivf.own_fields = true;
+  const std::vector<float> vectors = IntegerQueries(20, kDim, 2, 4);
+  ivf.add(20, vectors.data());
+  const std::string path = dir.Join("nan.index");
+  faiss::write_index(&ivf, path.c_str());
+  EXPECT_THAT(FaissIndex::Load(path).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("coarse centroid 2")));
+  IndexLoadOptions full;
+  full.prune_coarse_step = false;
+  absl::StatusOr<std::unique_ptr<FaissIndex>> unpruned = FaissIndex::Load(path, full);
+  EXPECT_TRUE(unpruned.ok()) << unpruned.status()
+                             << ": only the pruned step needs finite centroids";
+}
+
+// The lists of PrunedCoarseStep::Create(..., kernel) for `queries`, 16 at a time.
+std::vector<int64_t> StepLists(const std::vector<float>& centroids, int nlist, int dim,
+                               Metric metric, PrunedCoarseStep::Kernel kernel,
+                               const std::vector<float>& queries, int nprobe) {
   absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> step =
-      PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kL2, 4);
-  ASSERT_TRUE(step.ok()) << step.status();
-  EXPECT_EQ((*step)->dims(), 4);
+      PrunedCoarseStep::Create(centroids.data(), nlist, dim, metric, kernel);
+  EXPECT_TRUE(step.ok()) << step.status();
+  if (!step.ok()) return {};
+  const int64_t count = static_cast<int64_t>(queries.size()) / dim;
+  std::vector<float> scores(count * nprobe);
+  std::vector<int64_t> lists(count * nprobe);
+  for (int64_t start = 0; start < count; start += 16) {
+    (*step)->Assign(queries.data() + start * dim, std::min<int64_t>(16, count - start), nprobe, 1,
+                    scores.data() + start * nprobe, lists.data() + start * nprobe);
+  }
+  return lists;
+}
+
+// The lists of faiss's flat quantizer over `centroids`, 16 queries at a time.
+std::vector<int64_t> FlatLists(const std::vector<float>& centroids, int nlist, int dim,
+                               Metric metric, const std::vector<float>& queries, int nprobe) {
+  faiss::IndexFlat flat(dim,
+                        metric == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT);
+  flat.add(nlist, centroids.data());
+  const int64_t count = static_cast<int64_t>(queries.size()) / dim;
+  std::vector<float> scores(count * nprobe);
+  std::vector<faiss::Index::idx_t> lists(count * nprobe);
+  for (int64_t start = 0; start < count; start += 16) {
+    flat.search(std::min<int64_t>(16, count - start), queries.data() + start * dim, nprobe,
+                scores.data() + start * nprobe, lists.data() + start * nprobe);
+  }
+  return std::vector<int64_t>(lists.begin(), lists.end());
+}
+
+// Centroids whose 8-bit codes are poor: values spanning many orders of magnitude within a
+// centroid, a centroid of zeros, centroids equal to the mean, and a dim that is not a multiple
+// of 4; queries near them and far from them.
+void WildCentroids(int nlist, int dim, uint32_t seed, std::vector<float>* centroids,
+                   std::vector<float>* queries) {
+  std::mt19937 random(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-12, 12);
+  centroids->assign(static_cast<size_t>(nlist) * dim, 0.0f);
+  for (int c = 1; c < nlist; ++c) {
+    for (int j = 0; j < dim; ++j) {
+      (*centroids)[c * dim + j] = normal(random) * std::ldexp(1.0f, exponent(random));
+    }
+  }
+  queries->clear();
+  for (int q = 0; q < 300; ++q) {
+    const int near = q % nlist;
+    const float spread = q % 3 == 0 ? 1e-3f : (q % 3 == 1 ? 1.0f : 1e3f);
+    for (int j = 0; j < dim; ++j) {
+      queries->push_back((*centroids)[near * dim + j] + spread * normal(random));
+    }
+  }
+}
+
+class KernelTest : public ::testing::TestWithParam<std::tuple<PrunedCoarseStep::Kernel, Metric>> {};
+
+TEST_P(KernelTest, ListsAreFaissListsWhateverTheCodesLose) {
+  const auto [kernel, metric] = GetParam();
+  for (const auto& [nlist, dim] : {std::pair{50, 37}, std::pair{7, 3}, std::pair{70, 130}}) {
+    std::vector<float> centroids, queries;
+    WildCentroids(nlist, dim, 17 + dim, &centroids, &queries);
+    for (int nprobe : {1, 3, nlist}) {
+      EXPECT_EQ(StepLists(centroids, nlist, dim, metric, kernel, queries, nprobe),
+                FlatLists(centroids, nlist, dim, metric, queries, nprobe))
+          << "nlist " << nlist << ", dim " << dim << ", nprobe " << nprobe;
+    }
+  }
+}
+
+TEST_P(KernelTest, RvcFileListsAreFaissLists) {
+  const auto [kernel, metric] = GetParam();
+  const std::string file = std::string(std::getenv("TIMBRE_TEST_DATA")) +
+                           "/rvc_build/added_IVF61_Flat_nprobe_1_fixture_v1.index";
+  std::unique_ptr<FaissIndex> index = LoadOrDie(file, false);
+  ASSERT_NE(index, nullptr);
+  std::unique_ptr<faiss::Index> read(faiss::read_index(file.c_str()));
+  const auto& ivf = dynamic_cast<faiss::IndexIVF&>(*read);
+  const auto& flat = dynamic_cast<const faiss::IndexFlat&>(*ivf.quantizer);
+  const std::vector<float> centroids(flat.get_xb(), flat.get_xb() + ivf.nlist * ivf.d);
+  const std::vector<float> queries = QueriesNear(*index, 300, 0.3f, 5);
+  for (int nprobe : {1, 4}) {
+    EXPECT_EQ(StepLists(centroids, ivf.nlist, ivf.d, metric, kernel, queries, nprobe),
+              FlatLists(centroids, ivf.nlist, ivf.d, metric, queries, nprobe))
+        << "nprobe " << nprobe;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(KernelsAndMetrics, KernelTest,
+                         ::testing::Combine(::testing::Values(PrunedCoarseStep::Kernel::kBest,
+                                                              PrunedCoarseStep::Kernel::kPortable),
+                                            ::testing::Values(Metric::kL2, Metric::kInnerProduct)));
+
+TEST(PrunedCoarseStepTest, TheBestKernelIsVnniWhereTheCpuHasIt) {
+  const std::vector<float> centroids(64, 1.0f);
+  absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> best =
+      PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kL2);
+  absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> portable = PrunedCoarseStep::Create(
+      centroids.data(), 8, 8, Metric::kL2, PrunedCoarseStep::Kernel::kPortable);
+  ASSERT_TRUE(best.ok() && portable.ok());
+  __builtin_cpu_init();
+  EXPECT_EQ((*best)->vnni(), __builtin_cpu_supports("avx512vnni") &&
+                                 __builtin_cpu_supports("avx512bw") &&
+                                 __builtin_cpu_supports("avx512vl"));
+  EXPECT_FALSE((*portable)->vnni());
 }
 
 }  // namespace

@@ -214,9 +214,7 @@ TEST_F(Sq8ScanTest, ScoresOfThePrunedCoarseStepGiveTheSameNeighbours) {
   const FrameMatrix queries = QueriesNear(*frames_, 100, 6);
   for (faiss::MetricType metric : {faiss::METRIC_L2, faiss::METRIC_INNER_PRODUCT}) {
     const std::string path = WriteSq8Index(metric, true, faiss::ScalarQuantizer::QT_8bit);
-    IndexLoadOptions pruned;
-    pruned.coarse_projection_dims = 8;
-    absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(path, pruned);
+    absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(path);
     ASSERT_TRUE(index.ok()) << index.status();
     ASSERT_TRUE((*index)->pruned_coarse_step());
     ExpectSameNeighbours(TimbreSearch(**index, queries, 8, 3), FaissSearch(path, queries, 8, 3), 8,
@@ -302,7 +300,7 @@ TEST_F(Sq8ScanTest, BehindAPcaWithReRankingReachesTheExactNeighbours) {
 TEST_F(Sq8ScanTest, MemoryOfTheNormsIsCounted) {
   const std::string path = WriteSq8Index(faiss::METRIC_L2, true, faiss::ScalarQuantizer::QT_8bit);
   IndexLoadOptions options;
-  options.coarse_projection_dims = 0;  // no pruned coarse step: nothing else of timbre's counted
+  options.prune_coarse_step = false;  // no pruned coarse step: nothing else of timbre's counted
   absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(path, options);
   ASSERT_TRUE(index.ok()) << index.status();
   // faiss's part: the centroids, and per row its code (kDim bytes) and id. timbre's: the
