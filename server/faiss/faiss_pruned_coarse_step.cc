@@ -1,6 +1,9 @@
 #include "server/faiss/faiss_pruned_coarse_step.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -18,8 +21,11 @@ namespace {
 
 // Queries per block: bounds the [block, nlist] buffer of products (kept in the core's cache).
 constexpr int kBlockRows = 64;
-// Queries whose products share each load of the codes.
+// Queries whose products share each load of the codes (AVX-512 VNNI).
 constexpr int kTileRows = 8;
+// Queries and groups of 4 dimensions per AMX tile; coded queries come in whole tiles.
+constexpr int kRowTile = 16;
+constexpr int kGroupTile = 16;
 // The codes of a query are b + kQueryOffset (0..254), as the integer kernels want them unsigned.
 constexpr int kQueryOffset = 128;
 constexpr int kCodeMax = 127;
@@ -120,16 +126,17 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void CodeQueryAvx512(const 
   *out = {t, _mm512_reduce_add_ps(centered_norm), _mm512_reduce_add_ps(error_norm)};
 }
 
-// The integer products of `rows` coded queries (`queries`, [rows][groups * 4] unsigned bytes)
-// with the centroids of blocks `first` and `first + 1` ([blocks][groups][kBlock][4] signed
-// bytes): products[r * stride + c] for the 2 kBlock centroids c from `first * kBlock` on.
-void ProductsPortable(const uint8_t* queries, int rows, const int8_t* codes, int groups, int first,
+// The integer products of `rows` coded queries (`queries`, [rows][groups * 4] unsigned bytes,
+// groups a multiple of kGroupTile) with the centroids of the `blocks` blocks ([blocks][groups]
+// [kBlock][4] signed bytes; an even count): products[r * stride + c]. Both buffers hold rows
+// rounded up to kRowTile: AMX computes whole tiles.
+void ProductsPortable(const uint8_t* queries, int rows, const int8_t* codes, int groups, int blocks,
                       int32_t* products, int stride) {
   const size_t block_bytes = static_cast<size_t>(groups) * kBlock * 4;
   for (int r = 0; r < rows; ++r) {
     const uint8_t* query = queries + static_cast<size_t>(r) * groups * 4;
-    for (int b = 0; b < 2; ++b) {
-      const int8_t* block = codes + (first + b) * block_bytes;
+    for (int b = 0; b < blocks; ++b) {
+      const int8_t* block = codes + b * block_bytes;
       int32_t sums[kBlock] = {};
       for (int g = 0; g < groups; ++g) {
         const int8_t* group = block + static_cast<size_t>(g) * kBlock * 4;
@@ -137,8 +144,7 @@ void ProductsPortable(const uint8_t* queries, int rows, const int8_t* codes, int
           for (int j = 0; j < 4; ++j) sums[i] += query[4 * g + j] * group[4 * i + j];
         }
       }
-      std::copy(sums, sums + kBlock,
-                products + static_cast<size_t>(r) * stride + (first + b) * kBlock);
+      std::copy(sums, sums + kBlock, products + static_cast<size_t>(r) * stride + b * kBlock);
     }
   }
 }
@@ -187,18 +193,62 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void ProductsVnniTile(
   }
 }
 
-void ProductsVnni(const uint8_t* queries, int rows, const int8_t* codes, int groups, int first,
+void ProductsVnni(const uint8_t* queries, int rows, const int8_t* codes, int groups, int blocks,
                   int32_t* products, int stride) {
   const size_t query_bytes = static_cast<size_t>(groups) * 4;
-  int r = 0;
-  for (; r + kTileRows <= rows; r += kTileRows) {
-    ProductsVnniTile(queries + r * query_bytes, false, codes, groups, first,
-                     products + static_cast<size_t>(r) * stride, stride);
+  for (int first = 0; first < blocks; first += 2) {
+    int r = 0;
+    for (; r + kTileRows <= rows; r += kTileRows) {
+      ProductsVnniTile(queries + r * query_bytes, false, codes, groups, first,
+                       products + static_cast<size_t>(r) * stride, stride);
+    }
+    for (; r < rows; ++r) {
+      ProductsVnniTile(queries + r * query_bytes, true, codes, groups, first,
+                       products + static_cast<size_t>(r) * stride, stride);
+    }
   }
-  for (; r < rows; ++r) {
-    ProductsVnniTile(queries + r * query_bytes, true, codes, groups, first,
-                     products + static_cast<size_t>(r) * stride, stride);
+}
+
+// ProductsPortable with AMX: per pair of blocks and kRowTile queries, two 16 x 16 tiles of sums,
+// each multiply adding kGroupTile groups (64 dimensions) of 16 queries and 16 centroids. The
+// codes' layout is the one AMX wants for its second operand.
+__attribute__((target("amx-tile,amx-int8"))) void ProductsAmx(const uint8_t* queries, int rows,
+                                                              const int8_t* codes, int groups,
+                                                              int blocks, int32_t* products,
+                                                              int stride) {
+  struct alignas(64) TileConfig {
+    uint8_t palette = 1;
+    uint8_t start_row = 0;
+    uint8_t reserved[14] = {};
+    uint16_t bytes_per_row[16] = {};
+    uint8_t rows[16] = {};
+  } config;
+  for (int t = 0; t < 5; ++t) {  // sums 0, 1; queries 2; codes 3, 4
+    config.bytes_per_row[t] = 64;
+    config.rows[t] = 16;
   }
+  _tile_loadconfig(&config);
+  const size_t query_bytes = static_cast<size_t>(groups) * 4;
+  const size_t block_bytes = static_cast<size_t>(groups) * kBlock * 4;
+  for (int first = 0; first < blocks; first += 2) {
+    const int8_t* block0 = codes + first * block_bytes;
+    const int8_t* block1 = block0 + block_bytes;
+    for (int r = 0; r < rows; r += kRowTile) {
+      _tile_zero(0);
+      _tile_zero(1);
+      for (int g = 0; g < groups; g += kGroupTile) {
+        _tile_loadd(2, queries + r * query_bytes + 4 * g, query_bytes);
+        _tile_loadd(3, block0 + static_cast<size_t>(g) * kBlock * 4, kBlock * 4);
+        _tile_loadd(4, block1 + static_cast<size_t>(g) * kBlock * 4, kBlock * 4);
+        _tile_dpbusd(0, 2, 3);
+        _tile_dpbusd(1, 2, 4);
+      }
+      int32_t* out = products + static_cast<size_t>(r) * stride + first * kBlock;
+      _tile_stored(0, out, stride * sizeof(int32_t));
+      _tile_stored(1, out + kBlock, stride * sizeof(int32_t));
+    }
+  }
+  _tile_release();
 }
 
 // Writes the `nlist` bounds of one query from its integer products (offset included) and
@@ -277,7 +327,7 @@ __attribute__((target("avx512f"))) int BelowAvx512(const float* bounds, int nlis
 #pragma GCC diagnostic pop
 #endif
 
-// The kernels a step runs: all portable, or AVX-512 with VNNI.
+// The kernels a step runs: all portable, AVX-512 with VNNI, or the same with AMX's products.
 struct Kernels {
   void (*code_query)(const float*, const float*, int, uint8_t*, QueryCode*);
   void (*products)(const uint8_t*, int, const int8_t*, int, int, int32_t*, int);
@@ -287,11 +337,25 @@ struct Kernels {
 constexpr Kernels kPortableKernels = {CodeQueryPortable, ProductsPortable, BoundsPortable,
                                       BelowPortable};
 constexpr Kernels kVnniKernels = {CodeQueryAvx512, ProductsVnni, BoundsAvx512, BelowAvx512};
+constexpr Kernels kAmxKernels = {CodeQueryAvx512, ProductsAmx, BoundsAvx512, BelowAvx512};
 
 bool CpuHasVnni() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
+// True if the CPU has AMX's int8 tiles and Linux lets this process use them (asked once).
+bool CpuHasAmx() {
+  static const bool usable = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0) return false;
+    const bool tiles = (edx >> 24) & 1, int8 = (edx >> 25) & 1;
+    constexpr long kRequestPermission = 0x1023;  // ARCH_REQ_XCOMP_PERM
+    constexpr long kTileData = 18;               // XFEATURE_XTILEDATA
+    return tiles && int8 && syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
+  }();
+  return usable;
 }
 
 // The float just above `x` (>= 0): an upper end of a norm computed in double.
@@ -332,10 +396,13 @@ absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> PrunedCoarseStep::Create(const
   step->centroids_ = centroids;
   step->nlist_ = nlist;
   step->dim_ = dim;
-  step->groups_ = (dim + 3) / 4;
+  step->groups_ = kGroupTile * ((dim + 4 * kGroupTile - 1) / (4 * kGroupTile));
   step->blocks_ = 2 * ((nlist + 2 * kBlock - 1) / (2 * kBlock));  // the kernels take two at once
   step->metric_ = metric;
-  step->vnni_ = kernel == Kernel::kBest && CpuHasVnni();
+  const bool vnni = kernel != Kernel::kPortable && CpuHasVnni();
+  step->kernel_ = !vnni                                    ? Kernel::kPortable
+                  : kernel == Kernel::kBest && CpuHasAmx() ? Kernel::kBest
+                                                           : Kernel::kAvx512Vnni;
   step->slack_ = static_cast<float>(4.0 * (dim + 16) * std::ldexp(1.0, -24));
 
   std::vector<double> mean(dim, 0.0);
@@ -424,12 +491,15 @@ void PrunedCoarseStep::Assign(const float* queries, int64_t count, int nprobe, i
 
 void PrunedCoarseStep::AssignBlock(const float* queries, int rows, int nprobe, float* scores,
                                    int64_t* lists) const {
-  const Kernels& kernels = vnni_ ? kVnniKernels : kPortableKernels;
+  const Kernels& kernels = kernel_ == Kernel::kPortable     ? kPortableKernels
+                           : kernel_ == Kernel::kAvx512Vnni ? kVnniKernels
+                                                            : kAmxKernels;
   thread_local Scratch scratch;
   const size_t query_bytes = static_cast<size_t>(groups_) * 4;
   const int stride = blocks_ * kBlock;
-  scratch.coded.assign(rows * query_bytes, kQueryOffset);
-  scratch.products.resize(static_cast<size_t>(rows) * stride);
+  const int tiled_rows = kRowTile * ((rows + kRowTile - 1) / kRowTile);
+  scratch.coded.assign(tiled_rows * query_bytes, kQueryOffset);
+  scratch.products.resize(static_cast<size_t>(tiled_rows) * stride);
   scratch.bounds.resize(nlist_);
   scratch.below.resize(nlist_);
   std::vector<QueryTerms> terms(rows);
@@ -449,10 +519,8 @@ void PrunedCoarseStep::AssignBlock(const float* queries, int rows, int nprobe, f
                 std::sqrt(code.error_norm) * (1.0f + slack_) + slack_ * root};
   }
   // products[r, c] = <b + offset, a_c>; the bounds take the offset out.
-  for (int first = 0; first < blocks_; first += 2) {
-    kernels.products(scratch.coded.data(), rows, codes_.data(), groups_, first,
-                     scratch.products.data(), stride);
-  }
+  kernels.products(scratch.coded.data(), rows, codes_.data(), groups_, blocks_,
+                   scratch.products.data(), stride);
   const CentroidTerms centroids = {code_sums_.data(), base_.data(), scale_.data(),
                                    error_norm_.data(), code_norm_.data()};
   for (int r = 0; r < rows; ++r) {

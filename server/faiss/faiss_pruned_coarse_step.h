@@ -5,8 +5,8 @@
 // rebuild): the centroids minus their mean, c' = c - mean, as 8-bit codes a_c with one scale s_c
 // per centroid (c' ~ s_c a_c), and per centroid the norms of the code's value and of its error
 // e_c = c' - s_c a_c. A block of queries is coded the same way (q' = q - mean ~ t_q b_q, error
-// f_q), and one pass of integer multiply-adds (AVX-512 VNNI where the CPU has it) gives every
-// <b_q, a_c> exactly. Since <q', c'> = t_q s_c <b_q, a_c> + <f_q, s_c a_c> + <q', e_c>,
+// f_q), and one pass of integer multiply-adds (AMX or AVX-512 VNNI where the CPU has them) gives
+// every <b_q, a_c> exactly. Since <q', c'> = t_q s_c <b_q, a_c> + <f_q, s_c a_c> + <q', e_c>,
 // Cauchy-Schwarz bounds the error of the integer estimate by ||f_q|| ||s_c a_c|| + ||q'|| ||e_c||,
 // which gives a lower bound of every centroid's distance (L2: ||q'||^2 + ||c'||^2 - 2 <q', c'>;
 // inner product: -<q, c> = -<q', c'> - <mean, c'> - <q, mean>). Per query, the `nprobe`
@@ -40,8 +40,10 @@ namespace timbre {
 
 class PrunedCoarseStep {
  public:
-  // The integer kernel: the best this CPU runs, or the portable one (for tests).
-  enum class Kernel { kBest, kPortable };
+  // The integer kernels: the best this CPU runs (AMX's tiles where the CPU has them and Linux
+  // allows them, else AVX-512 VNNI, else portable C++), or at most AVX-512 VNNI, or the portable
+  // ones (for tests and comparisons).
+  enum class Kernel { kBest, kAvx512Vnni, kPortable };
   // The largest dimension: keeps every integer product sum within int32.
   static constexpr int kMaxDim = 1 << 16;
 
@@ -59,8 +61,8 @@ class PrunedCoarseStep {
   void Assign(const float* queries, int64_t count, int nprobe, int threads, float* scores,
               int64_t* lists) const;
 
-  // True if the integer products run on AVX-512 VNNI.
-  bool vnni() const { return vnni_; }
+  // The kernels in use: kBest means AMX, kAvx512Vnni and kPortable what they say.
+  Kernel kernel() const { return kernel_; }
   // Heap bytes of the codes and the per-centroid constants.
   int64_t memory_bytes() const;
 
@@ -83,10 +85,10 @@ class PrunedCoarseStep {
   const float* centroids_ = nullptr;
   int nlist_ = 0;
   int dim_ = 0;
-  int groups_ = 0;  // dim rounded up to groups of 4 bytes
+  int groups_ = 0;  // dim rounded up to a multiple of 64, in groups of 4 bytes
   int blocks_ = 0;  // nlist rounded up to kBlock centroids, in blocks
   Metric metric_ = Metric::kL2;
-  bool vnni_ = false;
+  Kernel kernel_ = Kernel::kPortable;
   // Relative margin of the bounds (see the header comment).
   float slack_ = 0.0f;
   std::vector<float> mean_;  // [dim], the centroids' mean

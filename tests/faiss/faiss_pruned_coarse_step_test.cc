@@ -442,18 +442,25 @@ INSTANTIATE_TEST_SUITE_P(KernelsAndMetrics, KernelTest,
                                                               PrunedCoarseStep::Kernel::kPortable),
                                             ::testing::Values(Metric::kL2, Metric::kInnerProduct)));
 
-TEST(PrunedCoarseStepTest, TheBestKernelIsVnniWhereTheCpuHasIt) {
+TEST(PrunedCoarseStepTest, KernelsAreTheBestTheCpuHasUpToTheOneAskedFor) {
+  using Kernel = PrunedCoarseStep::Kernel;
   const std::vector<float> centroids(64, 1.0f);
-  absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> best =
-      PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kL2);
-  absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> portable = PrunedCoarseStep::Create(
-      centroids.data(), 8, 8, Metric::kL2, PrunedCoarseStep::Kernel::kPortable);
-  ASSERT_TRUE(best.ok() && portable.ok());
+  auto kernel = [&](Kernel asked) {
+    absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> step =
+        PrunedCoarseStep::Create(centroids.data(), 8, 8, Metric::kL2, asked);
+    EXPECT_TRUE(step.ok()) << step.status();
+    return step.ok() ? (*step)->kernel() : Kernel::kPortable;
+  };
   __builtin_cpu_init();
-  EXPECT_EQ((*best)->vnni(), __builtin_cpu_supports("avx512vnni") &&
-                                 __builtin_cpu_supports("avx512bw") &&
-                                 __builtin_cpu_supports("avx512vl"));
-  EXPECT_FALSE((*portable)->vnni());
+  const bool vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512vl");
+  EXPECT_EQ(kernel(Kernel::kPortable), Kernel::kPortable);
+  EXPECT_EQ(kernel(Kernel::kAvx512Vnni), vnni ? Kernel::kAvx512Vnni : Kernel::kPortable);
+  if (vnni) {
+    EXPECT_NE(kernel(Kernel::kBest), Kernel::kPortable);
+  } else {
+    EXPECT_EQ(kernel(Kernel::kBest), Kernel::kPortable);
+  }
 }
 
 }  // namespace
