@@ -31,6 +31,14 @@ constexpr int kQueryOffset = 128;
 constexpr int kCodeMax = 127;
 constexpr int kBlock = PrunedCoarseStep::kBlock;
 
+// The scale of the codes of a vector whose largest magnitude is `largest`: largest / kCodeMax,
+// or 1 when that is not a normal float (all codes 0 then, the vector itself the error), so that
+// dividing by it stays finite.
+float CodeScale(double largest) {
+  const float scale = static_cast<float>(largest / kCodeMax);
+  return scale >= std::numeric_limits<float>::min() ? scale : 1.0f;
+}
+
 // A query coded (see the header comment): t, ||q'||^2 and ||f||^2, in float.
 struct QueryCode {
   float scale = 1.0f;
@@ -66,7 +74,7 @@ void CodeQueryPortable(const float* query, const float* mean, int dim, uint8_t* 
     largest = std::max(largest, std::fabs(centered));
     centered_norm += centered * centered;
   }
-  const float t = largest > 0.0f ? largest / kCodeMax : 1.0f;
+  const float t = CodeScale(largest);
   const float inverse = 1.0f / t;
   float error_norm = 0.0f;
   for (int j = 0; j < dim; ++j) {
@@ -105,7 +113,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void CodeQueryAvx512(const 
     centered_norm = _mm512_fmadd_ps(centered, centered, centered_norm);
   }
   const float most = _mm512_reduce_max_ps(largest);
-  const float t = most > 0.0f ? most / kCodeMax : 1.0f;
+  const float t = CodeScale(most);
   const __m512 scale = _mm512_set1_ps(t), inverse = _mm512_set1_ps(1.0f / t);
   const __m512 low = _mm512_set1_ps(-kCodeMax), high = _mm512_set1_ps(kCodeMax);
   const __m512i offset = _mm512_set1_epi32(kQueryOffset);
@@ -433,7 +441,7 @@ absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> PrunedCoarseStep::Create(const
       norm += static_cast<double>(centroid[j]) * centroid[j];
       dot_mean += static_cast<double>(step->mean_[j]) * centered[j];
     }
-    const float scale = largest > 0.0 ? static_cast<float>(largest / kCodeMax) : 1.0f;
+    const float scale = CodeScale(largest);
     double code_norm = 0.0, error_norm = 0.0;
     int32_t sum = 0;
     int8_t* block =

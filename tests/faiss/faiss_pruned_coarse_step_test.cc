@@ -419,6 +419,26 @@ TEST_P(KernelTest, ListsAreFaissListsWhateverTheCodesLose) {
   }
 }
 
+TEST_P(KernelTest, TinyValuesGetFaissLists) {
+  // Values whose codes' scale would not be a normal float: below it, every value is the error.
+  const auto [kernel, metric] = GetParam();
+  constexpr int kNlist = 20, kDim = 16;
+  std::mt19937 random(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> centroids(kNlist * kDim), queries(64 * kDim);
+  for (float& x : centroids) x = 1e-37f * normal(random);
+  for (float& x : queries) x = 1e-37f * normal(random);
+  // A dimension equal to the mean in every vector (0 after centring), and a denormal.
+  for (int c = 0; c < kNlist; ++c) centroids[c * kDim + 1] = 0.0f;
+  for (int q = 0; q < 64; ++q) queries[q * kDim + 1] = 0.0f;
+  centroids[3 * kDim] = 1e-44f;
+  for (int nprobe : {1, 4}) {
+    EXPECT_EQ(StepLists(centroids, kNlist, kDim, metric, kernel, queries, nprobe),
+              FlatLists(centroids, kNlist, kDim, metric, queries, nprobe))
+        << "nprobe " << nprobe;
+  }
+}
+
 TEST_P(KernelTest, RvcFileListsAreFaissLists) {
   const auto [kernel, metric] = GetParam();
   const std::string file = std::string(std::getenv("TIMBRE_TEST_DATA")) +
