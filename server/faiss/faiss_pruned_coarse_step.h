@@ -24,7 +24,8 @@
 // than every list kept, so the same lists come out in the same order, ties included (for L2 of
 // equal distances the smaller list id first).
 //
-// Part of the faiss adapter (faiss_index.h): only its files use this class.
+// The integer kernels are in faiss_coarse_kernels.h. Part of the faiss adapter (faiss_index.h):
+// only its files use this class.
 // Thread-safe (immutable once created).
 #ifndef TIMBRE_SERVER_FAISS_FAISS_PRUNED_COARSE_STEP_H_
 #define TIMBRE_SERVER_FAISS_FAISS_PRUNED_COARSE_STEP_H_
@@ -66,9 +67,6 @@ class PrunedCoarseStep {
   // Heap bytes of the codes and the per-centroid constants.
   int64_t memory_bytes() const;
 
-  // Centroids per block of the codes' layout (see codes_).
-  static constexpr int kBlock = 16;
-
  private:
   PrunedCoarseStep() = default;
   void AssignBlock(const float* queries, int rows, int nprobe, float* scores,
@@ -86,7 +84,7 @@ class PrunedCoarseStep {
   int nlist_ = 0;
   int dim_ = 0;
   int groups_ = 0;  // dim rounded up to a multiple of 64, in groups of 4 bytes
-  int blocks_ = 0;  // nlist rounded up to kBlock centroids, in blocks
+  int blocks_ = 0;  // nlist in blocks of coarse_kernels::kBlock, an even count
   Metric metric_ = Metric::kL2;
   Kernel kernel_ = Kernel::kPortable;
   // Relative margin of the bounds (see the header comment).
