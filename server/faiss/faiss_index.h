@@ -99,6 +99,7 @@ class FaissIndex {
   // reader included, with `probe_in_child`), an index without vectors (an RVC trained_ file) or one
   // whose ids are not 0..n-1; INVALID_ARGUMENT naming the sidecar, the expected and the actual
   // bytes when its size is not size() * dim() * 4, or naming the row of a NaN or infinite value;
+  // INVALID_ARGUMENT naming a coarse centroid that is not finite (with `prune_coarse_step`);
   // INTERNAL if the sidecar cannot be read.
   static absl::StatusOr<std::unique_ptr<FaissIndex>> Load(const std::string& path,
                                                           const IndexLoadOptions& options = {});
