@@ -211,8 +211,9 @@ __attribute__((target("amx-tile,amx-int8"))) void ProductsAmx(const uint8_t* que
   _tile_release();
 }
 
-// Writes the `nlist` bounds of one query from its integer products (offset included) and
-// returns the smallest.
+// Writes the `nlist` bounds of one query from its integer products (offset included), a bound
+// that is not finite (norms that overflow float) as -infinity: it cannot exclude its centroid.
+// Returns the smallest.
 float BoundsPortable(int nlist, const QueryTerms& query, const CentroidTerms& centroids,
                      const int32_t* products, float* bounds) {
   float smallest = std::numeric_limits<float>::infinity();
@@ -222,6 +223,7 @@ float BoundsPortable(int nlist, const QueryTerms& query, const CentroidTerms& ce
                 query.weight *
                     (query.scale * centroids.scale[c] * dot + query.norm * centroids.error_norm[c] +
                      query.error * centroids.code_norm[c]);
+    if (!std::isfinite(bounds[c])) bounds[c] = -std::numeric_limits<float>::infinity();
     smallest = std::min(smallest, bounds[c]);
   }
   return smallest;
@@ -235,6 +237,7 @@ __attribute__((target("avx512f"))) float BoundsAvx512(int nlist, const QueryTerm
   const __m512 constant = _mm512_set1_ps(query.constant), norm = _mm512_set1_ps(query.norm);
   const __m512 error = _mm512_set1_ps(query.error);
   const __m512i offset = _mm512_set1_epi32(kQueryOffset);
+  const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __m512 smallest = _mm512_set1_ps(std::numeric_limits<float>::infinity());
   for (int c = 0; c < nlist; c += 16) {
     const __mmask16 m = nlist - c >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (nlist - c)) - 1);
@@ -246,9 +249,12 @@ __attribute__((target("avx512f"))) float BoundsAvx512(int nlist, const QueryTerm
     const __m512 spread =
         _mm512_add_ps(_mm512_mul_ps(norm, _mm512_maskz_loadu_ps(m, centroids.error_norm + c)),
                       _mm512_mul_ps(error, _mm512_maskz_loadu_ps(m, centroids.code_norm + c)));
-    const __m512 bound =
+    __m512 bound =
         _mm512_sub_ps(_mm512_add_ps(_mm512_maskz_loadu_ps(m, centroids.base + c), constant),
                       _mm512_mul_ps(weight, _mm512_add_ps(estimate, spread)));
+    const __mmask16 overflowed =  // inf - inf and NaN - NaN are NaN
+        _mm512_cmp_ps_mask(_mm512_sub_ps(bound, bound), _mm512_setzero_ps(), _CMP_UNORD_Q);
+    bound = _mm512_mask_mov_ps(bound, overflowed, lowest);
     _mm512_mask_storeu_ps(bounds + c, m, bound);
     smallest = _mm512_mask_min_ps(smallest, m, smallest, bound);
   }

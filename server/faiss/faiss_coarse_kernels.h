@@ -65,7 +65,8 @@ struct Kernels {
   void (*products)(const uint8_t* queries, int rows, const int8_t* codes, int groups, int blocks,
                    int32_t* products, int stride);
   // Writes the `nlist` bounds of one query from its products (offset included); returns the
-  // smallest.
+  // smallest. A bound that is not finite (norms that overflow float) is -infinity: it cannot
+  // exclude its centroid.
   float (*bounds)(int nlist, const QueryTerms& query, const CentroidTerms& centroids,
                   const int32_t* products, float* bounds);
   // Writes the centroids whose bound does not exceed `threshold` into `ids`, in order; returns

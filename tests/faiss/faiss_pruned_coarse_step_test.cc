@@ -439,6 +439,38 @@ TEST_P(KernelTest, TinyValuesGetFaissLists) {
   }
 }
 
+TEST_P(KernelTest, HugeValuesGetFaissListsOrNone) {
+  // Finite values whose squared norms overflow float, so that the bounds are not finite: no
+  // centroid may be skipped on them. Queries near a centroid have finite distances and get
+  // faiss's lists; queries far from all have only infinite distances, where no list is nearer
+  // than another, and get valid lists or none (-1), never a read outside the centroids.
+  const auto [kernel, metric] = GetParam();
+  constexpr int kNlist = 20, kDim = 16, kQueries = 40;
+  std::mt19937 random(6);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> centroids(kNlist * kDim), near(kQueries * kDim), far(kQueries * kDim);
+  for (float& x : centroids) x = 1e19f * normal(random);
+  for (int q = 0; q < kQueries; ++q) {
+    for (int j = 0; j < kDim; ++j) {
+      near[q * kDim + j] = centroids[(q % kNlist) * kDim + j] * (1.0f + 1e-3f * normal(random));
+      far[q * kDim + j] = 1e21f * normal(random);
+    }
+  }
+  for (int nprobe : {1, 4}) {
+    const std::vector<int64_t> near_lists =
+        StepLists(centroids, kNlist, kDim, metric, kernel, near, nprobe);
+    if (metric == Metric::kL2) {  // inner products of these overflow as well
+      EXPECT_EQ(near_lists, FlatLists(centroids, kNlist, kDim, metric, near, nprobe))
+          << "nprobe " << nprobe;
+    }
+    std::vector<int64_t> lists = StepLists(centroids, kNlist, kDim, metric, kernel, far, nprobe);
+    lists.insert(lists.end(), near_lists.begin(), near_lists.end());
+    for (int64_t list : lists) {
+      EXPECT_TRUE(list >= -1 && list < kNlist) << list << ", nprobe " << nprobe;
+    }
+  }
+}
+
 TEST_P(KernelTest, RvcFileListsAreFaissLists) {
   const auto [kernel, metric] = GetParam();
   const std::string file = std::string(std::getenv("TIMBRE_TEST_DATA")) +
