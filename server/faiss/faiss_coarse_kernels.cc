@@ -48,17 +48,19 @@ void CodeQueryPortable(const float* query, const float* mean, int dim, uint8_t* 
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
+// The AVX-512 mask of the first min(left, 16) lanes.
+inline __mmask16 Lanes(int left) {
+  return left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
+}
+
 // CodeQueryPortable with AVX-512, 16 dimensions at a time.
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void CodeQueryAvx512(const float* query,
                                                                           const float* mean,
                                                                           int dim, uint8_t* code,
                                                                           QueryCode* out) {
-  auto lanes = [dim](int j) -> __mmask16 {
-    return dim - j >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (dim - j)) - 1);
-  };
   __m512 largest = _mm512_setzero_ps(), centered_norm = _mm512_setzero_ps();
   for (int j = 0; j < dim; j += 16) {
-    const __mmask16 m = lanes(j);
+    const __mmask16 m = Lanes(dim - j);
     const __m512 centered =
         _mm512_sub_ps(_mm512_maskz_loadu_ps(m, query + j), _mm512_maskz_loadu_ps(m, mean + j));
     largest = _mm512_max_ps(largest, _mm512_abs_ps(centered));
@@ -71,7 +73,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void CodeQueryAvx512(const 
   const __m512i offset = _mm512_set1_epi32(kQueryOffset);
   __m512 error_norm = _mm512_setzero_ps();
   for (int j = 0; j < dim; j += 16) {
-    const __mmask16 m = lanes(j);
+    const __mmask16 m = Lanes(dim - j);
     const __m512 centered =
         _mm512_sub_ps(_mm512_maskz_loadu_ps(m, query + j), _mm512_maskz_loadu_ps(m, mean + j));
     const __m512 b = _mm512_min_ps(
@@ -240,7 +242,7 @@ __attribute__((target("avx512f"))) float BoundsAvx512(int nlist, const QueryTerm
   const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __m512 smallest = _mm512_set1_ps(std::numeric_limits<float>::infinity());
   for (int c = 0; c < nlist; c += 16) {
-    const __mmask16 m = nlist - c >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (nlist - c)) - 1);
+    const __mmask16 m = Lanes(nlist - c);
     const __m512i sums = _mm512_maskz_loadu_epi32(m, centroids.code_sums + c);
     const __m512 dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(
         _mm512_maskz_loadu_epi32(m, products + c), _mm512_mullo_epi32(offset, sums)));
@@ -279,7 +281,7 @@ __attribute__((target("avx512f"))) int BelowAvx512(const float* bounds, int nlis
   __m512i index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   int count = 0;
   for (int c = 0; c < nlist; c += 16, index = _mm512_add_epi32(index, step)) {
-    const __mmask16 m = nlist - c >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (nlist - c)) - 1);
+    const __mmask16 m = Lanes(nlist - c);
     const __mmask16 below =
         _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, bounds + c), limit, _CMP_LE_OQ);
     if (below == 0) continue;

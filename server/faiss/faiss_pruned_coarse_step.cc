@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -42,8 +41,11 @@ struct PrunedCoarseStep::Scratch {
   std::vector<int> below;
   std::vector<std::pair<float, int>> candidates;
   std::vector<std::pair<int64_t, float>> scored;
+  std::vector<QueryTerms> terms;
   std::vector<float> best_keys;
   std::vector<int64_t> best_ids;
+  std::vector<float> seed_bounds;
+  std::vector<int64_t> seed_ids;
 };
 
 absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> PrunedCoarseStep::Create(const float* centroids,
@@ -171,7 +173,8 @@ void PrunedCoarseStep::AssignBlock(const float* queries, int rows, int nprobe, f
   scratch.products.resize(static_cast<size_t>(tiled_rows) * stride);
   scratch.bounds.resize(nlist_);
   scratch.below.resize(nlist_);
-  std::vector<QueryTerms> terms(rows);
+  std::vector<QueryTerms>& terms = scratch.terms;
+  terms.resize(rows);
   for (int r = 0; r < rows; ++r) {
     const float* query = queries + static_cast<size_t>(r) * dim_;
     QueryCode code;
@@ -224,11 +227,11 @@ void PrunedCoarseStep::SelectQuery(const float* query, float smallest, int nprob
     below(bounds, nlist_, smallest, ids);
     score(ids[0]);
   } else {
-    std::vector<float> seed_bounds(nprobe);
-    std::vector<int64_t> seed_ids(nprobe);
-    BestK<KeepSmallest> seeds(nprobe, seed_bounds.data(), seed_ids.data());
+    scratch.seed_bounds.resize(nprobe);
+    scratch.seed_ids.resize(nprobe);
+    BestK<KeepSmallest> seeds(nprobe, scratch.seed_bounds.data(), scratch.seed_ids.data());
     for (int c = 0; c < nlist_; ++c) seeds.Offer(bounds[c], c);
-    for (int i = 0; i < nprobe; ++i) score(static_cast<int>(seed_ids[i]));
+    for (int i = 0; i < nprobe; ++i) score(static_cast<int>(scratch.seed_ids[i]));
   }
   // Then every other centroid whose bound does not exceed the threshold, smallest bounds first.
   std::vector<std::pair<float, int>>& candidates = scratch.candidates;
