@@ -90,8 +90,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void CodeQueryAvx512(const 
 
 // The integer products of `rows` coded queries (`queries`, [rows][groups * 4] unsigned bytes,
 // groups a multiple of kGroupTile) with the centroids of the `blocks` blocks ([blocks][groups]
-// [kBlock][4] signed bytes; an even count): products[r * stride + c]. Both buffers hold rows
-// rounded up to kRowTile: AMX computes whole tiles.
+// [kBlock][4] signed bytes): products[r * stride + c]. Both buffers hold rows rounded up to
+// kRowTile: AMX computes whole tiles.
 void ProductsPortable(const uint8_t* queries, int rows, const int8_t* codes, int groups, int blocks,
                       int32_t* products, int stride) {
   const size_t block_bytes = static_cast<size_t>(groups) * kBlock * 4;
@@ -116,11 +116,12 @@ void ProductsPortable(const uint8_t* queries, int rows, const int8_t* codes, int
 // needs summing at the end. The sums are named one by one: kept in an array, GCC copies them
 // between registers around every multiply-add.
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void ProductsVnniTile(
-    const uint8_t* queries, bool one_row, const int8_t* codes, int groups, int first,
+    const uint8_t* queries, bool one_row, const int8_t* codes, int groups, int first, bool pair,
     int32_t* products, int stride) {
   const size_t block_bytes = static_cast<size_t>(groups) * kBlock * 4;
   const int8_t* block0 = codes + first * block_bytes;
-  const int8_t* block1 = block0 + block_bytes;
+  // Without a pair, block0 is read twice and its second sums are not stored.
+  const int8_t* block1 = pair ? block0 + block_bytes : block0;
   const size_t query_bytes = static_cast<size_t>(groups) * 4;
   __m512i a0 = _mm512_setzero_si512(), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0,
           b3 = a0, a4 = a0, b4 = a0, a5 = a0, b5 = a0, a6 = a0, b6 = a0, a7 = a0, b7 = a0;
@@ -151,7 +152,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void ProductsVnniTile(
   for (int r = 0; r < (one_row ? 1 : kTileRows); ++r) {
     int32_t* out = products + static_cast<size_t>(r) * stride + first * kBlock;
     _mm512_storeu_si512(out, sums[2 * r]);
-    _mm512_storeu_si512(out + kBlock, sums[2 * r + 1]);
+    if (pair) _mm512_storeu_si512(out + kBlock, sums[2 * r + 1]);
   }
 }
 
@@ -159,13 +160,14 @@ void ProductsVnni(const uint8_t* queries, int rows, const int8_t* codes, int gro
                   int32_t* products, int stride) {
   const size_t query_bytes = static_cast<size_t>(groups) * 4;
   for (int first = 0; first < blocks; first += 2) {
+    const bool pair = first + 1 < blocks;
     int r = 0;
     for (; r + kTileRows <= rows; r += kTileRows) {
-      ProductsVnniTile(queries + r * query_bytes, false, codes, groups, first,
+      ProductsVnniTile(queries + r * query_bytes, false, codes, groups, first, pair,
                        products + static_cast<size_t>(r) * stride, stride);
     }
     for (; r < rows; ++r) {
-      ProductsVnniTile(queries + r * query_bytes, true, codes, groups, first,
+      ProductsVnniTile(queries + r * query_bytes, true, codes, groups, first, pair,
                        products + static_cast<size_t>(r) * stride, stride);
     }
   }
@@ -193,8 +195,10 @@ __attribute__((target("amx-tile,amx-int8"))) void ProductsAmx(const uint8_t* que
   const size_t query_bytes = static_cast<size_t>(groups) * 4;
   const size_t block_bytes = static_cast<size_t>(groups) * kBlock * 4;
   for (int first = 0; first < blocks; first += 2) {
+    // Without a pair, block0 is read twice and the second tile is not stored.
+    const bool pair = first + 1 < blocks;
     const int8_t* block0 = codes + first * block_bytes;
-    const int8_t* block1 = block0 + block_bytes;
+    const int8_t* block1 = pair ? block0 + block_bytes : block0;
     for (int r = 0; r < rows; r += kRowTile) {
       _tile_zero(0);
       _tile_zero(1);
@@ -207,7 +211,7 @@ __attribute__((target("amx-tile,amx-int8"))) void ProductsAmx(const uint8_t* que
       }
       int32_t* out = products + static_cast<size_t>(r) * stride + first * kBlock;
       _tile_stored(0, out, stride * sizeof(int32_t));
-      _tile_stored(1, out + kBlock, stride * sizeof(int32_t));
+      if (pair) _tile_stored(1, out + kBlock, stride * sizeof(int32_t));
     }
   }
   _tile_release();
@@ -300,6 +304,82 @@ __attribute__((target("avx512f"))) int BelowAvx512(const float* bounds, int nlis
 float CodeScale(double largest) {
   const float scale = static_cast<float>(largest / kCodeMax);
   return scale >= std::numeric_limits<float>::min() ? scale : 1.0f;
+}
+
+float BoundSlack(int dim) { return static_cast<float>(4.0 * (dim + 16) * std::ldexp(1.0, -24)); }
+
+VectorTerms CodeVector(const float* vector, const float* mean, double mean_norm, int dim, bool l2,
+                       float slack, int8_t* block, int slot) {
+  // The float just above `x` (>= 0): an upper end of a norm computed in double.
+  auto round_up = [](double x) {
+    return std::nextafter(static_cast<float>(x), std::numeric_limits<float>::infinity());
+  };
+  double largest = 0.0, centered_norm = 0.0, norm = 0.0, dot_mean = 0.0;
+  for (int j = 0; j < dim; ++j) {
+    const double centered = static_cast<double>(vector[j]) - mean[j];
+    largest = std::max(largest, std::fabs(centered));
+    centered_norm += centered * centered;
+    norm += static_cast<double>(vector[j]) * vector[j];
+    dot_mean += static_cast<double>(mean[j]) * centered;
+  }
+  const float scale = CodeScale(largest);
+  double code_norm = 0.0, error_norm = 0.0;
+  int32_t sum = 0;
+  for (int j = 0; j < dim; ++j) {
+    const double centered = static_cast<double>(vector[j]) - mean[j];
+    const double code = std::clamp(std::nearbyint(centered / scale), static_cast<double>(-kCodeMax),
+                                   static_cast<double>(kCodeMax));
+    const double value = code * scale;
+    code_norm += value * value;
+    error_norm += (centered - value) * (centered - value);
+    sum += static_cast<int32_t>(code);
+    block[(static_cast<size_t>(j / 4) * kBlock + slot) * 4 + j % 4] = static_cast<int8_t>(code);
+  }
+  // L2: the bound of ||q - v||^2 = ||q'||^2 + ||v'||^2 - 2 <q', v'>; inner product: of
+  // -<q, v> = -<q', v'> - <mean, v'> - <q, mean>. The query's terms are added per query.
+  const double exact_part = l2 ? centered_norm : -dot_mean;
+  return {sum, scale, round_up(std::sqrt(code_norm)), round_up(std::sqrt(error_norm)),
+          static_cast<float>(exact_part - slack * (2.0 * centered_norm + norm + mean_norm))};
+}
+
+void CodedTerms::Reset(size_t slots) {
+  code_sums_.assign(slots, 0);
+  scale_.assign(slots, 0.0f);
+  code_norm_.assign(slots, 0.0f);
+  error_norm_.assign(slots, 0.0f);
+  base_.assign(slots, 0.0f);
+}
+
+void CodedTerms::Set(size_t slot, const VectorTerms& terms) {
+  code_sums_[slot] = terms.code_sum;
+  scale_[slot] = terms.scale;
+  code_norm_[slot] = terms.code_norm;
+  error_norm_[slot] = terms.error_norm;
+  base_[slot] = terms.base;
+}
+
+void CodedTerms::SetUnbounded(size_t slot) {
+  base_[slot] = -std::numeric_limits<float>::infinity();
+}
+
+CentroidTerms CodedTerms::From(size_t slot) const {
+  return {code_sums_.data() + slot, base_.data() + slot, scale_.data() + slot,
+          error_norm_.data() + slot, code_norm_.data() + slot};
+}
+
+int64_t CodedTerms::memory_bytes() const {
+  return static_cast<int64_t>(
+      sizeof(float) *
+      (code_sums_.size() + scale_.size() + code_norm_.size() + error_norm_.size() + base_.size()));
+}
+
+QueryTerms TermsOf(const QueryCode& code, float norm, float mean_product, bool l2, float slack) {
+  // Float norms: their rounding is within the margin, and so is the rounding of the error's
+  // terms, covered by slack * ||q'||.
+  const float root = std::sqrt(code.centered_norm) * (1.0f + slack);
+  const float exact_part = l2 ? code.centered_norm : -mean_product;
+  return {l2 ? 2.0f : 1.0f, code.scale, exact_part - slack * (2.0f * code.centered_norm + norm),
+          root, std::sqrt(code.error_norm) * (1.0f + slack) + slack * root};
 }
 
 const Kernels kPortableKernels = {CodeQueryPortable, ProductsPortable, BoundsPortable,

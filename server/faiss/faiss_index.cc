@@ -32,6 +32,7 @@
 #include "server/faiss/faiss_index_probe.h"
 #include "server/faiss/faiss_list_id.h"
 #include "server/faiss/faiss_pruned_coarse_step.h"
+#include "server/faiss/faiss_pruned_list_scan.h"
 #include "server/faiss/faiss_sq8_scan.h"
 #include "server/io/vectors_file.h"
 
@@ -394,12 +395,16 @@ absl::Status FaissIndex::Prepare(const IndexLoadOptions& options) {
     pruned_coarse_step_ = *std::move(pruned);
   }
   if (centroids_ != nullptr) sq8_scan_ = Sq8Scan::Create(*ivf_);
-  memory_bytes_ = EstimateBytes(index_.get()) +
-                  static_cast<int64_t>(stored_.size() * sizeof(float*) +
-                                       owned_vectors_.size() * sizeof(float) +
-                                       centroid_norms_.size() * sizeof(float)) +
-                  (pruned_coarse_step_ != nullptr ? pruned_coarse_step_->memory_bytes() : 0) +
-                  (sq8_scan_ != nullptr ? sq8_scan_->memory_bytes() : 0);
+  if (centroids_ != nullptr && options.prune_list_scan && !options.mmap) {
+    pruned_list_scan_ = PrunedListScan::Create(*ivf_, centroids_);
+  }
+  memory_bytes_ =
+      EstimateBytes(index_.get()) +
+      static_cast<int64_t>(stored_.size() * sizeof(float*) + owned_vectors_.size() * sizeof(float) +
+                           centroid_norms_.size() * sizeof(float)) +
+      (pruned_coarse_step_ != nullptr ? pruned_coarse_step_->memory_bytes() : 0) +
+      (sq8_scan_ != nullptr ? sq8_scan_->memory_bytes() : 0) +
+      (pruned_list_scan_ != nullptr ? pruned_list_scan_->memory_bytes() : 0);
   return absl::OkStatus();
 }
 

@@ -25,7 +25,10 @@
 //
 // The lists of IVF indexes with 8-bit scalar codes ("PCA128,IVF1436,SQ8,RFlat") are scanned by
 // timbre's Sq8Scan (faiss_sq8_scan.h: weights per query and list, one multiply-add per code byte)
-// instead of faiss's, which decodes every code for every query.
+// instead of faiss's, which decodes every code for every query. The lists of IVF-Flat indexes
+// (RVC's "IVF3333,Flat") are scanned by timbre's PrunedListScan (faiss_pruned_list_scan.h: 8-bit
+// codes of every vector bound its distance, exact distances only where the bounds cannot decide;
+// faiss's result) unless IndexLoadOptions::prune_list_scan is false.
 //
 // Refined indexes ("...,RFlat", "...,Refine(...)") are re-ranked here rather than by faiss's
 // IndexRefine::search, which takes no per-call knobs: the base index is searched (by the paths
@@ -56,6 +59,7 @@ struct IndexRefine;
 namespace timbre {
 
 class PrunedCoarseStep;
+class PrunedListScan;
 class Sq8Scan;
 
 // How an index is trained from vectors.
@@ -85,6 +89,12 @@ struct IndexLoadOptions {
   // distances only where the bounds cannot decide). False scores every centroid instead (one
   // sgemm). Either way the lists searched are the nearest ones. Default true.
   bool prune_coarse_step = true;
+  // Scan the lists of an IVF-Flat index with flat coarse quantizer with timbre's pruned exact
+  // scan (faiss_pruned_list_scan.h: 8-bit codes of the vectors, a quarter of their bytes more
+  // memory, bound every distance; exact distances only where the bounds cannot decide). False
+  // lets faiss read every vector of the lists. Either way the result is faiss's. Not with `mmap`
+  // (mapped lists are meant to stay out of the heap). Default true.
+  bool prune_list_scan = true;
   // Read the file once in a child process before reading it here (faiss_index_probe.h), so that
   // a corrupt file on which faiss's reader would crash, hang or exhaust memory fails this load
   // and not the process. Costs one more read of the file and a process start. Default true.
@@ -185,6 +195,8 @@ class FaissIndex {
   // True if the lists are scanned by timbre's Sq8Scan (IVF with 8-bit scalar codes and a flat
   // coarse quantizer) rather than by faiss.
   bool sq8_scan() const { return sq8_scan_ != nullptr; }
+  // True if the lists are scanned by timbre's PrunedListScan (IndexLoadOptions::prune_list_scan).
+  bool pruned_list_scan() const { return pruned_list_scan_ != nullptr; }
 
   // The stored vector with this id (dim() values); see stores_exact_vectors().
   // REQUIRES: 0 <= id < size().
@@ -237,6 +249,8 @@ class FaissIndex {
   // timbre's scan of 8-bit scalar codes, for IVF indexes with a flat coarse quantizer that have
   // them; otherwise faiss's search_preassigned scans the lists.
   std::unique_ptr<Sq8Scan> sq8_scan_;
+  // timbre's pruned scan of IVF-Flat lists, unless turned off; see sq8_scan_.
+  std::unique_ptr<PrunedListScan> pruned_list_scan_;
   // id -> stored vector, pointing into the index's own storage or into owned_vectors_.
   std::vector<const float*> stored_;  // read through StoredFloat: may be unaligned
   // Vectors read from the sidecar file or reconstructed from compressed codes.

@@ -19,6 +19,7 @@
 #include "server/faiss/faiss_call.h"
 #include "server/faiss/faiss_index.h"
 #include "server/faiss/faiss_pruned_coarse_step.h"
+#include "server/faiss/faiss_pruned_list_scan.h"
 #include "server/faiss/faiss_sq8_scan.h"
 
 namespace timbre {
@@ -116,6 +117,10 @@ void FaissIndex::SearchBase(const float* queries, int64_t count, int64_t k, int 
     if (sq8_scan_ != nullptr) {
       sq8_scan_->Search(queries, count, k, nprobe, coarse_lists.data(), coarse_scores.data(),
                         scores, ids);
+      return;
+    }
+    if (pruned_list_scan_ != nullptr) {
+      pruned_list_scan_->Search(queries, count, k, nprobe, coarse_lists.data(), scores, ids);
       return;
     }
     faiss::SearchParametersIVF ivf_params;

@@ -16,7 +16,6 @@ namespace {
 
 using coarse_kernels::CentroidTerms;
 using coarse_kernels::kBlock;
-using coarse_kernels::kCodeMax;
 using coarse_kernels::Kernels;
 using coarse_kernels::kGroupTile;
 using coarse_kernels::kQueryOffset;
@@ -26,10 +25,6 @@ using coarse_kernels::QueryTerms;
 
 // Queries per block: bounds the [block, nlist] buffer of products (kept in the core's cache).
 constexpr int kBlockRows = 64;
-// The float just above `x` (>= 0): an upper end of a norm computed in double.
-float RoundUp(double x) {
-  return std::nextafter(static_cast<float>(x), std::numeric_limits<float>::infinity());
-}
 
 }  // namespace
 
@@ -68,13 +63,13 @@ absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> PrunedCoarseStep::Create(const
   step->nlist_ = nlist;
   step->dim_ = dim;
   step->groups_ = kGroupTile * ((dim + 4 * kGroupTile - 1) / (4 * kGroupTile));
-  step->blocks_ = 2 * ((nlist + 2 * kBlock - 1) / (2 * kBlock));  // the kernels take two at once
+  step->blocks_ = (nlist + kBlock - 1) / kBlock;
   step->metric_ = metric;
   const bool vnni = kernel != Kernel::kPortable && coarse_kernels::CpuHasVnni();
   step->kernel_ = !vnni                                                    ? Kernel::kPortable
                   : kernel == Kernel::kBest && coarse_kernels::CpuHasAmx() ? Kernel::kBest
                                                                            : Kernel::kAvx512Vnni;
-  step->slack_ = static_cast<float>(4.0 * (dim + 16) * std::ldexp(1.0, -24));
+  step->slack_ = coarse_kernels::BoundSlack(dim);
 
   std::vector<double> mean(dim, 0.0);
   for (int c = 0; c < nlist; ++c) {
@@ -88,55 +83,19 @@ absl::StatusOr<std::unique_ptr<PrunedCoarseStep>> PrunedCoarseStep::Create(const
   }
 
   step->codes_.assign(static_cast<size_t>(step->blocks_) * step->groups_ * kBlock * 4, 0);
-  step->code_sums_.resize(nlist);
-  step->scale_.resize(nlist);
-  step->code_norm_.resize(nlist);
-  step->error_norm_.resize(nlist);
-  step->base_.resize(nlist);
-  std::vector<double> centered(dim);
+  step->terms_.Reset(nlist);
   for (int c = 0; c < nlist; ++c) {
-    const float* centroid = centroids + static_cast<size_t>(c) * dim;
-    double largest = 0.0, centered_norm = 0.0, norm = 0.0, dot_mean = 0.0;
-    for (int j = 0; j < dim; ++j) {
-      centered[j] = static_cast<double>(centroid[j]) - step->mean_[j];
-      largest = std::max(largest, std::fabs(centered[j]));
-      centered_norm += centered[j] * centered[j];
-      norm += static_cast<double>(centroid[j]) * centroid[j];
-      dot_mean += static_cast<double>(step->mean_[j]) * centered[j];
-    }
-    const float scale = coarse_kernels::CodeScale(largest);
-    double code_norm = 0.0, error_norm = 0.0;
-    int32_t sum = 0;
     int8_t* block =
         step->codes_.data() + static_cast<size_t>(c / kBlock) * step->groups_ * kBlock * 4;
-    for (int j = 0; j < dim; ++j) {
-      const double code = std::clamp(std::nearbyint(centered[j] / scale),
-                                     static_cast<double>(-kCodeMax), static_cast<double>(kCodeMax));
-      const double value = code * scale;
-      code_norm += value * value;
-      error_norm += (centered[j] - value) * (centered[j] - value);
-      sum += static_cast<int32_t>(code);
-      block[(static_cast<size_t>(j / 4) * kBlock + c % kBlock) * 4 + j % 4] =
-          static_cast<int8_t>(code);
-    }
-    step->code_sums_[c] = sum;
-    step->scale_[c] = scale;
-    step->code_norm_[c] = RoundUp(std::sqrt(code_norm));
-    step->error_norm_[c] = RoundUp(std::sqrt(error_norm));
-    // L2: the bound of ||q - c||^2 = ||q'||^2 + ||c'||^2 - 2 <q', c'>; inner product: of
-    // -<q, c> = -<q', c'> - <mean, c'> - <q, mean>. The query's terms are added per query.
-    const double exact_part = metric == Metric::kL2 ? centered_norm : -dot_mean;
-    step->base_[c] =
-        static_cast<float>(exact_part - step->slack_ * (2.0 * centered_norm + norm + mean_norm));
+    step->terms_.Set(c, coarse_kernels::CodeVector(
+                            centroids + static_cast<size_t>(c) * dim, step->mean_.data(), mean_norm,
+                            dim, metric == Metric::kL2, step->slack_, block, c % kBlock));
   }
   return step;
 }
 
 int64_t PrunedCoarseStep::memory_bytes() const {
-  return static_cast<int64_t>(codes_.size()) +
-         static_cast<int64_t>(sizeof(float)) *
-             static_cast<int64_t>(mean_.size() + code_sums_.size() + scale_.size() +
-                                  code_norm_.size() + error_norm_.size() + base_.size());
+  return static_cast<int64_t>(codes_.size() + mean_.size() * sizeof(float)) + terms_.memory_bytes();
 }
 
 float PrunedCoarseStep::ExactKey(const float* query, int list) const {
@@ -179,22 +138,15 @@ void PrunedCoarseStep::AssignBlock(const float* queries, int rows, int nprobe, f
     const float* query = queries + static_cast<size_t>(r) * dim_;
     QueryCode code;
     kernels.code_query(query, mean_.data(), dim_, scratch.coded.data() + r * query_bytes, &code);
-    // Float norms: their rounding is within the margin, and so is the rounding of the error's
-    // terms, covered by slack * ||q'||.
-    const float norm = faiss::fvec_norm_L2sqr(query, dim_);
-    const float root = std::sqrt(code.centered_norm) * (1.0f + slack_);
-    const float exact_part = metric_ == Metric::kL2
-                                 ? code.centered_norm
-                                 : -faiss::fvec_inner_product(query, mean_.data(), dim_);
-    terms[r] = {metric_ == Metric::kL2 ? 2.0f : 1.0f, code.scale,
-                exact_part - slack_ * (2.0f * code.centered_norm + norm), root,
-                std::sqrt(code.error_norm) * (1.0f + slack_) + slack_ * root};
+    terms[r] = coarse_kernels::TermsOf(
+        code, faiss::fvec_norm_L2sqr(query, dim_),
+        metric_ == Metric::kL2 ? 0.0f : faiss::fvec_inner_product(query, mean_.data(), dim_),
+        metric_ == Metric::kL2, slack_);
   }
   // products[r, c] = <b + offset, a_c>; the bounds take the offset out.
   kernels.products(scratch.coded.data(), rows, codes_.data(), groups_, blocks_,
                    scratch.products.data(), stride);
-  const CentroidTerms centroids = {code_sums_.data(), base_.data(), scale_.data(),
-                                   error_norm_.data(), code_norm_.data()};
+  const CentroidTerms centroids = terms_.From(0);
   for (int r = 0; r < rows; ++r) {
     const float smallest = kernels.bounds(nlist_, terms[r], centroids,
                                           scratch.products.data() + static_cast<size_t>(r) * stride,
@@ -206,7 +158,8 @@ void PrunedCoarseStep::AssignBlock(const float* queries, int rows, int nprobe, f
 
 void PrunedCoarseStep::SelectQuery(const float* query, float smallest, int nprobe, BelowFn below,
                                    Scratch& scratch, float* scores, int64_t* lists) const {
-  constexpr float kDone = std::numeric_limits<float>::infinity();
+  // A centroid scored is marked with a bound no threshold admits (also an infinite one).
+  constexpr float kDone = std::numeric_limits<float>::quiet_NaN();
   float* bounds = scratch.bounds.data();
   int* ids = scratch.below.data();
   // Exact keys (L2 distance, or minus the inner product) of the centroids scored.

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/faiss/faiss_coarse_kernels.h"
 #include "server/faiss/search_types.h"
 
 namespace timbre {
@@ -84,7 +85,7 @@ class PrunedCoarseStep {
   int nlist_ = 0;
   int dim_ = 0;
   int groups_ = 0;  // dim rounded up to a multiple of 64, in groups of 4 bytes
-  int blocks_ = 0;  // nlist in blocks of coarse_kernels::kBlock, an even count
+  int blocks_ = 0;  // nlist in blocks of coarse_kernels::kBlock
   Metric metric_ = Metric::kL2;
   Kernel kernel_ = Kernel::kPortable;
   // Relative margin of the bounds (see the header comment).
@@ -93,12 +94,7 @@ class PrunedCoarseStep {
   // The codes a_c, [blocks][groups][kBlock][4]: 4 consecutive dimensions of kBlock centroids
   // side by side, zero beyond dim and nlist.
   std::vector<int8_t> codes_;
-  std::vector<int32_t> code_sums_;  // per centroid: sum of its codes
-  std::vector<float> scale_;        // per centroid: s_c
-  std::vector<float> code_norm_;    // per centroid: ||s_c a_c||, rounded up
-  std::vector<float> error_norm_;   // per centroid: ||e_c||, rounded up
-  // Per centroid: the part of its bound that does not depend on the query, margin included.
-  std::vector<float> base_;
+  coarse_kernels::CodedTerms terms_;  // per centroid
 };
 
 }  // namespace timbre

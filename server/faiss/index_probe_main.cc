@@ -60,9 +60,10 @@ int main(int argc, char** argv) {
   timbre::IndexLoadOptions options;
   options.mmap = argv[2][0] == '1';
   options.probe_in_child = false;  // this is the probe
-  // The pruned coarse step is timbre's own, built and checked by the caller's load; the probe
-  // is for faiss's reader.
+  // The pruned coarse step and list scan are timbre's own, built and checked by the caller's load;
+  // the probe is for faiss's reader.
   options.prune_coarse_step = false;
+  options.prune_list_scan = false;
   if (argc == 5) options.vectors_path = argv[4];
   const auto index = timbre::FaissIndex::Load(argv[1], options);
   if (index.ok()) _exit(static_cast<int>(IndexProbeExit::kLoaded));

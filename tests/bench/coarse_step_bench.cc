@@ -1,8 +1,9 @@
-// Times FaissIndex's coarse step and whole search on one index with the pruned exact coarse step
-// and with every centroid scored by one sgemm (`full`), one thread, in one run.
-//   coarse_step_bench INDEX QUERIES.npy [nprobe=N] [mmap] [pruned|full ...]
-// (nprobe defaults to the stored one; `mmap` maps the inverted lists, which faiss then scans
-// itself; the steps default to `full pruned`.) Prints, per step, the median microseconds of CPU
+// Times FaissIndex's coarse step and whole search on one index, one thread, in one run, with
+// every centroid scored by one sgemm and faiss's scan of the lists (`full`), with the pruned exact
+// coarse step (`pruned`), and with that and the pruned exact scan of IVF-Flat lists (`scan`).
+//   coarse_step_bench INDEX QUERIES.npy [nprobe=N] [mmap] [full|pruned|scan ...]
+// (nprobe defaults to the stored one; `mmap` maps the inverted lists; the steps default to
+// `full pruned scan`.) Prints, per step, the median microseconds of CPU
 // time of the calling thread per call of 16 queries and per query in calls of 256, for the coarse
 // step alone and for the search (k 8). CPU time rather than wall time: on a shared machine it
 // measures the work and not the waits for a core.
@@ -74,19 +75,20 @@ int main(int argc, char** argv) {
       mmap = true;
       continue;
     }
-    if (arg != "pruned" && arg != "full") {
+    if (arg != "full" && arg != "pruned" && arg != "scan") {
       std::fprintf(stderr, "unknown argument %s\n", arg.c_str());
       return 2;
     }
     steps.push_back(arg);
   }
-  if (steps.empty()) steps = {"full", "pruned"};
+  if (steps.empty()) steps = {"full", "pruned", "scan"};
   std::printf(
       "step nprobe coarse16_us coarse256_us_per_query search16_us search256_us_per_query "
       "memory_mb\n");
   for (const std::string& step : steps) {
     timbre::IndexLoadOptions options;
-    options.prune_coarse_step = step == "pruned";
+    options.prune_coarse_step = step != "full";
+    options.prune_list_scan = step == "scan";
     options.mmap = mmap;
     auto index = timbre::FaissIndex::Load(argv[1], options);
     if (!index.ok()) {

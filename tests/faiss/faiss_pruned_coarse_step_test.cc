@@ -31,6 +31,7 @@ namespace timbre {
 namespace {
 
 using ::testing::HasSubstr;
+using ::timbre::testing::QueriesNear;
 using ::timbre::testing::ScratchDir;
 using ::timbre::testing::StatusIs;
 using ::timbre::testing::TrainOrDie;
@@ -50,19 +51,6 @@ std::vector<int64_t> ListsOrDie(const FaissIndex& index, const std::vector<float
   absl::Status assigned = index.CoarseLists(queries.data(), count, nprobe, threads, lists.data());
   EXPECT_TRUE(assigned.ok()) << assigned;
   return lists;
-}
-
-// Stored vectors of `index` with Gaussian noise of `sigma`.
-std::vector<float> QueriesNear(const FaissIndex& index, int count, float sigma, uint32_t seed) {
-  std::mt19937 random(seed);
-  std::normal_distribution<float> noise(0.0f, sigma);
-  std::uniform_int_distribution<int64_t> pick(0, index.size() - 1);
-  std::vector<float> queries;
-  for (int i = 0; i < count; ++i) {
-    const float* row = index.StoredVector(pick(random));
-    for (int j = 0; j < index.dim(); ++j) queries.push_back(row[j] + noise(random));
-  }
-  return queries;
 }
 
 // The lists faiss's own flat quantizer chooses for `queries`, searched 16 at a time as RVC's
@@ -278,9 +266,9 @@ TEST(PrunedCoarseStepTest, MemoryIsCountedInTheIndexBytes) {
   std::unique_ptr<FaissIndex> full = LoadOrDie(path, false);
   ASSERT_NE(pruned, nullptr);
   ASSERT_NE(full, nullptr);
-  // The codes of 100 centroids padded to 128 (two blocks of 16 at a time), 64 bytes each; the
-  // mean, and five constants per centroid.
-  const int64_t expected = 128 * 64 + 4 * (64 + 5 * 100);
+  // The codes of 100 centroids padded to 112 (blocks of 16), 64 bytes each; the mean, and five
+  // constants per centroid.
+  const int64_t expected = 112 * 64 + 4 * (64 + 5 * 100);
   EXPECT_EQ(pruned->memory_bytes() - full->memory_bytes(), expected);
 }
 

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -85,6 +86,18 @@ std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric me
   auto index = FaissIndex::Train(options, frames.values.data(), frames.rows, frames.dim);
   EXPECT_TRUE(index.ok()) << index.status();
   return index.ok() ? *std::move(index) : nullptr;
+}
+
+std::vector<float> QueriesNear(const FaissIndex& index, int count, float sigma, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::normal_distribution<float> noise(0.0f, sigma);
+  std::uniform_int_distribution<int64_t> pick(0, index.size() - 1);
+  std::vector<float> queries;
+  for (int i = 0; i < count; ++i) {
+    const float* row = index.StoredVector(pick(random));
+    for (int j = 0; j < index.dim(); ++j) queries.push_back(row[j] + noise(random));
+  }
+  return queries;
 }
 
 void WriteRvcIndex(const FrameMatrix& frames, int nlist, const std::string& path) {

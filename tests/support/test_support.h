@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -48,6 +49,10 @@ std::string DataPath(const std::string& name);
 std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric metric,
                                        const FrameMatrix& frames, int nprobe = 1,
                                        int k_factor = 0);
+
+// `count` queries ([count, dim]): stored vectors of `index` picked at random, plus Gaussian noise
+// of `sigma`.
+std::vector<float> QueriesNear(const FaissIndex& index, int count, float sigma, uint32_t seed);
 
 // A format 1.0 .npy magic string and header holding the dict text `dict` (e.g. "{'descr': '<f4',
 // 'fortran_order': False, 'shape': (2, 3), }"), padded as numpy pads it; the data follows it.
