@@ -85,6 +85,9 @@ ABSL_FLAG(int64_t, memory_budget_bytes, kServerDefaults.memory_budget_bytes,
           "unloaded to make room. 0 = unlimited");
 ABSL_FLAG(bool, mmap_indexes, kServerDefaults.mmap_indexes,
           "Memory-map the inverted lists of IVF indexes instead of reading them into memory");
+ABSL_FLAG(bool, exact_list_scan, kServerDefaults.exact_list_scan,
+          "Scan IVF-Flat lists through 8-bit codes of every vector (faiss's result, faster; a "
+          "quarter more memory per speaker); false leaves the scan to faiss");
 ABSL_FLAG(bool, warmup_on_load, kServerDefaults.warmup_on_load,
           "Search generated frames through every newly loaded index before it serves");
 ABSL_FLAG(std::string, role, std::string(timbre::ServerRoleName(kServerDefaults.role)),
@@ -260,6 +263,7 @@ int main(int argc, char** argv) {
   options.security = SecurityFlags();
   options.memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget_bytes);
   options.mmap_indexes = absl::GetFlag(FLAGS_mmap_indexes);
+  options.exact_list_scan = absl::GetFlag(FLAGS_exact_list_scan);
   options.warmup_on_load = absl::GetFlag(FLAGS_warmup_on_load);
   options.per_speaker_metrics = absl::GetFlag(FLAGS_per_speaker_metrics);
   options.lazy_load = absl::GetFlag(FLAGS_lazy_load);

@@ -266,6 +266,7 @@ absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options option
   registry_options.poll_interval = options.poll_interval;
   registry_options.memory_budget_bytes = options.memory_budget_bytes;
   registry_options.mmap_indexes = options.mmap_indexes;
+  registry_options.exact_list_scan = options.exact_list_scan;
   registry_options.warmup_on_load = options.warmup_on_load;
   registry_options.observer = parts->registry_recorder.get();
   registry_options.scan_on_create = false;  // scanned once the port is open

@@ -32,6 +32,7 @@ absl::StatusOr<std::shared_ptr<const IndexSnapshot>> LoadSnapshot(
   IndexLoadOptions load;
   load.vectors_path = VectorsPath(source);
   load.mmap = options.mmap;
+  load.prune_list_scan = options.exact_list_scan;
   absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(source.index_path, load);
   if (!index.ok()) return index.status();
   if (metadata.dim() != 0 && static_cast<int>(metadata.dim()) != (*index)->dim()) {
@@ -64,11 +65,14 @@ absl::StatusOr<std::shared_ptr<const IndexSnapshot>> LoadSnapshot(
   return std::shared_ptr<const IndexSnapshot>(std::move(snapshot));
 }
 
-int64_t EstimateLoadBytes(const VersionSource& source, bool mmap) {
+int64_t EstimateLoadBytes(const VersionSource& source, bool mmap, bool exact_list_scan) {
   // A sidecar of exact vectors is read into the heap either way.
   const std::string vectors_path = VectorsPath(source);
   const int64_t sidecar = vectors_path.empty() ? 0 : FileBytes(vectors_path);
-  return (mmap ? 0 : FileBytes(source.index_path)) + sidecar;
+  // Read into the heap, an IVF-Flat index's lists also get timbre's 8-bit codes of every vector
+  // (faiss_pruned_list_scan.h): a quarter of their bytes.
+  const int64_t index = mmap ? 0 : FileBytes(source.index_path);
+  return index + (exact_list_scan ? index / 4 : 0) + sidecar;
 }
 
 }  // namespace timbre

@@ -22,6 +22,9 @@ namespace timbre {
 struct SnapshotLoadOptions {
   // Memory-map the inverted lists of IVF indexes. Default false.
   bool mmap = false;
+  // Scan IVF-Flat lists with the exact list scan (IndexLoadOptions::prune_list_scan). Default
+  // true.
+  bool exact_list_scan = true;
   // Run warm-up searches through the index before returning it. Default false.
   bool warmup = false;
   // The warm-up searches, when `warmup` is set.
@@ -38,11 +41,13 @@ absl::StatusOr<std::shared_ptr<const IndexSnapshot>> LoadSnapshot(
     absl::string_view speaker, const VersionSource& source, const SnapshotLoadOptions& options);
 
 // The bytes a load of `source` is expected to take before it is loaded, for memory accounting:
-// the index file's size when it is read into the heap (its in-memory form is about as large), and
-// 0 when `mmap` is set (its heap part, mostly the coarse centroids, is known only once loaded);
+// the index file's size when it is read into the heap (its in-memory form is about as large),
+// and a quarter more with `exact_list_scan` (an IVF-Flat index's lists get 8-bit codes, a quarter
+// of their bytes), and 0 when `mmap` is set (its heap part, mostly the coarse centroids, is known
+// only once loaded);
 // plus the size of its sidecar of exact vectors, if any, which is always read into the heap.
 // A file that cannot be read counts 0 (the load itself will report why).
-int64_t EstimateLoadBytes(const VersionSource& source, bool mmap);
+int64_t EstimateLoadBytes(const VersionSource& source, bool mmap, bool exact_list_scan);
 
 }  // namespace timbre
 

@@ -23,7 +23,8 @@ void SpeakerRegistry::RefreshSpeaker(const std::string& name,
                                      const absl::StatusOr<VersionSource>& source,
                                      const std::string& fingerprint) {
   absl::MutexLock load_lock(&load_mutex_);
-  const int64_t estimate = source.ok() ? EstimateLoadBytes(*source, options_.mmap_indexes) : 0;
+  const int64_t estimate =
+      source.ok() ? EstimateLoadBytes(*source, options_.mmap_indexes, options_.exact_list_scan) : 0;
   {
     absl::MutexLock lock(&mutex_);
     auto it = entries_.find(name);
@@ -93,7 +94,8 @@ absl::StatusOr<std::shared_ptr<const IndexSnapshot>> SpeakerRegistry::LoadWithin
     const std::string& name, const VersionSource& source, bool warmup, int64_t* reserved) {
   // Make room for the estimate first, so that the unloaded indexes can be freed before this one
   // is read (unless calls in flight still hold them).
-  const int64_t estimate = EstimateLoadBytes(source, options_.mmap_indexes);
+  const int64_t estimate =
+      EstimateLoadBytes(source, options_.mmap_indexes, options_.exact_list_scan);
   std::vector<Eviction> evictions;
   absl::Status room;
   {
@@ -108,6 +110,7 @@ absl::StatusOr<std::shared_ptr<const IndexSnapshot>> SpeakerRegistry::LoadWithin
   if (!room.ok()) return room;
   SnapshotLoadOptions load;
   load.mmap = options_.mmap_indexes;
+  load.exact_list_scan = options_.exact_list_scan;
   load.warmup = warmup;
   load.warmup_options = options_.warmup;
   const absl::Time start = absl::Now();

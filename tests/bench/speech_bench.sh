@@ -14,8 +14,9 @@
 #   - RVC's in-process step (rvc_step.py, AVX2 faiss) on RVC's index; timbre (this tree and, when
 #     RELEASE_BUILD_DIR is given, that release) serving each index: one caller's p50/p99,
 #     saturation (16 callers back to back), real-time clients at p99 <= 5 ms.
-# Writes bench-data/speech/results.md.
-#   tests/bench/speech_bench.sh [SECONDS] [RELEASE_BUILD_DIR] [SETS...]
+# Writes bench-data/speech/results.md. MAX_CALL_MS in the environment is passed to the auto
+# recipe as its latency bound (--max_call_ms; default: the recipe's own).
+#   [MAX_CALL_MS=ms] tests/bench/speech_bench.sh [SECONDS] [RELEASE_BUILD_DIR] [SETS...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_PER_RUN="${1:-4}"
@@ -57,7 +58,8 @@ for set in ${SETS[*]}; do
   echo "bench: $set: timbre's auto recipe"
   start_server build/server/timbre-server "$dir/repo"
   build/client/timbre build --server="127.0.0.1:$PORT" --timeout=3600s --speaker=auto \
-    --input="$dir/features" --recipe=auto --seed=1234 2>/dev/null | tr '\r' '\n' |
+    --input="$dir/features" --recipe=auto --seed=1234 ${MAX_CALL_MS:+--max_call_ms="$MAX_CALL_MS"} \
+    2>/dev/null | tr '\r' '\n' |
     grep -a -v '^\[' > "$dir/auto_report.txt"
   stop_server
   auto_nprobe=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nprobe"])' \

@@ -55,6 +55,19 @@ TEST_F(SnapshotLoaderTest, MapsAndWarmsUpWhenAsked) {
   EXPECT_EQ((*snapshot)->warmup_frames, 8);
 }
 
+TEST_F(SnapshotLoaderTest, ExactListScanIsOnUnlessTurnedOff) {
+  auto scanned = LoadSnapshot("alice", source_, SnapshotLoadOptions());
+  ASSERT_THAT(scanned, IsOk());
+  EXPECT_TRUE((*scanned)->index->pruned_list_scan());
+  SnapshotLoadOptions off;
+  off.exact_list_scan = false;
+  auto by_faiss = LoadSnapshot("alice", source_, off);
+  ASSERT_THAT(by_faiss, IsOk());
+  EXPECT_FALSE((*by_faiss)->index->pruned_list_scan());
+  // The scan's codes are counted: 300 vectors in blocks of 16 per list, 64 code bytes each.
+  EXPECT_GT((*scanned)->index->memory_bytes(), (*by_faiss)->index->memory_bytes() + 300 * 64);
+}
+
 TEST_F(SnapshotLoaderTest, MetadataMustAgreeWithTheIndex) {
   source_.version = "4";
   source_.metadata.set_dim(32);
@@ -84,7 +97,7 @@ TEST_F(SnapshotLoaderTest, ReadsTheSidecarItsMetadataNamesAndKeepsTheMetadata) {
             std::vector<float>(sidecar.row(7), sidecar.row(7) + 16));
   EXPECT_EQ((*snapshot)->metadata.recipe(), "rvc");
   // The sidecar is read into the heap, mapped or not.
-  EXPECT_EQ(EstimateLoadBytes(source_, /*mmap=*/true), 300 * 16 * 4);
+  EXPECT_EQ(EstimateLoadBytes(source_, /*mmap=*/true, /*exact_list_scan=*/true), 300 * 16 * 4);
 
   source_.metadata.set_vectors_file("missing.f32");
   EXPECT_THAT(LoadSnapshot("alice", source_, SnapshotLoadOptions()),
@@ -99,12 +112,14 @@ TEST_F(SnapshotLoaderTest, BadWarmupOptionsFailTheLoad) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("warm-up")));
 }
 
-TEST_F(SnapshotLoaderTest, EstimateIsTheFileSizeUnlessMapped) {
-  EXPECT_EQ(EstimateLoadBytes(source_, /*mmap=*/false),
-            static_cast<int64_t>(std::filesystem::file_size(source_.index_path)));
-  EXPECT_EQ(EstimateLoadBytes(source_, /*mmap=*/true), 0);
+TEST_F(SnapshotLoaderTest, EstimateIsTheFileSizeAndAQuarterForTheListScanUnlessMapped) {
+  const auto bytes = static_cast<int64_t>(std::filesystem::file_size(source_.index_path));
+  EXPECT_EQ(EstimateLoadBytes(source_, /*mmap=*/false, /*exact_list_scan=*/true),
+            bytes + bytes / 4);
+  EXPECT_EQ(EstimateLoadBytes(source_, /*mmap=*/false, /*exact_list_scan=*/false), bytes);
+  EXPECT_EQ(EstimateLoadBytes(source_, /*mmap=*/true, /*exact_list_scan=*/true), 0);
   source_.index_path = scratch_.Join("missing.index");
-  EXPECT_EQ(EstimateLoadBytes(source_, /*mmap=*/false), 0);
+  EXPECT_EQ(EstimateLoadBytes(source_, /*mmap=*/false, /*exact_list_scan=*/true), 0);
 }
 
 }  // namespace
