@@ -174,10 +174,19 @@ void PrunedListScan::Select(const float* query, int64_t k, int nprobe, const int
   scratch.best_keys.resize(k);
   scratch.best_ids.resize(k);
   BestK<KeepSmallest> best(k, scratch.best_keys.data(), scratch.best_ids.data());
-  auto score = [&](int candidate) {
+  auto vector_of = [&](int candidate) {
     const int p =
         static_cast<int>(std::upper_bound(starts, starts + nprobe + 1, candidate) - starts) - 1;
-    const float* vector = scratch.vectors[p] + (candidate - starts[p]) * dim_;
+    return scratch.vectors[p] + (candidate - starts[p]) * dim_;
+  };
+  // The vectors to score lie anywhere in the lists: asking for them all before scoring overlaps
+  // their reads from memory.
+  auto prefetch = [&](int candidate) {
+    const char* bytes = reinterpret_cast<const char*>(vector_of(candidate));
+    for (int64_t at = 0; at < int64_t{dim_} * 4; at += 64) __builtin_prefetch(bytes + at);
+  };
+  auto score = [&](int candidate) {
+    const float* vector = vector_of(candidate);
     const float key = l2 ? faiss::fvec_L2sqr(query, vector, dim_)
                          : -faiss::fvec_inner_product(query, vector, dim_);
     scored.emplace_back(candidate, key);
@@ -192,6 +201,7 @@ void PrunedListScan::Select(const float* query, int64_t k, int nprobe, const int
     for (int i = 0; i < total; ++i) scratch.candidates.emplace_back(bounds[i], i);
     std::nth_element(scratch.candidates.begin(), scratch.candidates.begin() + (k - 1),
                      scratch.candidates.end());
+    for (int64_t i = 0; i < k; ++i) prefetch(scratch.candidates[i].second);
     for (int64_t i = 0; i < k; ++i) score(scratch.candidates[i].second);
     // Then every other vector whose bound does not exceed the threshold, smallest bounds first.
     scratch.below.resize(total);
@@ -201,6 +211,7 @@ void PrunedListScan::Select(const float* query, int64_t k, int nprobe, const int
       scratch.candidates.emplace_back(bounds[scratch.below[i]], scratch.below[i]);
     }
     std::sort(scratch.candidates.begin(), scratch.candidates.end());
+    for (const auto& [bound, candidate] : scratch.candidates) prefetch(candidate);
     for (const auto& [bound, candidate] : scratch.candidates) {
       if (bound > best.Worst()) break;
       score(candidate);

@@ -49,7 +49,19 @@ void BlendFrames(const float* frames, int64_t rows, int dim, const float* scores
   std::vector<float> weights(k);
   std::vector<float> retrieved(dim);
   const float keep = 1.0f - index_rate;
+  // The neighbours of a frame lie anywhere in the index: asking for the next frame's while this
+  // one blends overlaps their reads from memory.
+  auto prefetch = [&](int64_t row) {
+    for (int j = 0; j < k; ++j) {
+      const int64_t id = ids[row * k + j];
+      if (id < 0) continue;
+      const char* bytes = reinterpret_cast<const char*>(stored(id));
+      for (int64_t at = 0; at < int64_t{dim} * 4; at += 64) __builtin_prefetch(bytes + at);
+    }
+  };
+  if (rows > 0) prefetch(0);
   for (int64_t i = 0; i < rows; ++i) {
+    if (i + 1 < rows) prefetch(i + 1);
     const float* frame = frames + i * dim;
     float* result = out + i * dim;
     if (!NeighbourWeights(scores + i * k, ids + i * k, k, metric, weights.data())) {
