@@ -1,7 +1,8 @@
-// The integer kernels of the pruned exact coarse step (faiss_pruned_coarse_step.h): coding
-// vectors in 8 bits, the integer products of coded queries and centroids, the bounds that follow
-// from them and the centroids under a threshold, each portable and with AVX-512 (VNNI), the
-// products also with AMX. A step picks one set when it is created.
+// The integer kernels of the pruned exact coarse step (faiss_pruned_coarse_step.h) and list scan
+// (faiss_pruned_list_scan.h): coding vectors in 8 bits and the terms of their bounds, the integer
+// products of coded queries and coded vectors (centroids, or a list's vectors), the bounds that
+// follow from them and the vectors under a threshold, each portable and with AVX-512 (VNNI), the
+// products also with AMX. A step or scan picks one set when it is created.
 //
 // Part of the faiss adapter (faiss_index.h): only its files use these functions. They do not
 // touch faiss.
@@ -34,7 +35,7 @@ float CodeScale(double largest);
 // (faiss_pruned_coarse_step.h).
 float BoundSlack(int dim);
 
-// The per-centroid arrays of a bound (PrunedCoarseStep's members of the same names).
+// The per-vector arrays of a bound (CodedTerms'), for centroids or list vectors.
 struct CentroidTerms {
   const int32_t* code_sums;
   const float* base;
