@@ -105,6 +105,11 @@ int64_t PrunedListScan::memory_bytes() const {
          terms_.memory_bytes();
 }
 
+const Kernels& PrunedListScan::KernelSet() const {
+  return kernel_ == Kernel::kPortable ? coarse_kernels::kPortableKernels
+                                      : coarse_kernels::kVnniKernels;
+}
+
 void PrunedListScan::Search(const float* queries, int64_t count, int64_t k, int nprobe,
                             const int64_t* lists, float* scores, int64_t* ids) const {
   thread_local Scratch scratch;
@@ -117,8 +122,7 @@ void PrunedListScan::Search(const float* queries, int64_t count, int64_t k, int 
 
 void PrunedListScan::Bound(const float* query, int nprobe, const int64_t* lists,
                            Scratch& scratch) const {
-  const Kernels& kernels = kernel_ == Kernel::kPortable ? coarse_kernels::kPortableKernels
-                                                        : coarse_kernels::kVnniKernels;
+  const Kernels& kernels = KernelSet();
   const bool l2 = metric_ == Metric::kL2;
   scratch.starts.resize(nprobe + 1);
   scratch.vectors.resize(nprobe);
@@ -159,8 +163,7 @@ void PrunedListScan::Bound(const float* query, int nprobe, const int64_t* lists,
 
 void PrunedListScan::Select(const float* query, int64_t k, int nprobe, const int64_t* lists,
                             Scratch& scratch, float* scores, int64_t* ids) const {
-  const Kernels& kernels = kernel_ == Kernel::kPortable ? coarse_kernels::kPortableKernels
-                                                        : coarse_kernels::kVnniKernels;
+  const Kernels& kernels = KernelSet();
   const bool l2 = metric_ == Metric::kL2;
   // A candidate scored is marked with a bound no threshold admits.
   constexpr float kDone = std::numeric_limits<float>::quiet_NaN();

@@ -69,6 +69,8 @@ class PrunedListScan {
  private:
   explicit PrunedListScan(const faiss::IndexIVF& ivf) : ivf_(ivf) {}
   struct Scratch;
+  // The kernel set of kernel_.
+  const coarse_kernels::Kernels& KernelSet() const;
   // Writes the bounds of the vectors of the query's lists into scratch (list after list).
   void Bound(const float* query, int nprobe, const int64_t* lists, Scratch& scratch) const;
   // The k nearest of the bounded vectors (see the header comment).
