@@ -33,6 +33,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::timbre::testing::QueriesNear;
 using ::timbre::testing::ScratchDir;
+using ::timbre::testing::SmallIntegers;
 using ::timbre::testing::StatusIs;
 using ::timbre::testing::TrainOrDie;
 
@@ -119,12 +120,9 @@ std::vector<float> IntegerCentroids(int nlist, int dim, int range, uint32_t seed
 
 std::string WriteIntegerIndex(const ScratchDir& dir, int nlist, int dim, Metric metric, int range,
                               uint32_t seed) {
-  std::mt19937 random(seed + 1);
-  std::uniform_int_distribution<int> value(-range, range);
   const std::vector<float> centroids = IntegerCentroids(nlist, dim, range, seed);
   const int rows = 20 * nlist;
-  std::vector<float> vectors(static_cast<size_t>(rows) * dim);
-  for (float& x : vectors) x = value(random);
+  const std::vector<float> vectors = SmallIntegers(int64_t{rows} * dim, range, seed + 1);
   const faiss::MetricType faiss_metric =
       metric == Metric::kL2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT;
   auto* quantizer = new faiss::IndexFlat(dim, faiss_metric);
@@ -138,14 +136,6 @@ std::string WriteIntegerIndex(const ScratchDir& dir, int nlist, int dim, Metric 
   return path;
 }
 
-std::vector<float> IntegerQueries(int count, int dim, int range, uint32_t seed) {
-  std::mt19937 random(seed);
-  std::uniform_int_distribution<int> value(-range, range);
-  std::vector<float> queries(static_cast<size_t>(count) * dim);
-  for (float& x : queries) x = value(random);
-  return queries;
-}
-
 class IntegerDataTest : public ::testing::TestWithParam<std::tuple<Metric, int>> {};
 
 TEST_P(IntegerDataTest, TiesAndTinyNlistGetTheListsOfTheFullStep) {
@@ -154,7 +144,7 @@ TEST_P(IntegerDataTest, TiesAndTinyNlistGetTheListsOfTheFullStep) {
   constexpr int kDim = 24;
   ScratchDir dir;
   const std::string path = WriteIntegerIndex(dir, nlist, kDim, metric, 2, 100 + nlist);
-  const std::vector<float> queries = IntegerQueries(400, kDim, 2, 7);
+  const std::vector<float> queries = SmallIntegers(400 * kDim, 2, 7);
   std::vector<int> nprobes = {1, 2, 3, nlist};
   nprobes.erase(std::remove_if(nprobes.begin(), nprobes.end(), [&](int n) { return n > nlist; }),
                 nprobes.end());
@@ -321,7 +311,7 @@ TEST(PrunedCoarseStepTest, IndexWithACentroidThatIsNotFiniteIsRefused) {
   quantizer->add(4, centroids.data());
   faiss::IndexIVFFlat ivf(quantizer, kDim, 4, faiss::METRIC_L2);
   ivf.own_fields = true;
-  const std::vector<float> vectors = IntegerQueries(20, kDim, 2, 4);
+  const std::vector<float> vectors = SmallIntegers(20 * kDim, 2, 4);
   ivf.add(20, vectors.data());
   const std::string path = dir.Join("nan.index");
   faiss::write_index(&ivf, path.c_str());

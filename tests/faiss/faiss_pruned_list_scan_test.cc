@@ -31,6 +31,7 @@ namespace {
 
 using ::timbre::testing::QueriesNear;
 using ::timbre::testing::ScratchDir;
+using ::timbre::testing::SmallIntegers;
 using ::timbre::testing::TrainOrDie;
 using Kernel = PrunedListScan::Kernel;
 
@@ -120,14 +121,6 @@ std::unique_ptr<faiss::IndexIVFFlat> MakeIvf(const std::vector<float>& centroids
   return ivf;
 }
 
-std::vector<float> IntegerValues(int count, int range, uint32_t seed) {
-  std::mt19937 random(seed);
-  std::uniform_int_distribution<int> value(-range, range);
-  std::vector<float> values(count);
-  for (float& x : values) x = value(random);
-  return values;
-}
-
 class IntegerDataTest : public ::testing::TestWithParam<std::tuple<Metric, int>> {};
 
 TEST_P(IntegerDataTest, TiesTinyAndEmptyListsGetFaissNeighbours) {
@@ -137,13 +130,13 @@ TEST_P(IntegerDataTest, TiesTinyAndEmptyListsGetFaissNeighbours) {
   const int nlist = std::get<1>(GetParam());  // a variable, not a binding: lambdas capture it
   constexpr int kDim = 24;
   const int rows = 6 * nlist;
-  std::vector<float> centroids = IntegerValues(nlist * kDim, 2, 100 + nlist);
+  std::vector<float> centroids = SmallIntegers(nlist * kDim, 2, 100 + nlist);
   const bool empty_list = metric == Metric::kL2 && nlist > 2;
   if (empty_list) {  // a centroid far from every vector: its list stays empty
     std::fill(centroids.end() - kDim, centroids.end(), 100.0f);
   }
   std::unique_ptr<faiss::IndexIVFFlat> ivf =
-      MakeIvf(centroids, nlist, kDim, metric, IntegerValues(rows * kDim, 2, 200 + nlist));
+      MakeIvf(centroids, nlist, kDim, metric, SmallIntegers(rows * kDim, 2, 200 + nlist));
   if (empty_list) {
     ASSERT_EQ(ivf->invlists->list_size(nlist - 1), 0u);
   }
@@ -153,7 +146,7 @@ TEST_P(IntegerDataTest, TiesTinyAndEmptyListsGetFaissNeighbours) {
   std::vector<int> nprobes = {1, 2, 3, nlist};
   nprobes.erase(std::remove_if(nprobes.begin(), nprobes.end(), [&](int n) { return n > nlist; }),
                 nprobes.end());
-  ExpectFaissNeighbours(path, IntegerValues(400 * kDim, 2, 7), {1, 8, 50}, nprobes);
+  ExpectFaissNeighbours(path, SmallIntegers(400 * kDim, 2, 7), {1, 8, 50}, nprobes);
 }
 
 INSTANTIATE_TEST_SUITE_P(MetricsAndNlists, IntegerDataTest,

@@ -100,6 +100,14 @@ std::vector<float> QueriesNear(const FaissIndex& index, int count, float sigma, 
   return queries;
 }
 
+std::vector<float> SmallIntegers(int64_t count, int range, uint32_t seed) {
+  std::mt19937 random(seed);
+  std::uniform_int_distribution<int> value(-range, range);
+  std::vector<float> values(count);
+  for (float& x : values) x = value(random);
+  return values;
+}
+
 void WriteRvcIndex(const FrameMatrix& frames, int nlist, const std::string& path) {
   std::unique_ptr<FaissIndex> index =
       TrainOrDie(absl::StrCat("IVF", nlist, ",Flat"), Metric::kL2, frames);

@@ -54,6 +54,10 @@ std::unique_ptr<FaissIndex> TrainOrDie(const std::string& description, Metric me
 // of `sigma`.
 std::vector<float> QueriesNear(const FaissIndex& index, int count, float sigma, uint32_t seed);
 
+// `count` small integers in [-range, range], uniformly at random from `seed`, as floats: every
+// distance between vectors of them is exact in float, and ties are frequent.
+std::vector<float> SmallIntegers(int64_t count, int range, uint32_t seed);
+
 // A format 1.0 .npy magic string and header holding the dict text `dict` (e.g. "{'descr': '<f4',
 // 'fortran_order': False, 'shape': (2, 3), }"), padded as numpy pads it; the data follows it.
 std::string NpyHeaderBytes(const std::string& dict);
