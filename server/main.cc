@@ -40,7 +40,7 @@ ABSL_FLAG(int, metrics_port, kServerDefaults.metrics_port,
 ABSL_FLAG(int, search_threads, kServerDefaults.search_threads,
           "Search worker threads; 0 = one per core");
 ABSL_FLAG(bool, split_idle_searches, kServerDefaults.split_idle_searches,
-          "Split a lone call's coarse search step across the idle search workers");
+          "Split a lone call's search across the idle search workers");
 ABSL_FLAG(absl::Duration, search_idle_spin, kServerDefaults.search_idle_spin,
           "How long a search worker polls for the next call before it sleeps; 0 = sleep at once");
 ABSL_FLAG(int64_t, max_batch_frames, kServerDefaults.max_batch_frames,

@@ -46,7 +46,7 @@ class TimbreServer {
     int metrics_port = 9464;
     // Search worker threads; 0 = one per core. Default 0.
     int search_threads = 0;
-    // Split a lone call's coarse search step across the idle search workers (see
+    // Split a lone call's search across the idle search workers (see
     // SearchScheduler::Options::split_when_idle). Default true.
     bool split_idle_searches = true;
     // How long a search worker keeps polling for the next call before it sleeps (see

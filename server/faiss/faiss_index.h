@@ -34,6 +34,9 @@
 // IndexRefine::search, which takes no per-call knobs: the base index is searched (by the paths
 // above) for k * k_factor candidates, which are re-scored by the refine index and the best k kept.
 //
+// A search given more than one thread on the paths with timbre's own coarse step splits its
+// queries: each thread takes a share through the coarse step, the scan and the re-ranking.
+//
 // Thread-safe.
 #ifndef TIMBRE_SERVER_FAISS_FAISS_INDEX_H_
 #define TIMBRE_SERVER_FAISS_FAISS_INDEX_H_
@@ -175,7 +178,8 @@ class FaissIndex {
   // Searches `count` queries ([count, dim]) for their `params.k` nearest stored vectors, writing
   // [count, k] scores (squared L2 or inner product) and ids, nearest first, kNoNeighbour (with
   // the worst possible score) where missing. Scores of a refined index are the refine index's
-  // (exact for RFlat). `threads` (>= 1) is how many threads the coarse step may use.
+  // (exact for RFlat). `threads` (>= 1) is how many threads the search may use: with timbre's
+  // own coarse step each takes a share of the queries (results do not depend on it).
   // REQUIRES: params.k >= 1; 0 <= params.nprobe <= nlist().
   // Errors: INVALID_ARGUMENT for params.k_factor < 0, or for a params.nprobe other than 0 and
   // nprobe() on an IVF FastScan index (faiss cannot change its nprobe per call); INTERNAL if
@@ -210,6 +214,10 @@ class FaissIndex {
   absl::Status MapStoredVectors(bool have_sidecar);
   absl::Status CheckIvfIds() const;
   const float* Project(const float* queries, int64_t count, std::unique_ptr<float[]>* owned) const;
+  // Search's work for `count` queries on `threads` threads: SearchBase for `candidates` per
+  // query, then for a refined index the re-ranking to `k`.
+  void SearchRows(const float* queries, int64_t count, int k, int64_t candidates, int nprobe,
+                  int threads, float* scores, int64_t* ids) const;
   void SearchBase(const float* queries, int64_t count, int64_t k, int nprobe, int threads,
                   float* scores, int64_t* ids) const;
   void Rerank(const float* queries, int64_t count, int k, int64_t candidates,

@@ -191,23 +191,46 @@ absl::Status FaissIndex::Search(const float* queries, int64_t count, const Searc
   }
   ScopedOmpThreads omp_threads(std::max(1, threads));
   const int nprobe = params.nprobe > 0 ? params.nprobe : std::max(1, nprobe_);
-  if (refine_ == nullptr) {
-    return CallFaiss("search", absl::StatusCode::kInternal, nullptr, [&] {
-      SearchBase(queries, count, params.k, nprobe, threads, scores, ids);
+  // Candidates per query: k, or for a refined index as faiss's IndexRefine counts them, at least
+  // k and at most all vectors.
+  int64_t candidates = params.k;
+  if (refine_ != nullptr) {
+    const int64_t wanted = params.k_factor > 0 ? int64_t{params.k} * params.k_factor
+                                               : static_cast<int64_t>(params.k * refine_->k_factor);
+    candidates = std::max<int64_t>(params.k, std::min(wanted, size_));
+  }
+  // Queries are searched independently. With timbre's own coarse step, each thread takes a share
+  // of them through the whole search (coarse step, scan, re-ranking); faiss's own searches split
+  // their queries across the OpenMP threads themselves.
+  const int64_t shares =
+      centroids_ != nullptr ? std::max<int64_t>(1, std::min<int64_t>(threads, count)) : 1;
+  std::vector<absl::Status> statuses(shares);
+#pragma omp parallel for num_threads(static_cast <int>(shares)) if (shares > 1)
+  for (int64_t share = 0; share < shares; ++share) {
+    const int64_t begin = count * share / shares;
+    const int64_t rows = count * (share + 1) / shares - begin;
+    statuses[share] = CallFaiss("search", absl::StatusCode::kInternal, nullptr, [&] {
+      SearchRows(queries + begin * dim_, rows, params.k, candidates, nprobe,
+                 shares > 1 ? 1 : threads, scores + begin * params.k, ids + begin * params.k);
     });
   }
-  // Candidates per query as faiss's IndexRefine counts them, at least k and at most all vectors.
-  const int64_t wanted = params.k_factor > 0
-                             ? int64_t{params.k} * params.k_factor
-                             : static_cast<int64_t>(params.k * refine_->k_factor);
-  const int64_t candidates = std::max<int64_t>(params.k, std::min(wanted, size_));
+  for (absl::Status& status : statuses) {
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+void FaissIndex::SearchRows(const float* queries, int64_t count, int k, int64_t candidates,
+                            int nprobe, int threads, float* scores, int64_t* ids) const {
+  if (refine_ == nullptr) {
+    SearchBase(queries, count, k, nprobe, threads, scores, ids);
+    return;
+  }
   std::vector<float> candidate_scores(static_cast<size_t>(count) * candidates);
   std::vector<int64_t> candidate_ids(static_cast<size_t>(count) * candidates);
-  return CallFaiss("search", absl::StatusCode::kInternal, nullptr, [&] {
-    SearchBase(queries, count, candidates, nprobe, threads, candidate_scores.data(),
-               candidate_ids.data());
-    Rerank(queries, count, params.k, candidates, candidate_ids.data(), scores, ids);
-  });
+  SearchBase(queries, count, candidates, nprobe, threads, candidate_scores.data(),
+             candidate_ids.data());
+  Rerank(queries, count, k, candidates, candidate_ids.data(), scores, ids);
 }
 
 }  // namespace timbre

@@ -4,13 +4,14 @@
 // Batching adds no wait: a worker that becomes free takes the oldest queued task together with
 // every queued task for the same snapshot and search parameters, up to max_batch_rows, and
 // searches them as one batch. At light load the queue is empty, a task is searched at once, and
-// if the other workers are idle too the search's coarse step is split across all of them. Under
+// if the other workers are idle too the search is split across all of them (each takes a share of
+// the call's frames; faiss_index.h). Under
 // load tasks queue while the workers search, and the next free worker takes them together:
 // larger batches use the cores better (one sgemm instead of several), which is where throughput
 // comes from.
 //
-// Threads: `workers` searching threads, each single-threaded except for the split coarse step at
-// light load, so searches never use more threads than workers (set workers = cores).
+// Threads: `workers` searching threads, each single-threaded except for the split search at light
+// load, so searches never use more threads than workers (set workers = cores).
 //
 // Overload: at most max_queued_tasks tasks wait in the queue (tasks being searched do not count).
 // Submit refuses a task beyond that at once with RESOURCE_EXHAUSTED, so that a burst is turned
@@ -47,7 +48,7 @@ struct SearchTiming {
   absl::Duration queued;  // from Submit to the start of its batch's search
   absl::Duration search;  // the batch's search
   int64_t batch_rows = 0; // rows searched together in that batch
-  int threads = 0;         // threads the batch's coarse step used (workers when split)
+  int threads = 0;        // threads the batch's search used (workers when split)
 };
 
 // One call's search. The scheduler fills `scores` and `ids` ([rows, params.k] each) and then
@@ -75,9 +76,10 @@ class SearchScheduler {
     // Most query rows merged into one batch. A single larger task is searched alone.
     // Default 512.
     int64_t max_batch_rows = 512;
-    // Split a search's coarse step across idle workers when nothing else is queued. On a quiet
-    // 2-core machine this takes a lone 16-frame call from about 1.5 to 1.0 ms (README,
-    // Benchmark). Default on.
+    // Split a search across idle workers when nothing else is queued. On the benchmark's 2-core
+    // machine this takes a lone 16-frame call end to end from 1.42-1.46 to 0.99-1.01 ms on the
+    // 0.999 speech-like index of README's "Speech-like frames", from 0.77-0.80 to 0.71-0.73 ms on
+    // RVC's W1 file. Default on.
     bool split_when_idle = true;
     // Most tasks waiting for a worker; Submit refuses more with RESOURCE_EXHAUSTED. With 16-frame
     // calls searched in batches of up to max_batch_rows, 64 queued calls are about two batches

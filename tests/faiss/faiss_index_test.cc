@@ -564,6 +564,32 @@ TEST_F(FaissIndexTest, ThreadedCoarseStepGivesIdenticalResults) {
   EXPECT_EQ(one.scores, two.scores);
 }
 
+TEST_F(FaissIndexTest, ThreadedSearchSplitsQueriesWithIdenticalResults) {
+  // Each thread takes a share of the queries through the whole search: the list scans (timbre's
+  // IVF-Flat and SQ8 scans) and the re-ranking as well as the coarse step. Odd counts leave
+  // unequal shares; one query cannot be split.
+  const FrameMatrix data = GenerateClusteredFrames(3000, kDim, 32, 8);
+  for (const char* description : {"IVF32,Flat", "PCA16,IVF32,SQ8,RFlat"}) {
+    for (Metric metric : {Metric::kL2, Metric::kInnerProduct}) {
+      std::unique_ptr<FaissIndex> index = TrainOrDie(description, metric, data);
+      ASSERT_NE(index, nullptr) << description;
+      EXPECT_TRUE(index->pruned_coarse_step()) << description;
+      EXPECT_TRUE(index->pruned_list_scan() || index->sq8_scan()) << description;
+      for (int64_t count : {1, 3, 16, 17}) {
+        const FrameMatrix queries = Queries(data, count, 9);
+        const Neighbours one = SearchOrDie(*index, queries, 8, 4, /*threads=*/1);
+        for (int threads : {2, 3, 64}) {
+          const Neighbours many = SearchOrDie(*index, queries, 8, 4, threads);
+          EXPECT_EQ(one.ids, many.ids) << description << ", " << count << " queries, " << threads;
+          EXPECT_EQ(one.scores, many.scores)
+              << description << ", " << count << " queries, " << threads;
+        }
+        EXPECT_THAT(one.ids, Each(::testing::Ge(0))) << description;
+      }
+    }
+  }
+}
+
 TEST_F(FaissIndexTest, BadFactoryStringIsInvalidArgument) {
   TrainOptions options;
   options.description = "NotAnIndex,Flat";
