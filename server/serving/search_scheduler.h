@@ -5,10 +5,9 @@
 // every queued task for the same snapshot and search parameters, up to max_batch_rows, and
 // searches them as one batch. At light load the queue is empty, a task is searched at once, and
 // if the other workers are idle too the search is split across all of them (each takes a share of
-// the call's frames; faiss_index.h). Under
-// load tasks queue while the workers search, and the next free worker takes them together:
-// larger batches use the cores better (one sgemm instead of several), which is where throughput
-// comes from.
+// the call's frames; faiss_index.h). Under load tasks queue while the workers search, and the
+// next free worker takes them together: larger batches use the cores better (one sgemm instead of
+// several), which is where throughput comes from.
 //
 // Threads: `workers` searching threads, each single-threaded except for the split search at light
 // load, so searches never use more threads than workers (set workers = cores).
