@@ -62,8 +62,8 @@ ABSL_FLAG(bool, no_kmeans, false, "Never compress by k-means");
 ABSL_FLAG(int64_t, seed, -1, "Shuffle seed; -1 = random (recorded in the report)");
 ABSL_FLAG(double, min_blend_cosine, 0, "Fidelity target of the auto recipe; 0 = 0.999");
 ABSL_FLAG(double, max_call_ms, 0,
-          "Latency bound of the auto recipe on a candidate's p50 per 16-frame call, ms; 0 = twice "
-          "that of RVC's own recipe in the same build");
+          "Latency bound of the auto recipe on a candidate's p50 per 16-frame call, ms; 0 = that "
+          "of RVC's own recipe searched without timbre's pruned steps, measured in the build");
 ABSL_FLAG(std::string, comment, "", "Comment stored with the version");
 ABSL_FLAG(bool, detach, false, "Return once the job has started");
 ABSL_FLAG(bool, wait_serving, true,

@@ -69,7 +69,8 @@ struct BuildPlan {
   std::vector<CandidateIndex> candidates;  // exactly one unless kind == KIND_AUTO
   // auto only: fidelity target and frames held out of the candidates to measure them.
   double min_blend_cosine = 0.999;
-  // auto only: latency bound on a candidate's p50 call, ms; 0 = the default (candidate_choice.h).
+  // auto only: latency bound on a candidate's p50 call, ms; 0 = RVC's recipe searched
+  // without the pruned steps, measured in the build (BuildReport.rvc_unpruned_p50_call_ms).
   double max_call_ms = 0.0;
   int64_t held_out_frames = 0;
   // Choices the planner made that the user should know about (clamped list counts).

@@ -36,14 +36,18 @@ bool MoreFaithful(const IndexEvaluation& a, const IndexEvaluation& b) {
 }  // namespace
 
 absl::StatusOr<CandidateChoice> ChooseCandidate(const std::vector<IndexEvaluation>& candidates,
-                                                double min_blend_cosine, double max_call_ms) {
+                                                double min_blend_cosine, double max_call_ms,
+                                                double default_bound_ms) {
   if (candidates.empty()) return absl::InvalidArgumentError("no candidates to choose from");
   if (!(max_call_ms >= 0)) {
     return absl::InvalidArgumentError(absl::StrCat("max_call_ms ", max_call_ms, " must be >= 0"));
   }
+  if (max_call_ms == 0 && !(default_bound_ms > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the default latency bound ", default_bound_ms, " ms must be > 0"));
+  }
   CandidateChoice choice;
-  choice.max_call_ms =
-      max_call_ms > 0 ? max_call_ms : kDefaultBoundFactor * candidates.front().p50_call_ms();
+  choice.max_call_ms = max_call_ms > 0 ? max_call_ms : default_bound_ms;
   const double bound = choice.max_call_ms;
   auto within = [bound](const IndexEvaluation& c) { return c.p50_call_ms() <= bound; };
   auto faithful = [min_blend_cosine](const IndexEvaluation& c) {

@@ -65,43 +65,55 @@ double Cosine(const float* a, const float* b, int dim) {
   return dot / std::sqrt(a_norm * b_norm);
 }
 
+absl::Status Invalid(absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("candidate evaluation: ", what));
+}
+
+// The checks of the arguments TimeCandidate takes.
+absl::Status ValidateTiming(const FaissIndex& candidate, const SearchParams& params,
+                            const FrameMatrix& queries, const EvaluationOptions& options) {
+  if (queries.rows < 1) return Invalid("no held-out queries");
+  if (queries.dim != candidate.dim()) {
+    return Invalid(
+        absl::StrCat("queries have dim ", queries.dim, ", the indexes have dim ", candidate.dim()));
+  }
+  if (options.k < 1 || options.k > candidate.size()) {
+    return Invalid(absl::StrCat("k is ", options.k, "; it must be in [1, ", candidate.size(), "]"));
+  }
+  if (params.k != options.k) {
+    return Invalid(absl::StrCat("the candidate's k is ", params.k, " but recall is measured at k ",
+                                options.k));
+  }
+  if (params.nprobe < 0 || params.nprobe > candidate.nlist()) {
+    return Invalid(absl::StrCat("nprobe is ", params.nprobe, "; the candidate (",
+                                candidate.description(), ") allows [0, ", candidate.nlist(), "]"));
+  }
+  if (!(options.index_rate >= 0.0f && options.index_rate <= 1.0f)) {
+    return Invalid(absl::StrCat("index_rate is ", options.index_rate, "; it must be in [0, 1]"));
+  }
+  if (options.call_frames < 1 || options.latency_calls < 1) {
+    return Invalid(absl::StrCat("call_frames (", options.call_frames, ") and latency_calls (",
+                                options.latency_calls, ") must be >= 1"));
+  }
+  return absl::OkStatus();
+}
+
+// The checks of EvaluateCandidate's arguments.
 absl::Status ValidateEvaluation(const FaissIndex& candidate, const SearchParams& params,
                                 const FaissIndex& exact, const FrameMatrix& queries,
                                 const EvaluationOptions& options) {
-  auto invalid = [](auto&&... parts) {
-    return absl::InvalidArgumentError(absl::StrCat("candidate evaluation: ", parts...));
-  };
   if (exact.description() != "Flat") {
-    return invalid("the exact reference must be a Flat index, not ", exact.description());
+    return Invalid(
+        absl::StrCat("the exact reference must be a Flat index, not ", exact.description()));
   }
   if (candidate.dim() != exact.dim() || candidate.metric() != exact.metric() ||
       candidate.size() != exact.size()) {
-    return invalid("the candidate (", candidate.size(), " vectors of dim ", candidate.dim(),
-                   ") and the exact reference (", exact.size(), " of dim ", exact.dim(),
-                   ") must hold the same vectors with the same metric");
+    return Invalid(absl::StrCat("the candidate (", candidate.size(), " vectors of dim ",
+                                candidate.dim(), ") and the exact reference (", exact.size(),
+                                " of dim ", exact.dim(),
+                                ") must hold the same vectors with the same metric"));
   }
-  if (queries.rows < 1) return invalid("no held-out queries");
-  if (queries.dim != exact.dim()) {
-    return invalid("queries have dim ", queries.dim, ", the indexes have dim ", exact.dim());
-  }
-  if (options.k < 1 || options.k > exact.size()) {
-    return invalid("k is ", options.k, "; it must be in [1, ", exact.size(), "]");
-  }
-  if (params.k != options.k) {
-    return invalid("the candidate's k is ", params.k, " but recall is measured at k ", options.k);
-  }
-  if (params.nprobe < 0 || params.nprobe > candidate.nlist()) {
-    return invalid("nprobe is ", params.nprobe, "; the candidate (", candidate.description(),
-                   ") allows [0, ", candidate.nlist(), "]");
-  }
-  if (!(options.index_rate >= 0.0f && options.index_rate <= 1.0f)) {
-    return invalid("index_rate is ", options.index_rate, "; it must be in [0, 1]");
-  }
-  if (options.call_frames < 1 || options.latency_calls < 1) {
-    return invalid("call_frames (", options.call_frames, ") and latency_calls (",
-                   options.latency_calls, ") must be >= 1");
-  }
-  return absl::OkStatus();
+  return ValidateTiming(candidate, params, queries, options);
 }
 
 // Fills recall_at_k and mean_blend_cosine. Reports progress in [0, 0.5].
@@ -195,6 +207,20 @@ absl::StatusOr<CandidateFigures> EvaluateCandidate(
     measured = MeasureLatency(candidate, params, held_out_queries, options, control, &figures);
   }
   if (!measured.ok()) return measured;
+  return figures;
+}
+
+absl::StatusOr<CandidateFigures> TimeCandidate(const FaissIndex& candidate,
+                                               const SearchParams& params,
+                                               const FrameMatrix& held_out_queries,
+                                               const EvaluationOptions& options,
+                                               BuildControl* control) {
+  absl::Status valid = ValidateTiming(candidate, params, held_out_queries, options);
+  if (!valid.ok()) return valid;
+  CandidateFigures figures;
+  absl::Status timed =
+      MeasureLatency(candidate, params, held_out_queries, options, control, &figures);
+  if (!timed.ok()) return timed;
   return figures;
 }
 

@@ -67,6 +67,16 @@ absl::StatusOr<CandidateFigures> EvaluateCandidate(
     const FaissIndex& candidate, const SearchParams& params, const FaissIndex& exact,
     const FrameMatrix& held_out_queries, const EvaluationOptions& options, BuildControl* control);
 
+// The latency pass of EvaluateCandidate alone: p50_call_us and p99_call_us of `candidate`
+// searched with `params` (the fidelity figures are left 0). Progress: reports from 0.5 up to 1.
+// Errors: as EvaluateCandidate's that concern these arguments (queries, k, nprobe, options);
+// CANCELLED; INTERNAL if a search fails.
+absl::StatusOr<CandidateFigures> TimeCandidate(const FaissIndex& candidate,
+                                               const SearchParams& params,
+                                               const FrameMatrix& held_out_queries,
+                                               const EvaluationOptions& options,
+                                               BuildControl* control);
+
 }  // namespace timbre
 
 #endif  // TIMBRE_SERVER_BUILD_CANDIDATE_EVALUATION_H_

@@ -69,6 +69,20 @@ absl::StatusOr<IndexEvaluation> Measure(FaissIndex& index, const SearchSetting& 
   return evaluation;
 }
 
+// The p50 per call of `index` (at its stored search settings) searched without timbre's pruned
+// steps (SearchParams::unpruned), timed as Measure times a candidate.
+absl::StatusOr<double> UnprunedP50Ms(const FaissIndex& index, const FrameMatrix& queries,
+                                     BuildControl* control) {
+  EvaluationOptions options;
+  options.k = kEvaluationK;
+  SearchParams params;
+  params.k = kEvaluationK;
+  params.unpruned = true;
+  auto figures = TimeCandidate(index, params, queries, options, control);
+  if (!figures.ok()) return figures.status();
+  return figures->p50_call_us / 1000.0;
+}
+
 // The auto recipe: trains and measures every candidate on all rows but the held-out ones, records
 // their figures in `report` and returns the kept (candidate, setting).
 absl::StatusOr<std::pair<const CandidateIndex*, SearchSetting>> MeasureAndChoose(
@@ -98,6 +112,12 @@ absl::StatusOr<std::pair<const CandidateIndex*, SearchSetting>> MeasureAndChoose
       progress.Begin(BuildStage::kEvaluating);
       auto evaluation = Measure(**index, setting, **exact, queries, &progress);
       if (!evaluation.ok()) return evaluation.status();
+      if (measured.empty()) {
+        // RVC's own recipe at nprobe 1: also its cost without the pruned steps, the default bound.
+        auto unpruned = UnprunedP50Ms(**index, queries, &progress);
+        if (!unpruned.ok()) return unpruned.status();
+        report->set_rvc_unpruned_p50_call_ms(*unpruned);
+      }
       evaluation->set_build_seconds(build_seconds);
       *report->add_candidates() = *evaluation;
       measured.emplace_back(&candidate, setting);
@@ -107,7 +127,8 @@ absl::StatusOr<std::pair<const CandidateIndex*, SearchSetting>> MeasureAndChoose
 
   const std::vector<IndexEvaluation> figures(report->candidates().begin(),
                                              report->candidates().end());
-  auto choice = ChooseCandidate(figures, plan.min_blend_cosine, plan.max_call_ms);
+  auto choice = ChooseCandidate(figures, plan.min_blend_cosine, plan.max_call_ms,
+                                report->rvc_unpruned_p50_call_ms());
   if (!choice.ok()) return choice.status();
   for (const std::string& note : choice->notes) report->add_notes(note);
   report->set_max_call_ms(choice->max_call_ms);

@@ -28,7 +28,8 @@
 // instead of faiss's, which decodes every code for every query. The lists of IVF-Flat indexes
 // (RVC's "IVF3333,Flat") are scanned by timbre's PrunedListScan (faiss_pruned_list_scan.h: 8-bit
 // codes of every vector bound its distance, exact distances only where the bounds cannot decide;
-// faiss's result) unless IndexLoadOptions::prune_list_scan is false.
+// faiss's result) unless IndexLoadOptions::prune_list_scan is false. A search with
+// SearchParams::unpruned uses none of these three (every centroid scored, faiss's scan).
 //
 // Refined indexes ("...,RFlat", "...,Refine(...)") are re-ranked here rather than by faiss's
 // IndexRefine::search, which takes no per-call knobs: the base index is searched (by the paths
@@ -215,14 +216,14 @@ class FaissIndex {
   absl::Status CheckIvfIds() const;
   const float* Project(const float* queries, int64_t count, std::unique_ptr<float[]>* owned) const;
   // Search's work for `count` queries on `threads` threads: SearchBase for `candidates` per
-  // query, then for a refined index the re-ranking to `k`.
-  void SearchRows(const float* queries, int64_t count, int k, int64_t candidates, int nprobe,
-                  int threads, float* scores, int64_t* ids) const;
+  // query, then for a refined index the re-ranking to params.k.
+  void SearchRows(const float* queries, int64_t count, const SearchParams& params,
+                  int64_t candidates, int nprobe, int threads, float* scores, int64_t* ids) const;
   void SearchBase(const float* queries, int64_t count, int64_t k, int nprobe, int threads,
-                  float* scores, int64_t* ids) const;
+                  bool unpruned, float* scores, int64_t* ids) const;
   void Rerank(const float* queries, int64_t count, int k, int64_t candidates,
               const int64_t* candidate_ids, float* scores, int64_t* ids) const;
-  void AssignLists(const float* queries, int64_t count, int nprobe, int threads,
+  void AssignLists(const float* queries, int64_t count, int nprobe, int threads, bool unpruned,
                    float* coarse_scores, int64_t* coarse_lists) const;
   void ScoreEveryList(const float* queries, int64_t count, int nprobe, int threads,
                       float* coarse_scores, int64_t* coarse_lists) const;

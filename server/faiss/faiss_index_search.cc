@@ -45,8 +45,8 @@ class ScopedOmpThreads {
 }  // namespace
 
 void FaissIndex::AssignLists(const float* queries, int64_t count, int nprobe, int threads,
-                             float* coarse_scores, int64_t* coarse_lists) const {
-  if (pruned_coarse_step_ != nullptr) {
+                             bool unpruned, float* coarse_scores, int64_t* coarse_lists) const {
+  if (pruned_coarse_step_ != nullptr && !unpruned) {
     pruned_coarse_step_->Assign(queries, count, nprobe, threads, coarse_scores, coarse_lists);
   } else {
     ScoreEveryList(queries, count, nprobe, threads, coarse_scores, coarse_lists);
@@ -102,7 +102,7 @@ const float* FaissIndex::Project(const float* queries, int64_t count,
 }
 
 void FaissIndex::SearchBase(const float* queries, int64_t count, int64_t k, int nprobe, int threads,
-                            float* scores, int64_t* ids) const {
+                            bool unpruned, float* scores, int64_t* ids) const {
   const faiss::Index* base = refine_ != nullptr ? refine_->base_index : index_.get();
   std::unique_ptr<float[]> projected;
   if (ivf_ != nullptr) {
@@ -113,13 +113,14 @@ void FaissIndex::SearchBase(const float* queries, int64_t count, int64_t k, int 
   if (centroids_ != nullptr) {
     std::vector<float> coarse_scores(static_cast<size_t>(count) * nprobe);
     std::vector<int64_t> coarse_lists(static_cast<size_t>(count) * nprobe);
-    AssignLists(queries, count, nprobe, threads, coarse_scores.data(), coarse_lists.data());
-    if (sq8_scan_ != nullptr) {
+    AssignLists(queries, count, nprobe, threads, unpruned, coarse_scores.data(),
+                coarse_lists.data());
+    if (sq8_scan_ != nullptr && !unpruned) {
       sq8_scan_->Search(queries, count, k, nprobe, coarse_lists.data(), coarse_scores.data(),
                         scores, ids);
       return;
     }
-    if (pruned_list_scan_ != nullptr) {
+    if (pruned_list_scan_ != nullptr && !unpruned) {
       pruned_list_scan_->Search(queries, count, k, nprobe, coarse_lists.data(), scores, ids);
       return;
     }
@@ -172,7 +173,7 @@ absl::Status FaissIndex::CoarseLists(const float* queries, int64_t count, int np
   return CallFaiss("coarse step", absl::StatusCode::kInternal, nullptr, [&] {
     std::unique_ptr<float[]> projected;
     AssignLists(Project(queries, count, &projected), count, probes, std::max(1, threads),
-                scores.data(), lists);
+                /*unpruned=*/false, scores.data(), lists);
   });
 }
 
@@ -210,8 +211,8 @@ absl::Status FaissIndex::Search(const float* queries, int64_t count, const Searc
     const int64_t begin = count * share / shares;
     const int64_t rows = count * (share + 1) / shares - begin;
     statuses[share] = CallFaiss("search", absl::StatusCode::kInternal, nullptr, [&] {
-      SearchRows(queries + begin * dim_, rows, params.k, candidates, nprobe,
-                 shares > 1 ? 1 : threads, scores + begin * params.k, ids + begin * params.k);
+      SearchRows(queries + begin * dim_, rows, params, candidates, nprobe, shares > 1 ? 1 : threads,
+                 scores + begin * params.k, ids + begin * params.k);
     });
   }
   for (absl::Status& status : statuses) {
@@ -220,17 +221,18 @@ absl::Status FaissIndex::Search(const float* queries, int64_t count, const Searc
   return absl::OkStatus();
 }
 
-void FaissIndex::SearchRows(const float* queries, int64_t count, int k, int64_t candidates,
-                            int nprobe, int threads, float* scores, int64_t* ids) const {
+void FaissIndex::SearchRows(const float* queries, int64_t count, const SearchParams& params,
+                            int64_t candidates, int nprobe, int threads, float* scores,
+                            int64_t* ids) const {
   if (refine_ == nullptr) {
-    SearchBase(queries, count, k, nprobe, threads, scores, ids);
+    SearchBase(queries, count, params.k, nprobe, threads, params.unpruned, scores, ids);
     return;
   }
   std::vector<float> candidate_scores(static_cast<size_t>(count) * candidates);
   std::vector<int64_t> candidate_ids(static_cast<size_t>(count) * candidates);
-  SearchBase(queries, count, candidates, nprobe, threads, candidate_scores.data(),
+  SearchBase(queries, count, candidates, nprobe, threads, params.unpruned, candidate_scores.data(),
              candidate_ids.data());
-  Rerank(queries, count, k, candidates, candidate_ids.data(), scores, ids);
+  Rerank(queries, count, params.k, candidates, candidate_ids.data(), scores, ids);
 }
 
 }  // namespace timbre

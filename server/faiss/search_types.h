@@ -24,6 +24,10 @@ struct SearchParams {
   int k_factor = 0;  // re-ranking factor for refined indexes (...,RFlat): k*k_factor candidates
                      // are re-scored exactly; 0 = the index's stored k_factor; ignored by
                      // indexes without a refine step
+  // True: search without timbre's own steps, as the server did before them: every centroid
+  // scored (one sgemm), faiss's scan of the lists. The lists and neighbours are the same (scores
+  // up to float rounding); only the cost differs. For measuring that cost. Default false.
+  bool unpruned = false;
 };
 
 // Marks a missing neighbour in search results (faiss's convention).

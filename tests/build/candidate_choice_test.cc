@@ -24,6 +24,9 @@ IndexEvaluation Figures(const std::string& description, int nprobe, double cosin
   return figures;
 }
 
+// The default bound the auto recipe passes: RVC's recipe without the pruned steps.
+constexpr double kDefaultBound = 2.0;
+
 // RVC's recipe first (1 ms), as the auto recipe measures it.
 std::vector<IndexEvaluation> Grid() {
   return {Figures("IVF3333,Flat", 1, 0.96, 1.0), Figures("IVF3333,Flat", 4, 0.988, 1.6),
@@ -32,9 +35,9 @@ std::vector<IndexEvaluation> Grid() {
 }
 
 TEST(ChooseCandidateTest, KeepsTheFastestFaithfulOneWithinTheDefaultBound) {
-  auto choice = ChooseCandidate(Grid(), 0.999, 0);
+  auto choice = ChooseCandidate(Grid(), 0.999, 0, kDefaultBound);
   ASSERT_THAT(choice, IsOk());
-  EXPECT_DOUBLE_EQ(choice->max_call_ms, 2.0) << "twice the first candidate's p50";
+  EXPECT_DOUBLE_EQ(choice->max_call_ms, kDefaultBound);
   EXPECT_EQ(choice->chosen, 4);
   EXPECT_TRUE(choice->notes.empty());
 }
@@ -42,7 +45,7 @@ TEST(ChooseCandidateTest, KeepsTheFastestFaithfulOneWithinTheDefaultBound) {
 TEST(ChooseCandidateTest, AFasterFaithfulOneOverTheBoundIsNotKept) {
   std::vector<IndexEvaluation> grid = Grid();
   grid[4].set_mean_blend_cosine(0.99);  // the 0.9 ms one misses the target now
-  auto choice = ChooseCandidate(grid, 0.999, 1.85);
+  auto choice = ChooseCandidate(grid, 0.999, 1.85, kDefaultBound);
   ASSERT_THAT(choice, IsOk());
   EXPECT_EQ(choice->chosen, 3) << "IVF512 nprobe 32 at 1.8 ms; IVF1436 at 1.9 ms is over 1.85";
   EXPECT_DOUBLE_EQ(choice->max_call_ms, 1.85);
@@ -50,7 +53,7 @@ TEST(ChooseCandidateTest, AFasterFaithfulOneOverTheBoundIsNotKept) {
 
 TEST(ChooseCandidateTest, NoneFaithfulWithinTheBoundKeepsTheMostFaithfulWithinItAndSaysWhy) {
   // Target 0.9999: only IVF3333 nprobe 16 reaches it, at 5 ms, over the 2 ms default bound.
-  auto choice = ChooseCandidate(Grid(), 0.9999, 0);
+  auto choice = ChooseCandidate(Grid(), 0.9999, 0, kDefaultBound);
   ASSERT_THAT(choice, IsOk());
   EXPECT_EQ(choice->chosen, 3) << "0.9996 is the best within 2 ms";
   EXPECT_THAT(choice->notes,
@@ -61,7 +64,7 @@ TEST(ChooseCandidateTest, NoneFaithfulWithinTheBoundKeepsTheMostFaithfulWithinIt
 }
 
 TEST(ChooseCandidateTest, NoneFaithfulAtAllSaysSoWithoutNamingOneOverTheBound) {
-  auto choice = ChooseCandidate(Grid(), 1.0, 0);
+  auto choice = ChooseCandidate(Grid(), 1.0, 0, kDefaultBound);
   ASSERT_THAT(choice, IsOk());
   EXPECT_EQ(choice->chosen, 3);
   ASSERT_EQ(choice->notes.size(), 1u);
@@ -69,7 +72,7 @@ TEST(ChooseCandidateTest, NoneFaithfulAtAllSaysSoWithoutNamingOneOverTheBound) {
 }
 
 TEST(ChooseCandidateTest, ABoundBelowEveryCandidateKeepsTheFastest) {
-  auto choice = ChooseCandidate(Grid(), 0.999, 0.5);
+  auto choice = ChooseCandidate(Grid(), 0.999, 0.5, kDefaultBound);
   ASSERT_THAT(choice, IsOk());
   EXPECT_EQ(choice->chosen, 4);
   EXPECT_THAT(choice->notes, ElementsAre(HasSubstr("no candidate ran within p50 <= 0.500 ms; "
@@ -77,13 +80,28 @@ TEST(ChooseCandidateTest, ABoundBelowEveryCandidateKeepsTheFastest) {
                                          HasSubstr("over the bound: IVF512,Flat nprobe 8")));
 }
 
+TEST(ChooseCandidateTest, AnExplicitBoundReplacesTheDefault) {
+  // 1.0 ms admits only RVC's recipe and IVF512 nprobe 8 (0.9 ms, 0.9991).
+  auto choice = ChooseCandidate(Grid(), 0.999, 1.0, kDefaultBound);
+  ASSERT_THAT(choice, IsOk());
+  EXPECT_DOUBLE_EQ(choice->max_call_ms, 1.0);
+  EXPECT_EQ(choice->chosen, 4);
+  // With a bound of its own, a default that could not be used does not matter.
+  EXPECT_THAT(ChooseCandidate(Grid(), 0.999, 1.0, 0), IsOk());
+}
+
 TEST(ChooseCandidateTest, RefusesNoCandidatesAndANegativeOrNanBound) {
-  EXPECT_THAT(ChooseCandidate({}, 0.999, 0),
+  EXPECT_THAT(ChooseCandidate({}, 0.999, 0, kDefaultBound),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no candidates")));
-  EXPECT_THAT(ChooseCandidate(Grid(), 0.999, -1),
+  EXPECT_THAT(ChooseCandidate(Grid(), 0.999, -1, kDefaultBound),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_call_ms -1")));
-  EXPECT_THAT(ChooseCandidate(Grid(), 0.999, std::nan("")),
+  EXPECT_THAT(ChooseCandidate(Grid(), 0.999, std::nan(""), kDefaultBound),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_call_ms")));
+  for (double bad : {0.0, -1.0, std::nan("")}) {
+    EXPECT_THAT(ChooseCandidate(Grid(), 0.999, 0, bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("default latency bound")))
+        << bad;
+  }
 }
 
 }  // namespace

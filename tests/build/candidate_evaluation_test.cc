@@ -119,6 +119,44 @@ TEST_F(CandidateEvaluationTest, LatencyFiguresArePositiveAndOrdered) {
   EXPECT_GE(figures->p99_call_us, figures->p50_call_us);
 }
 
+TEST_F(CandidateEvaluationTest, TimeCandidateTimesWithoutTheFidelityPass) {
+  for (bool unpruned : {false, true}) {
+    SearchParams params = Probing(4);
+    params.unpruned = unpruned;
+    FakeBuildControl control;
+    absl::StatusOr<CandidateFigures> figures =
+        TimeCandidate(*ivf_, params, *queries_, FewCalls(), &control);
+    ASSERT_THAT(figures, IsOk()) << unpruned;
+    EXPECT_GT(figures->p50_call_us, 0.0);
+    EXPECT_GE(figures->p99_call_us, figures->p50_call_us);
+    EXPECT_EQ(figures->recall_at_k, 0.0) << "not measured";
+    EXPECT_EQ(figures->mean_blend_cosine, 0.0) << "not measured";
+    const std::vector<double> fractions = control.fractions();
+    ASSERT_FALSE(fractions.empty());
+    EXPECT_GE(fractions.front(), 0.5) << "the timing half of an evaluation only";
+    EXPECT_DOUBLE_EQ(fractions.back(), 1.0);
+  }
+  FakeBuildControl cancelled;
+  cancelled.Cancel();
+  EXPECT_THAT(TimeCandidate(*ivf_, Probing(4), *queries_, FewCalls(), &cancelled),
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
+}
+
+TEST_F(CandidateEvaluationTest, TimeCandidateRejectsBadInputs) {
+  using absl::StatusCode;
+  EXPECT_THAT(TimeCandidate(*ivf_, Probing(65), *queries_, FewCalls(), nullptr),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("nprobe is 65")));
+  EXPECT_THAT(TimeCandidate(*ivf_, Probing(1), Rows(*queries_, 0, 0), FewCalls(), nullptr),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("no held-out queries")));
+  EXPECT_THAT(TimeCandidate(*ivf_, Probing(1), GenerateClusteredFrames(10, 2 * kDim, 2, 3),
+                            FewCalls(), nullptr),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("queries have dim 32")));
+  EvaluationOptions options = FewCalls();
+  options.latency_calls = 0;
+  EXPECT_THAT(TimeCandidate(*ivf_, Probing(1), *queries_, options, nullptr),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("latency_calls")));
+}
+
 TEST_F(CandidateEvaluationTest, ReportsProgressAndStopsWhenCancelled) {
   FakeBuildControl control;
   ASSERT_THAT(EvaluateCandidate(*ivf_, Probing(2), *exact_, *queries_, FewCalls(), &control),

@@ -66,7 +66,7 @@ struct Neighbours {
 };
 
 Neighbours SearchOrDie(const FaissIndex& index, const FrameMatrix& queries, int k, int nprobe,
-                       int threads = 1, int k_factor = 0) {
+                       int threads = 1, int k_factor = 0, bool unpruned = false) {
   Neighbours result;
   result.scores.resize(queries.rows * k);
   result.ids.resize(queries.rows * k);
@@ -74,6 +74,7 @@ Neighbours SearchOrDie(const FaissIndex& index, const FrameMatrix& queries, int 
   params.k = k;
   params.nprobe = nprobe;
   params.k_factor = k_factor;
+  params.unpruned = unpruned;
   EXPECT_THAT(index.Search(queries.values.data(), queries.rows, params, threads,
                            result.scores.data(), result.ids.data()),
               IsOk());
@@ -585,6 +586,36 @@ TEST_F(FaissIndexTest, ThreadedSearchSplitsQueriesWithIdenticalResults) {
               << description << ", " << count << " queries, " << threads;
         }
         EXPECT_THAT(one.ids, Each(::testing::Ge(0))) << description;
+      }
+    }
+  }
+}
+
+TEST_F(FaissIndexTest, UnprunedSearchFindsTheSameNeighbours) {
+  // Without the pruned coarse step and list scans: every centroid scored and faiss's scan. Exact
+  // IVF-Flat gives the same result bit for bit; SQ8 the same up to float rounding (faiss decodes
+  // every code, Sq8Scan weighs them), so there the scores are compared rank by rank.
+  const FrameMatrix data = GenerateClusteredFrames(3000, kDim, 32, 8);
+  const FrameMatrix queries = Queries(data, 40, 11);
+  for (const char* description : {"IVF32,Flat", "PCA16,IVF32,SQ8,RFlat", "IVF32,SQ8"}) {
+    for (Metric metric : {Metric::kL2, Metric::kInnerProduct}) {
+      std::unique_ptr<FaissIndex> index = TrainOrDie(description, metric, data);
+      ASSERT_NE(index, nullptr) << description;
+      for (int nprobe : {1, 4}) {
+        const Neighbours pruned = SearchOrDie(*index, queries, 8, nprobe);
+        const Neighbours unpruned =
+            SearchOrDie(*index, queries, 8, nprobe, 1, 0, /*unpruned=*/true);
+        const std::string what = absl::StrCat(description, ", nprobe ", nprobe);
+        if (std::string(description) == "IVF32,Flat") {
+          EXPECT_EQ(pruned.ids, unpruned.ids) << what;
+          EXPECT_EQ(pruned.scores, unpruned.scores) << what;
+        } else {
+          for (size_t i = 0; i < pruned.scores.size(); ++i) {
+            EXPECT_NEAR(pruned.scores[i], unpruned.scores[i],
+                        1e-4f * (1.0f + std::abs(unpruned.scores[i])))
+                << what << ", rank " << i;
+          }
+        }
       }
     }
   }
