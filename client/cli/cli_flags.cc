@@ -60,7 +60,9 @@ ABSL_FLAG(int64_t, kmeans_above, 0, "Compress sets above this many rows; 0 = 200
 ABSL_FLAG(int, kmeans_centroids, 0, "K-means centroids kept; 0 = 10000");
 ABSL_FLAG(bool, no_kmeans, false, "Never compress by k-means");
 ABSL_FLAG(int64_t, seed, -1, "Shuffle seed; -1 = random (recorded in the report)");
-ABSL_FLAG(double, min_blend_cosine, 0, "Fidelity target of the auto recipe; 0 = 0.999");
+ABSL_FLAG(double, min_blend_cosine, 0,
+          "Fidelity target of the auto recipe on the set's own held-out frames; 0 = 0.9997 (about "
+          "0.999 for another voice's frames)");
 ABSL_FLAG(double, max_call_ms, 0,
           "Latency bound of the auto recipe on a candidate's p50 per 16-frame call, ms; 0 = that "
           "of RVC's own recipe searched without timbre's pruned steps, measured in the build");

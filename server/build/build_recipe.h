@@ -68,7 +68,7 @@ struct BuildPlan {
   float expansion_alpha = 3.0f;
   std::vector<CandidateIndex> candidates;  // exactly one unless kind == KIND_AUTO
   // auto only: fidelity target and frames held out of the candidates to measure them.
-  double min_blend_cosine = 0.999;
+  double min_blend_cosine = 0.9997;
   // auto only: latency bound on a candidate's p50 call, ms; 0 = RVC's recipe searched
   // without the pruned steps, measured in the build (BuildReport.rvc_unpruned_p50_call_ms).
   double max_call_ms = 0.0;

@@ -195,7 +195,7 @@ TEST(PlanBuildTest, AutoGoesFromRvcListsToFewListsWithManyProbesAndFastScan) {
   auto plan = PlanBuild(Kind(Recipe::KIND_AUTO), 130000, 768, 1);
   ASSERT_THAT(plan, IsOk());
   EXPECT_EQ(plan->held_out_frames, 1000);
-  EXPECT_DOUBLE_EQ(plan->min_blend_cosine, 0.999);
+  EXPECT_DOUBLE_EQ(plan->min_blend_cosine, 0.9997);
   EXPECT_DOUBLE_EQ(plan->max_call_ms, 0.0) << "the default bound, resolved after measuring";
   const int64_t n = 130000 - 1000;
   const int64_t rvc = RvcListCount(n);
@@ -324,7 +324,7 @@ TEST(PlanBuildTest, FieldsLeftAtZeroTakeTheDefaultsBuildJobProtoStates) {
 
   auto automatic = PlanBuild(Kind(Recipe::KIND_AUTO), 100000, 256, 1);
   ASSERT_THAT(automatic, IsOk());
-  EXPECT_EQ(automatic->min_blend_cosine, 0.999);
+  EXPECT_EQ(automatic->min_blend_cosine, 0.9997);
   EXPECT_EQ(automatic->held_out_frames, 1000) << "min(1000, rows/50)";
   EXPECT_EQ(PlanBuild(Kind(Recipe::KIND_AUTO), 5000, 256, 1)->held_out_frames, 100);
   EXPECT_EQ(PlanBuild(Kind(Recipe::KIND_AUTO), 700, 256, 1)->held_out_frames, 16) << "at least 16";

@@ -325,20 +325,22 @@ TEST_F(IndexBuilderTest, AutoOnSpeechLikeFramesMeetsItsTargetOrSaysNoneDoes) {
   EXPECT_GT(report->rvc_unpruned_p50_call_ms(), 0.0);
   EXPECT_DOUBLE_EQ(report->max_call_ms(), report->rvc_unpruned_p50_call_ms())
       << "the default bound: RVC's recipe, the first candidate, without the pruned steps";
+  const double target = report->min_blend_cosine();
+  EXPECT_DOUBLE_EQ(target, 0.9997) << "the default target";
   const auto& chosen = report->candidates(report->chosen_candidate());
   EXPECT_LE(chosen.p50_call_ms(), report->max_call_ms());
   bool any_faithful_within = false;
   for (const auto& candidate : report->candidates()) {
     if (candidate.p50_call_ms() > report->max_call_ms()) continue;
-    if (candidate.mean_blend_cosine() >= 0.999) {
+    if (candidate.mean_blend_cosine() >= target) {
       any_faithful_within = true;
       EXPECT_GE(candidate.p50_call_ms(), chosen.p50_call_ms()) << "the fastest faithful one";
-    } else if (chosen.mean_blend_cosine() < 0.999) {
+    } else if (chosen.mean_blend_cosine() < target) {
       EXPECT_GE(chosen.mean_blend_cosine(), candidate.mean_blend_cosine()) << "the most faithful";
     }
   }
   if (any_faithful_within) {
-    EXPECT_GE(chosen.mean_blend_cosine(), 0.999);
+    EXPECT_GE(chosen.mean_blend_cosine(), target);
     EXPECT_THAT(report->notes(), ::testing::Not(::testing::Contains(HasSubstr("no candidate"))));
   } else {
     EXPECT_THAT(report->notes(), ::testing::Contains(HasSubstr("no candidate reached")));
