@@ -52,8 +52,9 @@ class TimbreServer {
     // How long a search worker keeps polling for the next call before it sleeps (see
     // SearchScheduler::Options::idle_spin); must not be negative. Default zero: it sleeps at once.
     absl::Duration search_idle_spin = absl::ZeroDuration();
-    // Most frames merged into one search batch. Default 512.
-    int64_t max_batch_frames = 512;
+    // Most frames merged into one search batch (SearchScheduler::Options::max_batch_rows).
+    // Default 64.
+    int64_t max_batch_frames = 64;
     // Most frames in one call; larger calls get INVALID_ARGUMENT. Default 4096.
     int64_t max_frames_per_call = 4096;
     // How often the repository is rescanned for new versions; zero disables. Default 2 s.

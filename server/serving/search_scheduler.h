@@ -6,8 +6,7 @@
 // searches them as one batch. At light load the queue is empty, a task is searched at once, and
 // if the other workers are idle too the search is split across all of them (each takes a share of
 // the call's frames; faiss_index.h). Under load tasks queue while the workers search, and the
-// next free worker takes them together: larger batches use the cores better (one sgemm instead of
-// several), which is where throughput comes from.
+// next free worker takes them together, up to max_batch_rows: fewer, larger searches.
 //
 // Threads: `workers` searching threads, each single-threaded except for the split search at light
 // load, so searches never use more threads than workers (set workers = cores).
@@ -72,17 +71,18 @@ class SearchScheduler {
   struct Options {
     // Searching threads. Default 0: one per core (std::thread::hardware_concurrency()).
     int workers = 0;
-    // Most query rows merged into one batch. A single larger task is searched alone.
-    // Default 512.
-    int64_t max_batch_rows = 512;
+    // Most query rows merged into one batch. A single larger task is searched alone. Default 64
+    // (four 16-frame calls): at saturation on the benchmark's W1 file 2-12% more frames/s than
+    // 512 in each of 6 alternating measurements (README, Performance design): a call's neighbours
+    // are blended soon after they were read, before a long batch pushed them out of the caches.
+    int64_t max_batch_rows = 64;
     // Split a search across idle workers when nothing else is queued. On the benchmark's 2-core
     // machine this takes a lone 16-frame call end to end from 1.42-1.46 to 0.99-1.01 ms on the
     // 0.999 speech-like index of README's "Speech-like frames", from 0.77-0.80 to 0.71-0.73 ms on
     // RVC's W1 file. Default on.
     bool split_when_idle = true;
-    // Most tasks waiting for a worker; Submit refuses more with RESOURCE_EXHAUSTED. With 16-frame
-    // calls searched in batches of up to max_batch_rows, 64 queued calls are about two batches
-    // per worker of waiting. Default 64.
+    // Most tasks waiting for a worker; Submit refuses more with RESOURCE_EXHAUSTED. 64 queued
+    // 16-frame calls are about 1,000 frames of searching to wait for. Default 64.
     int max_queued_tasks = 64;
     // After a search, one worker keeps polling the queue for this long before it sleeps
     // (yielding its core to any thread that wants it), so that the next call finds a core that
