@@ -203,11 +203,12 @@ absl::Status FaissIndex::Search(const float* queries, int64_t count, const Searc
   // Queries are searched independently. With timbre's own coarse step, each thread takes a share
   // of them through the whole search (coarse step, scan, re-ranking); faiss's own searches split
   // their queries across the OpenMP threads themselves.
-  const int64_t shares =
-      centroids_ != nullptr ? std::max<int64_t>(1, std::min<int64_t>(threads, count)) : 1;
+  const int shares = centroids_ != nullptr
+                         ? static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, count)))
+                         : 1;
   std::vector<absl::Status> statuses(shares);
-#pragma omp parallel for num_threads(static_cast <int>(shares)) if (shares > 1)
-  for (int64_t share = 0; share < shares; ++share) {
+#pragma omp parallel for num_threads(shares) if (shares > 1)
+  for (int share = 0; share < shares; ++share) {
     const int64_t begin = count * share / shares;
     const int64_t rows = count * (share + 1) / shares - begin;
     statuses[share] = CallFaiss("search", absl::StatusCode::kInternal, nullptr, [&] {
