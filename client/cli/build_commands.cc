@@ -103,11 +103,15 @@ std::string ReportText(const BuildJob& job) {
     absl::StrAppendFormat(&text, "  %-12s %8.2f s\n", stage.stage(), stage.seconds());
   }
   if (report.candidates_size() > 0) {
+    // Servers before the field reported no reference: 0.
+    const std::string reference =
+        report.rvc_unpruned_p50_call_ms() > 0
+            ? absl::StrFormat("; RVC's recipe without the pruned steps: p50 %.3f ms",
+                              report.rvc_unpruned_p50_call_ms())
+            : "";
     absl::StrAppendFormat(&text,
-                          "  candidates (target: mean blend cosine >= %.4f, p50 <= %.3f ms; RVC's "
-                          "recipe without the pruned steps: p50 %.3f ms):\n",
-                          report.min_blend_cosine(), report.max_call_ms(),
-                          report.rvc_unpruned_p50_call_ms());
+                          "  candidates (target: mean blend cosine >= %.4f, p50 <= %.3f ms%s):\n",
+                          report.min_blend_cosine(), report.max_call_ms(), reference);
     absl::StrAppendFormat(&text, "    %-30s %6s %8s %9s %12s %8s %8s %8s %9s %9s\n", "INDEX",
                           "NPROBE", "K_FACTOR", "RECALL@K", "BLEND_COS", "P50_MS", "P99_MS",
                           "BUILD_S", "MEMORY_MB", "IMBALANCE");

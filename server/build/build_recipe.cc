@@ -20,11 +20,6 @@ constexpr int kDefaultIterations = 10;
 constexpr int kDefaultFastScanNprobe = 4;
 constexpr int kDefaultKFactor = 4;
 constexpr float kDefaultAlpha = 3.0f;
-// On the target voice's held-out frames. A voice changer sends another voice's frames, which sat
-// about 3x further from exact search on speech-like frames (1 - cosine 0.0017 against 0.0005 at
-// nprobe 16, 0.0010 against 0.0003 at 24; README, "Speech-like frames"): 0.9997 here for 0.999
-// there.
-constexpr double kDefaultMinBlendCosine = 0.9997;
 constexpr int64_t kMaxHeldOut = 1000;
 constexpr int64_t kMinHeldOut = 16;
 // 4-bit PQ trains 16 centroids per sub-quantizer.

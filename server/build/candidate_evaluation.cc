@@ -75,7 +75,7 @@ absl::Status ValidateTiming(const FaissIndex& candidate, const SearchParams& par
   if (queries.rows < 1) return Invalid("no held-out queries");
   if (queries.dim != candidate.dim()) {
     return Invalid(
-        absl::StrCat("queries have dim ", queries.dim, ", the indexes have dim ", candidate.dim()));
+        absl::StrCat("queries have dim ", queries.dim, ", the index has dim ", candidate.dim()));
   }
   if (options.k < 1 || options.k > candidate.size()) {
     return Invalid(absl::StrCat("k is ", options.k, "; it must be in [1, ", candidate.size(), "]"));

@@ -180,7 +180,8 @@ class FaissIndex {
   // [count, k] scores (squared L2 or inner product) and ids, nearest first, kNoNeighbour (with
   // the worst possible score) where missing. Scores of a refined index are the refine index's
   // (exact for RFlat). `threads` (>= 1) is how many threads the search may use: with timbre's
-  // own coarse step each takes a share of the queries (results do not depend on it).
+  // own coarse step each takes a share of the queries (the same results as on one thread on the
+  // pruned paths; up to float rounding on the unpruned sgemm).
   // REQUIRES: params.k >= 1; 0 <= params.nprobe <= nlist().
   // Errors: INVALID_ARGUMENT for params.k_factor < 0, or for a params.nprobe other than 0 and
   // nprobe() on an IVF FastScan index (faiss cannot change its nprobe per call); INTERNAL if

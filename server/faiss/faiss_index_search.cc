@@ -206,13 +206,20 @@ absl::Status FaissIndex::Search(const float* queries, int64_t count, const Searc
   const int shares = centroids_ != nullptr
                          ? static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, count)))
                          : 1;
+  if (shares == 1) {
+    // No parallel region of one thread: regions opened inside one would be nested, and libgomp
+    // starts fresh threads for nested teams.
+    return CallFaiss("search", absl::StatusCode::kInternal, nullptr, [&] {
+      SearchRows(queries, count, params, candidates, nprobe, threads, scores, ids);
+    });
+  }
   std::vector<absl::Status> statuses(shares);
-#pragma omp parallel for num_threads(shares) if (shares > 1)
+#pragma omp parallel for num_threads(shares)
   for (int share = 0; share < shares; ++share) {
     const int64_t begin = count * share / shares;
     const int64_t rows = count * (share + 1) / shares - begin;
     statuses[share] = CallFaiss("search", absl::StatusCode::kInternal, nullptr, [&] {
-      SearchRows(queries + begin * dim_, rows, params, candidates, nprobe, shares > 1 ? 1 : threads,
+      SearchRows(queries + begin * dim_, rows, params, candidates, nprobe, 1,
                  scores + begin * params.k, ids + begin * params.k);
     });
   }

@@ -25,8 +25,8 @@ struct SearchParams {
                      // are re-scored exactly; 0 = the index's stored k_factor; ignored by
                      // indexes without a refine step
   // True: search without timbre's own steps, as the server did before them: every centroid
-  // scored (one sgemm), faiss's scan of the lists. The lists and neighbours are the same (scores
-  // up to float rounding); only the cost differs. For measuring that cost. Default false.
+  // scored (one sgemm), faiss's scan of the lists. The same neighbours up to ties and float
+  // rounding; the cost differs. For measuring that cost. Default false.
   bool unpruned = false;
 };
 

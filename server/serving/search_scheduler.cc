@@ -12,7 +12,8 @@ namespace {
 
 bool SameSearch(const SearchTask& a, const SearchTask& b) {
   return a.snapshot == b.snapshot && a.params.k == b.params.k &&
-         a.params.nprobe == b.params.nprobe && a.params.k_factor == b.params.k_factor;
+         a.params.nprobe == b.params.nprobe && a.params.k_factor == b.params.k_factor &&
+         a.params.unpruned == b.params.unpruned;
 }
 
 }  // namespace

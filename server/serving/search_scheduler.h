@@ -9,7 +9,9 @@
 // next free worker takes them together, up to max_batch_rows: fewer, larger searches.
 //
 // Threads: `workers` searching threads, each single-threaded except for the split search at light
-// load, so searches never use more threads than workers (set workers = cores).
+// load, which uses `workers` threads (set workers = cores). A call that arrives while a split
+// search runs is searched at once on another worker, so for that while up to 2 x workers - 1
+// threads search.
 //
 // Overload: at most max_queued_tasks tasks wait in the queue (tasks being searched do not count).
 // Submit refuses a task beyond that at once with RESOURCE_EXHAUSTED, so that a burst is turned
@@ -77,9 +79,9 @@ class SearchScheduler {
     // are blended soon after they were read, before a long batch pushed them out of the caches.
     int64_t max_batch_rows = 64;
     // Split a search across idle workers when nothing else is queued. On the benchmark's 2-core
-    // machine this takes a lone 16-frame call end to end from 1.42-1.46 to 0.99-1.01 ms on the
-    // 0.999 speech-like index of README's "Speech-like frames", from 0.77-0.80 to 0.71-0.73 ms on
-    // RVC's W1 file. Default on.
+    // machine, splitting the whole search instead of its coarse step alone took a lone 16-frame
+    // call end to end from 1.42-1.46 to 0.99-1.01 ms on the 0.999 speech-like index of README's
+    // "Speech-like frames", and from 0.77-0.80 to 0.71-0.73 ms on RVC's W1 file. Default on.
     bool split_when_idle = true;
     // Most tasks waiting for a worker; Submit refuses more with RESOURCE_EXHAUSTED. 64 queued
     // 16-frame calls are about 1,000 frames of searching to wait for. Default 64.

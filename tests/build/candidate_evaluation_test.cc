@@ -155,6 +155,20 @@ TEST_F(CandidateEvaluationTest, TimeCandidateRejectsBadInputs) {
   options.latency_calls = 0;
   EXPECT_THAT(TimeCandidate(*ivf_, Probing(1), *queries_, options, nullptr),
               StatusIs(StatusCode::kInvalidArgument, HasSubstr("latency_calls")));
+  options = FewCalls();
+  options.index_rate = -0.5f;
+  EXPECT_THAT(TimeCandidate(*ivf_, Probing(1), *queries_, options, nullptr),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("index_rate")));
+  SearchParams k4 = Probing(1);
+  k4.k = 4;
+  EXPECT_THAT(TimeCandidate(*ivf_, k4, *queries_, FewCalls(), nullptr),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("k is 4")));
+  options = FewCalls();
+  options.k = 2001;
+  SearchParams k2001 = Probing(1);
+  k2001.k = 2001;
+  EXPECT_THAT(TimeCandidate(*ivf_, k2001, *queries_, options, nullptr),
+              StatusIs(StatusCode::kInvalidArgument, HasSubstr("k is 2001")));
 }
 
 TEST_F(CandidateEvaluationTest, ReportsProgressAndStopsWhenCancelled) {

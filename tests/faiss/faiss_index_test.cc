@@ -539,30 +539,27 @@ TEST_F(FaissIndexTest, MissingNeighboursAreMarked) {
 }
 
 TEST_F(FaissIndexTest, ThreadedCoarseStepGivesIdenticalResults) {
-  // 128 lists so that the coarse step is really split (one shard per 64 lists).
+  // 128 lists so that scoring every centroid is really split (one shard per 64 lists).
   const FrameMatrix data = GenerateClusteredFrames(5000, kDim, 64, 6);
   std::unique_ptr<FaissIndex> index = TrainOrDie("IVF128,Flat", Metric::kL2, data);
   ASSERT_NE(index, nullptr);
   ASSERT_EQ(index->nlist(), 128);
   const FrameMatrix queries = Queries(data, 300, 4);  // more than one 256-query block
+  const FrameMatrix one_query = Queries(data, 1, 7);
   for (int nprobe : {1, 4}) {
-    const Neighbours one = SearchOrDie(*index, queries, 8, nprobe, /*threads=*/1);
-    const Neighbours two = SearchOrDie(*index, queries, 8, nprobe, /*threads=*/2);
-    EXPECT_EQ(one.ids, two.ids) << "nprobe " << nprobe;
-    EXPECT_EQ(one.scores, two.scores) << "nprobe " << nprobe;
-    // A single probed list can be shorter than k (-1 ids); four never are here.
-    if (nprobe == 4) {
-      EXPECT_THAT(one.ids, Each(::testing::Ge(0)));
-    }
+    // The pruned coarse step splits its queries into chunks.
+    std::vector<int64_t> one(queries.rows * nprobe), two(queries.rows * nprobe);
+    ASSERT_THAT(index->CoarseLists(queries.values.data(), queries.rows, nprobe, 1, one.data()),
+                IsOk());
+    ASSERT_THAT(index->CoarseLists(queries.values.data(), queries.rows, nprobe, 2, two.data()),
+                IsOk());
+    EXPECT_EQ(one, two) << "nprobe " << nprobe;
+    // A single query is not split by queries; scoring every centroid splits it by centroid range.
+    const Neighbours alone = SearchOrDie(*index, one_query, 8, nprobe, 1, 0, /*unpruned=*/true);
+    const Neighbours split = SearchOrDie(*index, one_query, 8, nprobe, 2, 0, /*unpruned=*/true);
+    EXPECT_EQ(alone.ids, split.ids) << "nprobe " << nprobe;
+    EXPECT_EQ(alone.scores, split.scores) << "nprobe " << nprobe;
   }
-  // Small index, one shard: also identical.
-  std::unique_ptr<FaissIndex> small = TrainOrDie("IVF8,Flat", Metric::kL2, *frames_);
-  ASSERT_NE(small, nullptr);
-  const FrameMatrix small_queries = Queries(*frames_, 20, 5);
-  const Neighbours one = SearchOrDie(*small, small_queries, 8, 0, 1);
-  const Neighbours two = SearchOrDie(*small, small_queries, 8, 0, 2);
-  EXPECT_EQ(one.ids, two.ids);
-  EXPECT_EQ(one.scores, two.scores);
 }
 
 TEST_F(FaissIndexTest, ThreadedSearchSplitsQueriesWithIdenticalResults) {
@@ -578,14 +575,17 @@ TEST_F(FaissIndexTest, ThreadedSearchSplitsQueriesWithIdenticalResults) {
       EXPECT_TRUE(index->pruned_list_scan() || index->sq8_scan()) << description;
       for (int64_t count : {1, 3, 16, 17}) {
         const FrameMatrix queries = Queries(data, count, 9);
-        const Neighbours one = SearchOrDie(*index, queries, 8, 4, /*threads=*/1);
-        for (int threads : {2, 3, 64}) {
-          const Neighbours many = SearchOrDie(*index, queries, 8, 4, threads);
-          EXPECT_EQ(one.ids, many.ids) << description << ", " << count << " queries, " << threads;
-          EXPECT_EQ(one.scores, many.scores)
-              << description << ", " << count << " queries, " << threads;
+        for (bool unpruned : {false, true}) {
+          const std::string what =
+              absl::StrCat(description, ", ", count, " queries", unpruned ? ", unpruned" : "");
+          const Neighbours one = SearchOrDie(*index, queries, 8, 4, 1, 0, unpruned);
+          for (int threads : {2, 3, 64}) {
+            const Neighbours many = SearchOrDie(*index, queries, 8, 4, threads, 0, unpruned);
+            EXPECT_EQ(one.ids, many.ids) << what << ", " << threads << " threads";
+            EXPECT_EQ(one.scores, many.scores) << what << ", " << threads << " threads";
+          }
+          EXPECT_THAT(one.ids, Each(::testing::Ge(0))) << what;
         }
-        EXPECT_THAT(one.ids, Each(::testing::Ge(0))) << description;
       }
     }
   }

@@ -44,12 +44,13 @@ struct Neighbours {
 };
 
 Neighbours TimbreSearch(const FaissIndex& index, const FrameMatrix& queries, int k, int nprobe,
-                        int k_factor = 0) {
+                        int k_factor = 0, bool unpruned = false) {
   Neighbours result{std::vector<float>(queries.rows * k), std::vector<int64_t>(queries.rows * k)};
   SearchParams params;
   params.k = k;
   params.nprobe = nprobe;
   params.k_factor = k_factor;
+  params.unpruned = unpruned;
   const absl::Status searched = index.Search(queries.values.data(), queries.rows, params, 1,
                                              result.scores.data(), result.ids.data());
   EXPECT_TRUE(searched.ok()) << searched;
@@ -219,6 +220,25 @@ TEST_F(Sq8ScanTest, ScoresOfThePrunedCoarseStepGiveTheSameNeighbours) {
     ASSERT_TRUE((*index)->pruned_coarse_step());
     ExpectSameNeighbours(TimbreSearch(**index, queries, 8, 3), FaissSearch(path, queries, 8, 3), 8,
                          metric == faiss::METRIC_L2 ? "L2, pruned" : "IP, pruned");
+  }
+}
+
+TEST_F(Sq8ScanTest, AnUnprunedSearchIsFaissOwnScan) {
+  // SearchParams::unpruned leaves the lists to faiss, which decodes every code: L2 scores equal
+  // faiss's own search bit for bit. Sq8Scan's differ from faiss's in float rounding (same
+  // neighbours), which is what shows that the unpruned search did not use it.
+  const FrameMatrix queries = QueriesNear(*frames_, 100, 9);
+  const std::string path = WriteSq8Index(faiss::METRIC_L2, true, faiss::ScalarQuantizer::QT_8bit);
+  absl::StatusOr<std::unique_ptr<FaissIndex>> index = FaissIndex::Load(path);
+  ASSERT_TRUE(index.ok()) << index.status();
+  ASSERT_TRUE((*index)->sq8_scan());
+  for (int nprobe : {1, 3}) {
+    const Neighbours faiss_own = FaissSearch(path, queries, 8, nprobe);
+    const Neighbours unpruned = TimbreSearch(**index, queries, 8, nprobe, 0, /*unpruned=*/true);
+    EXPECT_EQ(unpruned.ids, faiss_own.ids) << "nprobe " << nprobe;
+    EXPECT_EQ(unpruned.scores, faiss_own.scores) << "nprobe " << nprobe;
+    EXPECT_NE(TimbreSearch(**index, queries, 8, nprobe).scores, faiss_own.scores)
+        << "nprobe " << nprobe;
   }
 }
 

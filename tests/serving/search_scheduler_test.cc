@@ -362,15 +362,18 @@ TEST_F(SearchSchedulerTest, DifferentSnapshotsOrParamsAreNeverMerged) {
   BusyWorker blocker(*scheduler, *alice_, 1, 10);
   ASSERT_TRUE(blocker.WaitUntilBusy());
 
-  // Four kinds of search, three tasks of two rows each, submitted interleaved.
+  // Five kinds of search, three tasks of two rows each, submitted interleaved.
   struct Kind {
     std::shared_ptr<const IndexSnapshot> snapshot;
     SearchParams params;
   };
+  SearchParams unpruned = Params(4, kNlist);
+  unpruned.unpruned = true;
   const std::vector<Kind> kinds = {{*alice_, Params(4, kNlist)},
                                    {*bob_, Params(4, kNlist)},
                                    {*alice_, Params(6, kNlist)},
-                                   {*alice_, Params(4, 2)}};
+                                   {*alice_, Params(4, 2)},
+                                   {*alice_, unpruned}};
   std::vector<std::unique_ptr<Probe>> probes;
   for (int round = 0; round < 3; ++round) {
     for (size_t kind = 0; kind < kinds.size(); ++kind) {
