@@ -65,8 +65,9 @@ double Cosine(const float* a, const float* b, int dim) {
   return dot / std::sqrt(a_norm * b_norm);
 }
 
-absl::Status Invalid(absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat("candidate evaluation: ", what));
+template <typename... Parts>
+absl::Status Invalid(const Parts&... parts) {
+  return absl::InvalidArgumentError(absl::StrCat("candidate evaluation: ", parts...));
 }
 
 // The checks of the arguments TimeCandidate takes.
@@ -74,26 +75,24 @@ absl::Status ValidateTiming(const FaissIndex& candidate, const SearchParams& par
                             const FrameMatrix& queries, const EvaluationOptions& options) {
   if (queries.rows < 1) return Invalid("no held-out queries");
   if (queries.dim != candidate.dim()) {
-    return Invalid(
-        absl::StrCat("queries have dim ", queries.dim, ", the index has dim ", candidate.dim()));
+    return Invalid("queries have dim ", queries.dim, ", the index has dim ", candidate.dim());
   }
   if (options.k < 1 || options.k > candidate.size()) {
-    return Invalid(absl::StrCat("k is ", options.k, "; it must be in [1, ", candidate.size(), "]"));
+    return Invalid("k is ", options.k, "; it must be in [1, ", candidate.size(), "]");
   }
   if (params.k != options.k) {
-    return Invalid(absl::StrCat("the candidate's k is ", params.k, " but recall is measured at k ",
-                                options.k));
+    return Invalid("the candidate's k is ", params.k, " but recall is measured at k ", options.k);
   }
   if (params.nprobe < 0 || params.nprobe > candidate.nlist()) {
-    return Invalid(absl::StrCat("nprobe is ", params.nprobe, "; the candidate (",
-                                candidate.description(), ") allows [0, ", candidate.nlist(), "]"));
+    return Invalid("nprobe is ", params.nprobe, "; the candidate (", candidate.description(),
+                   ") allows [0, ", candidate.nlist(), "]");
   }
   if (!(options.index_rate >= 0.0f && options.index_rate <= 1.0f)) {
-    return Invalid(absl::StrCat("index_rate is ", options.index_rate, "; it must be in [0, 1]"));
+    return Invalid("index_rate is ", options.index_rate, "; it must be in [0, 1]");
   }
   if (options.call_frames < 1 || options.latency_calls < 1) {
-    return Invalid(absl::StrCat("call_frames (", options.call_frames, ") and latency_calls (",
-                                options.latency_calls, ") must be >= 1"));
+    return Invalid("call_frames (", options.call_frames, ") and latency_calls (",
+                   options.latency_calls, ") must be >= 1");
   }
   return absl::OkStatus();
 }
@@ -103,15 +102,13 @@ absl::Status ValidateEvaluation(const FaissIndex& candidate, const SearchParams&
                                 const FaissIndex& exact, const FrameMatrix& queries,
                                 const EvaluationOptions& options) {
   if (exact.description() != "Flat") {
-    return Invalid(
-        absl::StrCat("the exact reference must be a Flat index, not ", exact.description()));
+    return Invalid("the exact reference must be a Flat index, not ", exact.description());
   }
   if (candidate.dim() != exact.dim() || candidate.metric() != exact.metric() ||
       candidate.size() != exact.size()) {
-    return Invalid(absl::StrCat("the candidate (", candidate.size(), " vectors of dim ",
-                                candidate.dim(), ") and the exact reference (", exact.size(),
-                                " of dim ", exact.dim(),
-                                ") must hold the same vectors with the same metric"));
+    return Invalid("the candidate (", candidate.size(), " vectors of dim ", candidate.dim(),
+                   ") and the exact reference (", exact.size(), " of dim ", exact.dim(),
+                   ") must hold the same vectors with the same metric");
   }
   return ValidateTiming(candidate, params, queries, options);
 }
