@@ -1,5 +1,6 @@
 #include "server/build/index_builder.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -328,6 +329,17 @@ TEST_F(IndexBuilderTest, AutoOnSpeechLikeFramesMeetsItsTargetOrSaysNoneDoes) {
   const double target = report->min_blend_cosine();
   EXPECT_DOUBLE_EQ(target, 0.9997) << "the default target";
   const auto& chosen = report->candidates(report->chosen_candidate());
+  const bool any_within =
+      std::any_of(report->candidates().begin(), report->candidates().end(),
+                  [&](const auto& c) { return c.p50_call_ms() <= report->max_call_ms(); });
+  if (!any_within) {
+    // Possible where timbre's own steps run slower than faiss's scan, as under a sanitizer.
+    for (const auto& candidate : report->candidates()) {
+      EXPECT_GE(candidate.p50_call_ms(), chosen.p50_call_ms()) << "the fastest one";
+    }
+    EXPECT_THAT(report->notes(), ::testing::Contains(HasSubstr("no candidate ran within")));
+    return;
+  }
   EXPECT_LE(chosen.p50_call_ms(), report->max_call_ms());
   bool any_faithful_within = false;
   for (const auto& candidate : report->candidates()) {
