@@ -39,6 +39,9 @@ ABSL_FLAG(int, metrics_port, kServerDefaults.metrics_port,
           "Prometheus /metrics port; 0 picks a free one, -1 disables");
 ABSL_FLAG(int, search_threads, kServerDefaults.search_threads,
           "Search worker threads; 0 = one per core");
+ABSL_FLAG(bool, batch_scheduling, kServerDefaults.batch_scheduling,
+          "Run the server's threads under Linux's SCHED_BATCH policy (woken threads wait for a "
+          "busy core's time slice instead of preempting it)");
 ABSL_FLAG(bool, split_idle_searches, kServerDefaults.split_idle_searches,
           "Split a lone call's search across the idle search workers");
 ABSL_FLAG(absl::Duration, search_idle_spin, kServerDefaults.search_idle_spin,
@@ -248,6 +251,7 @@ int main(int argc, char** argv) {
   options.metrics_host = absl::GetFlag(FLAGS_metrics_host);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.search_threads = absl::GetFlag(FLAGS_search_threads);
+  options.batch_scheduling = absl::GetFlag(FLAGS_batch_scheduling);
   options.split_idle_searches = absl::GetFlag(FLAGS_split_idle_searches);
   options.search_idle_spin = absl::GetFlag(FLAGS_search_idle_spin);
   options.max_batch_frames = absl::GetFlag(FLAGS_max_batch_frames);

@@ -1,5 +1,9 @@
 #include "server/timbre_server.h"
 
+#include <sched.h>
+
+#include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -74,6 +78,16 @@ struct TimbreServer::Parts {
 };
 
 namespace {
+
+// Options::batch_scheduling: the calling thread, and the threads it starts from now on, under
+// SCHED_BATCH.
+void UseBatchScheduling() {
+  sched_param param{};
+  if (sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
+    spdlog::warn("timbre: cannot switch to the SCHED_BATCH policy ({}); threads keep theirs",
+                 std::strerror(errno));
+  }
+}
 
 absl::Status ValidateOptions(const TimbreServer::Options& options) {
   if (options.repo.empty()) return absl::InvalidArgumentError("--repo is required");
@@ -224,6 +238,8 @@ absl::Status StartBuilds(const TimbreServer::Options& options, TimbreServer::Par
 
 absl::StatusOr<std::unique_ptr<TimbreServer>> TimbreServer::Start(Options options) {
   if (absl::Status valid = ValidateOptions(options); !valid.ok()) return valid;
+  // Before any thread is started, so that all inherit it.
+  if (options.batch_scheduling) UseBatchScheduling();
   auto parts = std::make_unique<Parts>();
   parts->role = options.role;
   // Metrics first: the token checks and the registry's first loads record into them.

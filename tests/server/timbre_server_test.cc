@@ -2,14 +2,20 @@
 // the client library, the health service and the Prometheus endpoint.
 #include "server/timbre_server.h"
 
+#include <sched.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
+#include <set>
+#include <sstream>
+#include <string>
 #include <thread>
-
-#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -600,6 +606,60 @@ TEST(TimbreServerStartTest, EmptyRepositoryGetsDemoSpeaker) {
   EXPECT_EQ((*server)->metrics_port(), -1);
   EXPECT_TRUE(std::filesystem::exists(repo.Join("demo/1/index.faiss")));
   EXPECT_TRUE(std::filesystem::exists(repo.Join("demo/1/metadata.json")));
+}
+
+// The ids of this process's threads.
+std::set<pid_t> ThreadIds() {
+  std::set<pid_t> ids;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) {
+    ids.insert(static_cast<pid_t>(std::stoi(entry.path().filename().string())));
+  }
+  return ids;
+}
+
+// The scheduling policy of thread `id` (field 41 of its stat), -1 if it is gone.
+int PolicyOf(pid_t id) {
+  std::ifstream file(absl::StrCat("/proc/self/task/", id, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  const size_t name_end = stat.rfind(')');
+  if (name_end == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(name_end + 2));  // from field 3, the state
+  std::string field;
+  for (int i = 3; i <= 41 && fields >> field; ++i) {
+    if (i == 41) return std::stoi(field);
+  }
+  return -1;
+}
+
+// Options::batch_scheduling: Start switches the calling thread to SCHED_BATCH, and the threads
+// it starts (the search workers among them) inherit it; turned off, nothing changes policy.
+TEST(TimbreServerStartTest, ServerThreadsRunUnderBatchSchedulingUnlessTurnedOff) {
+  for (bool batch : {false, true}) {
+    sched_param param{};
+    ASSERT_EQ(sched_setscheduler(0, SCHED_OTHER, &param), 0);
+    const std::set<pid_t> before = ThreadIds();
+    ScratchDir repo;
+    TimbreServer::Options options = LoopbackOptions(repo.path(), /*metrics=*/false);
+    options.demo_if_empty = true;
+    options.batch_scheduling = batch;
+    auto server = TimbreServer::Start(options);
+    ASSERT_THAT(server, IsOk());
+    EXPECT_EQ(sched_getscheduler(0), batch ? SCHED_BATCH : SCHED_OTHER) << "batch " << batch;
+    int started = 0, started_batch = 0;
+    for (pid_t id : ThreadIds()) {
+      if (before.count(id) > 0) continue;
+      ++started;
+      if (PolicyOf(id) == SCHED_BATCH) ++started_batch;
+    }
+    EXPECT_GT(started, 0);
+    if (batch) {
+      EXPECT_GT(started_batch, 0);
+    } else {
+      EXPECT_EQ(started_batch, 0);
+    }
+  }
+  sched_param param{};
+  EXPECT_EQ(sched_setscheduler(0, SCHED_OTHER, &param), 0);
 }
 
 // --lazy_load: SERVING once scanned with nothing loaded; a call loads its speaker, whose
