@@ -3,7 +3,10 @@
 #include <sched.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -79,13 +82,23 @@ struct TimbreServer::Parts {
 
 namespace {
 
-// Options::batch_scheduling: the calling thread, and the threads it starts from now on, under
-// SCHED_BATCH.
+// Options::batch_scheduling: every thread of the process under SCHED_BATCH, those running now
+// (the calling one first) and, since they pass it on, every thread started from now on.
 void UseBatchScheduling() {
-  sched_param param{};
+  const sched_param param{};
   if (sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
     spdlog::warn("timbre: cannot switch to the SCHED_BATCH policy ({}); threads keep theirs",
                  std::strerror(errno));
+    return;
+  }
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", error)) {
+    const pid_t id = static_cast<pid_t>(std::strtol(task.path().filename().c_str(), nullptr, 10));
+    // A thread that has ended since the listing is no error.
+    if (sched_setscheduler(id, SCHED_BATCH, &param) != 0 && errno != ESRCH) {
+      spdlog::warn("timbre: cannot switch thread {} to the SCHED_BATCH policy ({})", id,
+                   std::strerror(errno));
+    }
   }
 }
 

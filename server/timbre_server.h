@@ -46,12 +46,13 @@ class TimbreServer {
     int metrics_port = 9464;
     // Search worker threads; 0 = one per core. Default 0.
     int search_threads = 0;
-    // Start switches the calling thread to Linux's SCHED_BATCH policy, so that every thread the
-    // server starts (search workers, gRPC's) inherits it: a server thread woken on a busy core
-    // waits for the running one's time slice instead of preempting it at once. Search workers
-    // are preempted far less often; on the benchmark's 2-core machine saturation rose by 6-15%
-    // (README, Performance design). Idle cores still take a woken thread at once. If Linux
-    // refuses, Start logs a warning and goes on. Default true.
+    // Start switches every thread of the process to Linux's SCHED_BATCH policy, the calling one
+    // first, so that every thread started afterwards (search workers, gRPC's) inherits it: a
+    // server thread woken on a busy core waits for the running one's time slice instead of
+    // preempting it at once. Search workers are preempted far less often; on the benchmark's
+    // 2-core machine saturation rose by 9-14% (README, Performance design). Idle cores still
+    // take a woken thread at once. If Linux refuses, Start logs a warning and goes on.
+    // Default true.
     bool batch_scheduling = true;
     // Split a lone call's search across the idle search workers (see
     // SearchScheduler::Options::split_when_idle). Default true.

@@ -631,12 +631,20 @@ int PolicyOf(pid_t id) {
   return -1;
 }
 
-// Options::batch_scheduling: Start switches the calling thread to SCHED_BATCH, and the threads
-// it starts (the search workers among them) inherit it; turned off, nothing changes policy.
+// Options::batch_scheduling: Start switches the calling thread and the threads already running
+// to SCHED_BATCH, and the threads it starts (the search workers among them) inherit it; turned
+// off, nothing changes policy.
 TEST(TimbreServerStartTest, ServerThreadsRunUnderBatchSchedulingUnlessTurnedOff) {
   for (bool batch : {false, true}) {
     sched_param param{};
     ASSERT_EQ(sched_setscheduler(0, SCHED_OTHER, &param), 0);
+    std::atomic<pid_t> running_id{0};
+    absl::Notification stop_running;
+    std::thread running([&] {
+      running_id = gettid();
+      stop_running.WaitForNotification();
+    });
+    while (running_id == 0) std::this_thread::yield();
     const std::set<pid_t> before = ThreadIds();
     ScratchDir repo;
     TimbreServer::Options options = LoopbackOptions(repo.path(), /*metrics=*/false);
@@ -657,6 +665,9 @@ TEST(TimbreServerStartTest, ServerThreadsRunUnderBatchSchedulingUnlessTurnedOff)
     } else {
       EXPECT_EQ(started_batch, 0);
     }
+    EXPECT_EQ(PolicyOf(running_id), batch ? SCHED_BATCH : SCHED_OTHER) << "batch " << batch;
+    stop_running.Notify();
+    running.join();
   }
   sched_param param{};
   EXPECT_EQ(sched_setscheduler(0, SCHED_OTHER, &param), 0);
