@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "server/build/demo_speaker.h"
@@ -631,19 +632,31 @@ int PolicyOf(pid_t id) {
   return -1;
 }
 
+// Switches every thread of this process to `policy`, so that threads they start inherit it.
+void SetEveryThreadPolicy(int policy) {
+  const sched_param param{};
+  for (pid_t id : ThreadIds()) sched_setscheduler(id, policy, &param);
+}
+
 // Options::batch_scheduling: Start switches the calling thread and the threads already running
 // to SCHED_BATCH, and the threads it starts (the search workers among them) inherit it; turned
 // off, nothing changes policy.
 TEST(TimbreServerStartTest, ServerThreadsRunUnderBatchSchedulingUnlessTurnedOff) {
   for (bool batch : {false, true}) {
-    sched_param param{};
-    ASSERT_EQ(sched_setscheduler(0, SCHED_OTHER, &param), 0);
+    // Servers of earlier tests in this process switched its threads; threads those start
+    // would inherit SCHED_BATCH.
+    SetEveryThreadPolicy(SCHED_OTHER);
+    ASSERT_EQ(sched_getscheduler(0), SCHED_OTHER);
     std::atomic<pid_t> running_id{0};
     absl::Notification stop_running;
     std::thread running([&] {
       running_id = gettid();
       stop_running.WaitForNotification();
     });
+    absl::Cleanup join_running = [&] {
+      stop_running.Notify();
+      running.join();
+    };
     while (running_id == 0) std::this_thread::yield();
     const std::set<pid_t> before = ThreadIds();
     ScratchDir repo;
@@ -666,11 +679,9 @@ TEST(TimbreServerStartTest, ServerThreadsRunUnderBatchSchedulingUnlessTurnedOff)
       EXPECT_EQ(started_batch, 0);
     }
     EXPECT_EQ(PolicyOf(running_id), batch ? SCHED_BATCH : SCHED_OTHER) << "batch " << batch;
-    stop_running.Notify();
-    running.join();
   }
-  sched_param param{};
-  EXPECT_EQ(sched_setscheduler(0, SCHED_OTHER, &param), 0);
+  SetEveryThreadPolicy(SCHED_OTHER);
+  EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER);
 }
 
 // --lazy_load: SERVING once scanned with nothing loaded; a call loads its speaker, whose
