@@ -15,11 +15,14 @@ start_server() {
   mkdir -p "$work/repo/rvc"
   cp "$fixture" "$work/repo/rvc/"
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # The child truncates the log only after the fork: remove the previous server's log first, or the
+  # loop below could find its line.
+  rm -f "$work/log"
   "$server" --repo="$work/repo" --host=127.0.0.1 --port="$port" --metrics_port=-1 \
     --poll_interval=0 "$@" >"$work/log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do
-    grep -q "timbre serving on" "$work/log" && break
+    grep -q "timbre serving on 127.0.0.1:$port" "$work/log" 2>/dev/null && break
     kill -0 "$pid" 2>/dev/null || fail "the server exited before serving"
     sleep 0.1
   done
